@@ -1,0 +1,56 @@
+"""genvision: deep generative models of images with one API and one CLI.
+
+    import genvision as gv
+    model = gv.create("ddpm", image_size=8, channels=1)
+    gv.train(model, data="digits", steps=2000, out="runs/ddpm-digits")
+    model = gv.load("runs/ddpm-digits")
+    images = model.sample(64, seed=0)            # (64, 1, 8, 8) in [-1, 1]; image k fixed by (seed, k)
+    gv.save_grid(images, "grid.png")
+    report = gv.evaluate(model, data="digits")   # domain FID, floor, class histogram
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["create", "load", "train", "evaluate", "list_models", "save_grid", "__version__"]
+
+
+def create(name: str, **config):
+    """Build registry model ``name`` with config overrides (``image_size=``, ``channels=``, ...)."""
+    from .registry import create as _create
+
+    return _create(name, **config)
+
+
+def load(directory, device="cpu"):
+    """Load a model directory (``config.json`` + ``model.safetensors``), never unpickling."""
+    from .families.base import load_model_dir
+
+    return load_model_dir(directory, device=device)
+
+
+def train(model, data="digits", out=None, **train_config):
+    """Train ``model`` (a model or registry name) on dataset spec ``data``; returns the run directory."""
+    from .training.trainer import train as _train
+
+    return _train(model, data=data, out=out, **train_config)
+
+
+def evaluate(source, data="digits", metrics=None, n=None, out=None, **options):
+    """Evaluate a model, model directory, ``npz:FILE`` or ``folder:DIR`` against dataset ``data``."""
+    from .metrics.evaluate import evaluate as _evaluate
+
+    return _evaluate(source, data=data, metrics=metrics, n=n, out=out, **options)
+
+
+def list_models():
+    """Registry names with their family and one-line summary."""
+    from .registry import list_models as _list
+
+    return _list()
+
+
+def save_grid(images, path, nrow=None, levels=None):
+    """Write a PNG grid of images in [-1, 1] (N, C, H, W)."""
+    from .viz import save_grid as _save_grid
+
+    return _save_grid(images, path, nrow=nrow, levels=levels)
