@@ -1,0 +1,269 @@
+"""Image folders (``folder:DIR``): scan, check and decode every file once.
+
+Layout rules (INTERFACES.md):
+
+    DIR/cat/001.png, DIR/dog/a/7.jpg   sub-folders are classes, sorted names -> 0..K-1;
+                                       files anywhere below a class folder belong to it
+    DIR/001.png, DIR/002.png           loose files only: one unlabeled set (label -1)
+
+When DIR has both class sub-folders and loose image files, the loose files are ignored (with a
+warning naming them): a set where only some images are labeled would break conditional models
+and the evaluation judge. A sub-folder counts as a class only if it holds at least one file with
+an image extension, decided before any decoding so that labels never depend on which files decode.
+
+Every kept file is opened and fully decoded at scan time, so batches never change mid-run. Files
+that fail (truncated, empty, not an image, over Pillow's pixel limit) are skipped and reported
+in one warning, or, with ``strict=True``, in one error. Decoding applies the EXIF orientation,
+converts palette / CMYK / other modes to RGB, scales 16-bit to 8-bit and composites alpha onto
+black. An RGB image whose three channels are equal counts as greyscale. The set has 1 channel if
+every kept image is greyscale, else 3. Size: ``image_size`` if given, else the most common
+min(H, W) capped at 64 (ties: the larger); each image's shorter side is resized to it (Lanczos)
+and the centre is cropped.
+
+The test split is the files whose sha1 of the relative (posix) path falls in the lowest 10%, so
+it stays stable as files are added. Scans are kept per process, keyed by the resolved folder,
+``strict``, ``image_size`` and a fingerprint of file names, sizes and modification times, so the
+train and test splits decode the folder once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+TEST_FRACTION = 0.1
+MAX_AUTO_SIZE = 64
+NAMED_IN_MESSAGES = 10
+
+
+def in_test_split(key: str) -> bool:
+    """Whether the item named ``key`` (a relative posix path, or ``str(index)``) is in the test split.
+
+    The first 32 bits of sha1(key) as a fraction of 2**32, below 0.1: about 10% of items, and
+    an item's split never depends on which other items exist.
+    """
+    return int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16) / 2**32 < TEST_FRACTION
+
+
+@dataclass
+class FolderScan:
+    """Everything decoded from one folder; both splits are cut from it.
+
+    Attributes:
+        images: uint8 (N, H, W, C), H == W, C in {1, 3}, 0..255.
+        labels: int64 (N,), class index or -1 for an unlabeled folder.
+        files: N relative posix paths, in sorted order.
+        classes: sorted class folder names (empty for an unlabeled folder).
+        skipped: absolute paths of the files that could not be decoded.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    files: list[str]
+    classes: list[str]
+    skipped: list[str]
+
+    def test_mask(self) -> np.ndarray:
+        """bool (N,): True for images in the test split."""
+        return np.array([in_test_split(f) for f in self.files], dtype=bool)
+
+
+_CACHE: dict[tuple, FolderScan] = {}
+_CACHE_MAX = 4
+
+
+def scan_folder(directory: str | Path, *, strict: bool = False, image_size: int | None = None) -> FolderScan:
+    """Decode every image under ``directory`` following the rules in the module docstring.
+
+    Raises:
+        FileNotFoundError: ``directory`` does not exist or is not a folder.
+        ValueError: no image files, none readable, or (``strict``) some unreadable.
+    """
+    root = Path(directory).expanduser()
+    name = f"folder:{directory}"
+    if not root.is_dir():
+        raise FileNotFoundError(f"{name}: no such directory; give an existing folder of images")
+    entries, classes, loose = _list_images(root)
+    if not entries:
+        exts = " ".join(sorted(e[1:] for e in IMAGE_EXTENSIONS))
+        raise ValueError(
+            f"{name} holds no image files ({exts}); put images in it, or one sub-folder of images per class"
+        )
+    key = (str(root.resolve()), strict, image_size, _fingerprint(root, entries))
+    if key not in _CACHE:
+        if loose:  # warned once per scan, like the skipped files
+            warnings.warn(
+                f"{name}: ignored {len(loose)} loose file(s) next to the class sub-folders "
+                f"({_names(loose)}); move them into a class folder to use them",
+                stacklevel=4,
+            )
+        while len(_CACHE) >= _CACHE_MAX:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = _scan(root, name, entries, classes, strict=strict, image_size=image_size)
+    return _CACHE[key]
+
+
+def _names(items: list[str]) -> str:
+    """The first ``NAMED_IN_MESSAGES`` items, comma-separated, and how many more."""
+    more = len(items) - NAMED_IN_MESSAGES
+    return ", ".join(items[:NAMED_IN_MESSAGES]) + (f" and {more} more" if more > 0 else "")
+
+
+def _list_images(root: Path) -> tuple[list[tuple[str, int]], list[str], list[str]]:
+    """(relative path, label) of every candidate image, the class names, and ignored loose files."""
+    by_top: dict[str, list[str]] = {}  # top-level folder ("" for loose files) -> relative paths
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel_dir = Path(dirpath).relative_to(root)
+        for fname in filenames:
+            if fname.startswith(".") or Path(fname).suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            rel = (rel_dir / fname).as_posix()
+            top = rel_dir.parts[0] if rel_dir.parts else ""
+            by_top.setdefault(top, []).append(rel)
+    classes = sorted(t for t in by_top if t)
+    if classes:
+        entries = [(rel, k) for k, c in enumerate(classes) for rel in by_top[c]]
+        loose = sorted(by_top.get("", []))
+    else:
+        entries, loose = [(rel, -1) for rel in by_top.get("", [])], []
+    return sorted(entries), classes, loose
+
+
+def _fingerprint(root: Path, entries: list[tuple[str, int]]) -> str:
+    h = hashlib.sha1()
+    for rel, label in entries:
+        st = (root / rel).stat()
+        h.update(f"{rel}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _scan(root, name, entries, classes, *, strict, image_size) -> FolderScan:
+    cap = image_size or MAX_AUTO_SIZE
+    kept, sides, labels, files, failures = [], [], [], [], []
+    for rel, label in entries:
+        try:
+            im = decode_image(root / rel)
+        except Exception as e:  # any decoder failure means "not a usable image"
+            failures.append((rel, _reason(root / rel, e)))
+            continue
+        sides.append(min(im.size))
+        if min(im.size) > cap:  # bound memory: nothing is ever needed above `cap`
+            im = _resize_shorter(im, cap)
+        kept.append(im)
+        labels.append(label)
+        files.append(rel)
+    if failures:
+        listed = _names([f"{rel} ({why})" for rel, why in failures])
+        what = f"{name}: {len(failures)} of {len(entries)} file(s) are not readable images: {listed}"
+        if strict or not kept:
+            fix = "or drop --strict / strict=True to skip them" if strict else "none could be used"
+            raise ValueError(f"{what}; fix or remove them ({fix})")
+        warnings.warn(
+            f"{what}; skipped them (fix or remove them, or use --strict / strict=True to stop on them)",
+            stacklevel=5,
+        )
+
+    size = image_size or min(MAX_AUTO_SIZE, _most_common(sides))
+    channels = 1 if all(im.mode == "L" for im in kept) else 3
+    mode = "L" if channels == 1 else "RGB"
+    arrays = [np.asarray(_centre_crop(_resize_shorter(im, size), size).convert(mode)) for im in kept]
+    images = np.stack(arrays).reshape(len(arrays), size, size, channels)
+    return FolderScan(
+        images=images,
+        labels=np.asarray(labels, dtype=np.int64),
+        files=files,
+        classes=classes,
+        skipped=[str(root / rel) for rel, _ in failures],
+    )
+
+
+def _reason(path: Path, e: Exception) -> str:
+    """A few words on why ``path`` failed, for the one-line report."""
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return "over Pillow's pixel limit"
+    if isinstance(e, UnidentifiedImageError):
+        return "empty file" if path.is_file() and path.stat().st_size == 0 else "not an image"
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if "truncated" in text or isinstance(e, EOFError):
+        return "truncated"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _most_common(sides: list[int]) -> int:
+    counts = Counter(sides)
+    return max(counts, key=lambda s: (counts[s], s))  # ties: the larger size
+
+
+def decode_image(path: str | Path) -> Image.Image:
+    """Open and fully decode one file into an 8-bit PIL image of mode "L" or "RGB".
+
+    EXIF orientation applied; palette, CMYK and other modes converted; 16-bit scaled to 8-bit
+    (v * 255 / 65535, rounded); alpha (and transparency keys) composited onto black; an RGB
+    image with three equal channels returned as "L".
+
+    Raises:
+        Any Pillow error for a file that is not a readable image, including
+        ``Image.DecompressionBombError`` and ``DecompressionBombWarning`` (raised as an error) for
+        images over ``Image.MAX_IMAGE_PIXELS``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's chatter about palettes and EXIF
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            im.load()
+            try:
+                im = ImageOps.exif_transpose(im)
+            except Exception:  # a broken EXIF block must not cost a good image
+                pass
+            return _to_8bit(im)
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        return Image.fromarray(np.round(np.clip(a, 0, 65535) * 255 / 65535).astype(np.uint8))
+    if im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        a = a * 255 if a.size and np.nanmax(a) <= 1.0 else a  # float images in [0, 1] or [0, 255]
+        return Image.fromarray(np.round(np.clip(np.nan_to_num(a), 0, 255)).astype(np.uint8))
+    if im.mode == "1":
+        return im.convert("L")
+    if im.mode in ("P", "PA", "La", "RGBa") or "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("LA", "RGBA"):  # straight alpha: colour * alpha / 255, rounded
+        a = np.asarray(im).astype(np.uint32)
+        colour = ((a[..., :-1] * a[..., -1:] + 127) // 255).astype(np.uint8)
+        im = Image.fromarray(colour[..., 0] if im.mode == "LA" else colour)
+    if im.mode not in ("L", "RGB"):
+        im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+    if im.mode == "RGB":
+        a = np.asarray(im)
+        if (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all():
+            return Image.fromarray(np.ascontiguousarray(a[..., 0]))
+    return im
+
+
+def _resize_shorter(im: Image.Image, size: int) -> Image.Image:
+    w, h = im.size
+    if min(w, h) == size:
+        return im
+    scale = size / min(w, h)
+    new = (size, max(size, round(h * scale))) if w <= h else (max(size, round(w * scale)), size)
+    return im.resize(new, Image.Resampling.LANCZOS)
+
+
+def _centre_crop(im: Image.Image, size: int) -> Image.Image:
+    w, h = im.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return im.crop((left, top, left + size, top + size))
