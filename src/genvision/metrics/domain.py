@@ -1,0 +1,289 @@
+"""The domain judge: a small CNN classifier whose penultimate layer gives the features of domain FID.
+
+INTERFACES.md, "Domain-FID protocol": Inception-v3 features mean little on 8x8 or 28x28 grey
+digits, so FID on small images uses a classifier trained on the dataset's own train split,
+with a fixed recipe and seed, its test accuracy recorded beside every FID it produces.
+
+Network (one recipe for 8x8 up to 64x64, 1 or 3 channels):
+
+    x (B, C, H, W) -> [avg-pool by H // 32 when H >= 64]
+      -> conv3x3(C -> 16) -> ReLU -> [max-pool 2 when the map is >= 12 px]
+      -> conv3x3(16 -> 32) -> ReLU -> [max-pool 2 when the map is >= 12 px]
+      -> adaptive max-pool 4x4 -> flatten (512) -> linear (128) = features
+      -> ReLU -> linear (num_classes) = logits
+
+Features are the 128 pre-activation units of the penultimate layer: no unit is ever dead (a
+post-ReLU feature can be exactly 0 on every image, which makes the covariance singular), and they
+are closer to Gaussian, which is what FID assumes.
+
+Recipe: Adam, lr 4e-3 decayed linearly to 0, batch 128, max(1 epoch, 250 steps), seed 0, on
+the CPU with one torch thread (measured on a busy 2-core machine: 2-4 s on digits, test accuracy
+0.978; MNIST 15 s of training plus 15 s for the split statistics, test accuracy 0.981).
+Widths, pooling and length were chosen by measured accuracy per CPU second: wider layers or
+batch norm doubled the time for under half a point of accuracy; adaptive max-pooling beat
+average-pooling by 1-2 points on MNIST at equal cost. One thread makes the judge the same
+whatever the caller's thread setting (2 threads gave a different last digit of accuracy), and
+these small convolutions gain little from more threads but lose 5-20x when cores are
+oversubscribed (measured: 4 s vs 86 s for the digits judge on a busy 2-core machine).
+
+The trained judge, its test accuracy and the feature statistics of the train and test
+splits (the FID reference and floor) are cached under ``GENVISION_CACHE`` (default
+``~/.cache/genvision``) as ``judges/<key>.safetensors`` + ``judges/<key>.json``, keyed by the
+train and test splits' ``identity`` and :data:`RECIPE_VERSION`. Loading never unpickles.
+Bump :data:`RECIPE_VERSION` whenever anything above changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import io
+from . import fid
+
+RECIPE_VERSION = 1
+SEED = 0
+WIDTHS = (16, 32)
+FEATURE_DIM = 128
+BATCH_SIZE = 128
+EPOCHS = 1
+MIN_STEPS = 250
+LR = 4e-3
+EVAL_BATCH = 250  # larger batches run slower on CPU (memory-bound)
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """``cache_dir``, else ``$GENVISION_CACHE``, else ``~/.cache/genvision``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("GENVISION_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "genvision"
+
+
+class JudgeNet(nn.Module):
+    """The judge's network; see the module docstring for its layout."""
+
+    def __init__(self, channels: int, image_size: int, num_classes: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        res = image_size
+        if image_size >= 64:  # keep the convolutions cheap on large images
+            layers.append(nn.AvgPool2d(image_size // 32))
+            res = image_size // (image_size // 32)
+        cin = channels
+        for width in WIDTHS:
+            layers += [nn.Conv2d(cin, width, 3, padding=1), nn.ReLU()]
+            if res >= 12:
+                layers.append(nn.MaxPool2d(2))
+                res //= 2
+            cin = width
+        layers += [nn.AdaptiveMaxPool2d(4), nn.Flatten()]
+        self.body = nn.Sequential(*layers)
+        self.penultimate = nn.Linear(cin * 16, FEATURE_DIM)
+        self.head = nn.Linear(FEATURE_DIM, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.penultimate(self.body(x))  # (B, FEATURE_DIM)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(self.features(x)))  # (B, num_classes)
+
+
+class Judge:
+    """A trained judge: features, logits, its test accuracy and the cached split statistics.
+
+    Attributes:
+        accuracy: test-split accuracy of the classifier, in [0, 1].
+        stats: {"train": (mu, sigma), "test": (mu, sigma)} float64 feature statistics.
+        floor: FID of the test split against the train split.
+    """
+
+    def __init__(self, net: JudgeNet, meta: dict, stats: dict):
+        self.net = net.eval()
+        self.meta = meta
+        self.stats = stats
+
+    @property
+    def accuracy(self) -> float:
+        return self.meta["test_accuracy"]
+
+    @property
+    def floor(self) -> float:
+        return self.meta["floor_fid"]
+
+    def _check(self, x) -> torch.Tensor:
+        x = torch.as_tensor(x).detach().to("cpu", torch.float32)
+        want = (self.meta["channels"], self.meta["image_size"], self.meta["image_size"])
+        if x.dim() != 4 or tuple(x.shape[1:]) != want:
+            raise ValueError(
+                f"the judge takes images of shape (N, {', '.join(map(str, want))}); got {tuple(x.shape)}"
+            )
+        return x
+
+    @torch.no_grad()
+    def features(self, x) -> torch.Tensor:
+        """Penultimate-layer features (B, 128) of images (B, C, H, W) in [-1, 1]."""
+        return self.net.features(self._check(x))
+
+    @torch.no_grad()
+    def logits(self, x) -> torch.Tensor:
+        """Class logits (B, num_classes) of images (B, C, H, W) in [-1, 1]."""
+        return self.net(self._check(x))
+
+    def info(self) -> dict:
+        """Recipe version, feature dim, test accuracy, cache key and path, for metric cards."""
+        keys = ("recipe_version", "feature_dim", "test_accuracy", "cache_key", "cache_path", "train_seconds")
+        out = {k: self.meta[k] for k in keys}
+        out["train_data"], out["test_data"] = self.meta["train_data"], self.meta["test_data"]
+        return out
+
+
+# ----------------------------------------------------------------------------- public entry
+def get_judge(train_ds, test_ds, cache_dir: str | Path | None = None) -> Judge:
+    """The judge of a dataset: loaded from the cache, else trained (seconds) and cached.
+
+    Args:
+        train_ds, test_ds: ``genvision.data`` ImageDatasets of one dataset's train and test splits.
+        cache_dir: overrides ``$GENVISION_CACHE``.
+    Raises:
+        ValueError: the dataset is unlabeled (domain features need labels).
+    """
+    if train_ds.num_classes < 2:
+        what = "is unlabeled" if train_ds.num_classes == 0 else "has a single class"
+        raise ValueError(
+            f"domain features need labels, and {train_ds.spec} {what}; "
+            "use Inception features (`--features inception`, evaluation issue) instead"
+        )
+    key = cache_key(train_ds, test_ds)
+    folder = cache_root(cache_dir) / "judges"
+    weights, meta_path = folder / f"{key}.safetensors", folder / f"{key}.json"
+    if weights.is_file() and meta_path.is_file():
+        try:
+            return _load(weights, meta_path)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            warnings.warn(f"judge cache {weights} is unreadable ({e}); retraining it", stacklevel=2)
+    with _one_thread():
+        net, meta = _train(train_ds, test_ds)
+        meta.update(cache_key=key, cache_path=str(weights))
+        judge = Judge(net, meta, {})
+        judge.stats = {"train": _split_stats(judge, train_ds), "test": _split_stats(judge, test_ds)}
+    meta["floor_fid"] = fid.frechet_distance(*judge.stats["test"], *judge.stats["train"])
+    tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
+    for split, (mu, sigma) in judge.stats.items():
+        tensors[f"stats.{split}.mu"] = torch.from_numpy(mu)
+        tensors[f"stats.{split}.sigma"] = torch.from_numpy(sigma)
+    io.save_safetensors(weights, tensors)
+    io.write_json(meta_path, meta)  # written last: its presence marks a complete entry
+    return judge
+
+
+def cache_key(train_ds, test_ds) -> str:
+    """Hex key of (train identity, test identity, recipe version)."""
+    text = f"{train_ds.identity}|{test_ds.identity}|recipe-{RECIPE_VERSION}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+# ----------------------------------------------------------------------------- training
+@contextlib.contextmanager
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(train_ds, test_ds) -> tuple[JudgeNet, dict]:
+    start = time.perf_counter()
+    g = torch.Generator().manual_seed(SEED)
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
+        torch.manual_seed(SEED)
+        net = JudgeNet(train_ds.channels, train_ds.image_size, train_ds.num_classes)
+    n = len(train_ds)
+    batch = min(BATCH_SIZE, n)
+    steps = max(EPOCHS * math.ceil(n / batch), MIN_STEPS)
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps)
+    net.train()
+    step = 0
+    while step < steps:
+        order = torch.randperm(n, generator=g)
+        for i in range(0, n - batch + 1, batch):  # full batches only
+            if step == steps:
+                break
+            x, y = train_ds.batch(order[i : i + batch], generator=g)
+            loss = F.cross_entropy(net(x.float()), torch.as_tensor(y, dtype=torch.long))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+    net.eval()
+    seconds = time.perf_counter() - start
+    judge = Judge(net, {"channels": train_ds.channels, "image_size": train_ds.image_size}, {})
+    correct, confidence = 0, 0.0
+    counts = torch.zeros(train_ds.num_classes, dtype=torch.long)
+    for x, y in _batches(test_ds):
+        p = judge.logits(x).softmax(dim=1)
+        correct += int((p.argmax(dim=1) == torch.as_tensor(y)).sum())
+        confidence += float(p.max(dim=1).values.sum())
+        counts += torch.bincount(p.argmax(dim=1), minlength=train_ds.num_classes)
+    meta = {
+        "recipe_version": RECIPE_VERSION,
+        "feature_dim": FEATURE_DIM,
+        "test_accuracy": correct / len(test_ds),
+        "test_confidence": confidence / len(test_ds),
+        "test_class_counts": counts.tolist(),  # judge-predicted classes of the test split
+        "train_seconds": round(seconds, 2),
+        "train_steps": steps,
+        "channels": train_ds.channels,
+        "image_size": train_ds.image_size,
+        "num_classes": train_ds.num_classes,
+        "train_data": _brief(train_ds),
+        "test_data": _brief(test_ds),
+    }
+    return net, meta
+
+
+def _batches(ds, batch_size: int = EVAL_BATCH):
+    """The whole split in order, as float batches (a fixed generator for stochastic datasets)."""
+    g = torch.Generator().manual_seed(SEED)
+    for i in range(0, len(ds), batch_size):
+        yield ds.batch(torch.arange(i, min(i + batch_size, len(ds))), generator=g)
+
+
+def _split_stats(judge: Judge, ds) -> tuple[np.ndarray, np.ndarray]:
+    feats = np.concatenate([judge.features(x).double().numpy() for x, _ in _batches(ds)])
+    return fid.statistics(feats)
+
+
+def _brief(ds) -> dict:
+    return {"spec": ds.spec, "split": ds.split, "n": len(ds), "identity": ds.identity}
+
+
+def _load(weights: Path, meta_path: Path) -> Judge:
+    from safetensors.torch import load_file
+
+    meta = json.loads(meta_path.read_text())
+    meta["cache_path"] = str(weights)
+    if meta.get("recipe_version") != RECIPE_VERSION:
+        raise ValueError(f"recipe version {meta.get('recipe_version')} != {RECIPE_VERSION}")
+    tensors = load_file(str(weights))
+    net = JudgeNet(meta["channels"], meta["image_size"], meta["num_classes"])
+    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    stats = {
+        s: (tensors[f"stats.{s}.mu"].numpy(), tensors[f"stats.{s}.sigma"].numpy()) for s in ("train", "test")
+    }
+    return Judge(net, meta, stats)
