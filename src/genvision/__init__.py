@@ -1,12 +1,12 @@
 """genvision: deep generative models of images with one API and one CLI.
 
-    import genvision as gv
-    model = gv.create("ddpm", image_size=8, channels=1)
-    gv.train(model, data="digits", steps=2000, out="runs/ddpm-digits")
-    model = gv.load("runs/ddpm-digits")
-    images = model.sample(64, seed=0)            # (64, 1, 8, 8) in [-1, 1]; image k fixed by (seed, k)
-    gv.save_grid(images, "grid.png")
-    report = gv.evaluate(model, data="digits")   # domain FID, floor, class histogram
+import genvision as gv
+model = gv.create("ddpm", image_size=8, channels=1)
+gv.train(model, data="digits", steps=2000, out="runs/ddpm-digits")
+model = gv.load("runs/ddpm-digits")
+images = model.sample(64, seed=0)            # (64, 1, 8, 8) in [-1, 1]; image k fixed by (seed, k)
+gv.save_grid(images, "grid.png")
+report = gv.evaluate(model, data="digits")   # domain FID, floor, class histogram
 """
 
 __version__ = "0.1.0"

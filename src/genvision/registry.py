@@ -22,7 +22,9 @@ class Entry:
 DIFFUSION = "genvision.families.diffusion.model:Diffusion"
 
 MODELS: dict[str, Entry] = {
-    "ddpm": Entry(DIFFUSION, {"objective": "eps"}, "DDPM (Ho et al. 2020): UNet noise prediction, 1000 steps"),
+    "ddpm": Entry(
+        DIFFUSION, {"objective": "eps"}, "DDPM (Ho et al. 2020): UNet noise prediction, 1000 steps"
+    ),
     "ddpm-cond": Entry(
         DIFFUSION,
         {"objective": "eps", "conditional": True},
@@ -34,7 +36,9 @@ MODELS: dict[str, Entry] = {
 def resolve(name: str):
     """(model class, preset overrides) of a registry name."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))} (see `genvision models`)")
+        raise ValueError(
+            f"unknown model {name!r}; known: {', '.join(sorted(MODELS))} (see `genvision models`)"
+        )
     module, _, cls = MODELS[name].target.partition(":")
     return getattr(importlib.import_module(module), cls), dict(MODELS[name].preset)
 

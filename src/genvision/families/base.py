@@ -2,8 +2,12 @@
 
 A model is an ``nn.Module`` with a dataclass ``config`` and:
 
-- ``loss(x, y=None, phase="main") -> dict`` with key ``"loss"`` (what is optimised) plus terms
-  worth logging. ``x`` is a float batch in [-1, 1], NCHW; ``y`` int64 labels or None.
+- ``loss(x, y=None, phase="main", generator=None) -> dict`` with key ``"loss"`` (what is
+  optimised) plus terms worth logging. ``x`` is a float batch in [-1, 1], NCHW; ``y`` int64
+  labels or None. ``generator`` is None (global RNG) or a list of per-image generators (use
+  ``genvision.seeding.randn``/``rand``): the trainer derives image i's generator from
+  (seed, step, phase, global image index), so the training noise does not depend on how a
+  batch is split across processes and resume needs no RNG state.
 - ``phases``: the optimisation phases (``Phase``) with their parameters and optimiser settings.
   The trainer runs every phase in order each step, each ``repeats`` times on a fresh batch.
 - ``sample(n, y=None, seed=None, generator=None, **options) -> Tensor`` in [-1, 1].
@@ -105,8 +109,17 @@ class GenerativeModel(nn.Module):
         self.registry_name = type(self).__name__.lower()  # set by genvision.create / load
 
     # -- required -------------------------------------------------------------------
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, phase: str = "main") -> dict:
+    def loss(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, phase: str = "main", generator=None
+    ) -> dict:
         raise NotImplementedError
+
+    def train_defaults(self) -> dict:
+        """Trainer settings this model trains best with (batch_size, ema_half_life, warmup...).
+
+        Trainer flags given by the user override them; ``TrainConfig`` defaults fill the rest.
+        """
+        return {}
 
     def sample(self, n: int, y=None, seed: int | None = None, generator=None, **options) -> torch.Tensor:
         raise NotImplementedError
@@ -161,9 +174,9 @@ class GenerativeModel(nn.Module):
             raise ValueError(f"labels must be in 0..{k - 1}")
         return y.to(self.device)
 
-    def describe_start(self, n: int) -> str:
+    def describe_start(self, n: int, seed: int | None = None) -> str:
         """One line for ``genvision sample``: what sampling starts from."""
-        return f"{n} images"
+        return f"{n} images from {self.registry_name}"
 
 
 def has(model, capability: str) -> bool:
@@ -192,7 +205,9 @@ def parse_value(tp, raw: str, name: str):
             raise ValueError(f"{name} must be one of {', '.join(map(str, args))} (got {raw!r})")
         return raw
     if origin in (tuple, list):
-        parts = [p for p in raw.replace("(", "").replace(")", "").replace("[", "").replace("]", "").split(",")]
+        parts = [
+            p for p in raw.replace("(", "").replace(")", "").replace("[", "").replace("]", "").split(",")
+        ]
         inner = args[0] if args else str
         vals = [parse_value(inner, p.strip(), name) for p in parts if p.strip()]
         return tuple(vals) if origin is tuple else vals
@@ -246,26 +261,12 @@ def model_state(model: GenerativeModel, params_override: dict | None = None) -> 
     return state
 
 
-def save_model_dir(
-    model: GenerativeModel,
-    directory: str | Path,
-    *,
-    state: dict | None = None,
-    extra: dict | None = None,
-) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` atomically into ``directory``.
-
-    ``extra`` (train config, data description) is merged into config.json; an existing
-    config.json's extra fields are kept when not overridden.
-    """
+def write_config(model: GenerativeModel, directory: str | Path, extra: dict | None = None) -> Path:
+    """Write ``config.json`` atomically; fields of an existing one not in ``extra`` are kept."""
     from .. import __version__
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    cfg_path = directory / CONFIG_FILE
-    meta: dict[str, Any] = {}
-    if cfg_path.exists():
-        meta = json.loads(cfg_path.read_text())
+    path = Path(directory) / CONFIG_FILE
+    meta: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     meta.update(
         {
             "registry_name": model.registry_name,
@@ -275,8 +276,25 @@ def save_model_dir(
         }
     )
     meta.update(extra or {})
+    return io.write_json(path, meta)
+
+
+def save_model_dir(
+    model: GenerativeModel,
+    directory: str | Path,
+    *,
+    state: dict | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write ``model.safetensors`` then ``config.json`` atomically into ``directory``.
+
+    ``state`` replaces the model's own state dict (the trainer passes EMA weights); ``extra``
+    (train config, data description) is merged into config.json.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     io.save_safetensors(directory / WEIGHTS_FILE, state if state is not None else model_state(model))
-    io.write_json(cfg_path, meta)
+    write_config(model, directory, extra)
     return directory
 
 
@@ -284,7 +302,9 @@ def read_config(directory: str | Path) -> dict:
     directory = Path(directory)
     path = directory / CONFIG_FILE
     if not directory.is_dir():
-        raise FileNotFoundError(f"model directory {directory} does not exist; train one with `genvision train`")
+        raise FileNotFoundError(
+            f"model directory {directory} does not exist; train one with `genvision train`"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {directory} is not a genvision model directory")
     try:
@@ -312,7 +332,9 @@ def load_model_dir(directory: str | Path, device: str | torch.device = "cpu") ->
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(f"{weights} is not a readable safetensors file ({e}); restore it or retrain") from None
+        raise ValueError(
+            f"{weights} is not a readable safetensors file ({e}); restore it or retrain"
+        ) from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(

@@ -1,0 +1,57 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   - venv + CPU torch + genvision, then train/sample/evaluate the default model on digits
+#   make test   - same set-up plus test tools, then the test suite
+#
+# torch: a torch that already sees CUDA on this machine is reused (venv with system site
+# packages); otherwise the CPU build is installed: from local wheels when the machine has them
+# (offline), else from PyTorch's CPU index. A plain `pip install torch` is never run, since on
+# Linux it pulls a multi-GB CUDA build.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+PYTEST_ARGS ?=
+
+.PHONY: demo test setup setup-test lint clean
+
+$(VENV)/.torch:
+	@if $(PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then \
+		echo "setup: reusing this machine's CUDA torch (venv with system site packages)"; \
+		$(PYTHON) -m venv --system-site-packages $(VENV); \
+	else \
+		$(PYTHON) -m venv $(VENV); \
+		if $(PY) -c "import torch" 2>/dev/null; then echo "setup: torch already in $(VENV)"; \
+		elif $(PIP) install -q --no-index --no-deps "torch>=2.4" 2>/dev/null; then \
+			echo "setup: installed the CPU torch from local wheels"; \
+		else \
+			echo "setup: installing the CPU build of torch from $(TORCH_CPU_INDEX)"; \
+			$(PIP) install -q "torch>=2.4" --index-url $(TORCH_CPU_INDEX) --extra-index-url https://pypi.org/simple; \
+		fi; \
+	fi
+	@touch $@
+
+$(VENV)/.installed: $(VENV)/.torch pyproject.toml
+	$(PIP) install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -q -e ".[test]"
+	@touch $@
+
+setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test
+
+demo: setup
+	$(PY) -m genvision demo
+
+test: setup-test
+	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
+
+lint: setup-test
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -1,0 +1,82 @@
+"""Shared helpers of the benchmark scripts: timing, machine description, JSON output.
+
+Every benchmark prints one JSON object (and may write it to ``--json FILE``) with the machine,
+the versions, the mode (quick or full) and its figures, so runs can be compared and tabled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="at most 10 minutes: smaller budgets, said in the JSON")
+    p.add_argument("--json", help="also write the JSON result to this file")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    return p
+
+
+def machine() -> dict:
+    import torch
+
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def timeit(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1, sync: bool = False) -> dict:
+    """Wall-clock seconds of ``fn()``: median and spread over ``repeats`` after ``warmup`` calls."""
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if sync and torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if sync and torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return {
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+        "repeats": repeats,
+    }
+
+
+def matmul_peak_gflops(n: int = 1024, repeats: int = 5) -> float:
+    """Achieved float32 matmul GFLOP/s on this machine right now (the 'peak' we compare with)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    t = timeit(lambda: a @ b, repeats=repeats, warmup=2)
+    return 2 * n**3 / t["min_s"] / 1e9
+
+
+def emit(result: dict, args=None) -> dict:
+    """Print the result as JSON (with machine and date) and write it to ``--json`` if given."""
+    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), **result}
+    text = json.dumps(out, indent=2, default=float)
+    print(text)
+    if args is not None and getattr(args, "json", None):
+        from genvision import io
+
+        io.write_text(args.json, text + "\n")
+    return out

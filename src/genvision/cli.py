@@ -1,0 +1,287 @@
+"""The ``genvision`` command: argument parsing only; every subcommand calls the public API.
+
+    genvision models
+    genvision train MODEL --data SPEC [--steps N | --images N | --minutes M] [...] [--set key=value ...]
+    genvision sample DIR --n N [--seed S] [--out FILE.png|FILE.npz] [--label K | --labels 0,1,...] [...]
+    genvision evaluate SOURCE --data SPEC [--metrics LIST] [--n N] [--features domain] [--out DIR]
+    genvision demo
+
+Bad input ends in one line on stderr naming the problem and the fix, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+#: trainer flags: CLI option -> TrainConfig field (only passed when given)
+TRAIN_FLAGS = {
+    "steps": int,
+    "images": int,
+    "minutes": float,
+    "batch_size": int,
+    "lr": float,
+    "seed": int,
+    "ema_half_life": float,
+    "save_every": int,
+    "sample_every": int,
+}
+
+
+class UsageError(ValueError):
+    """A bad command-line value."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genvision", description="Deep generative models of images.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    sub.add_parser("models", help="list the models genvision can build")
+
+    t = sub.add_parser("train", help="train a model; the run directory is a model directory")
+    t.add_argument("model", help="registry name (see `genvision models`)")
+    t.add_argument("--data", default=None, help="dataset spec: digits (default), mnist:DIR, folder:DIR, ...")
+    length = t.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int)
+    length.add_argument("--images", type=int, help="training length in images seen")
+    length.add_argument("--minutes", type=float, help="training length in minutes of training time")
+    for flag in ("batch_size", "lr", "seed", "ema_half_life", "save_every", "sample_every"):
+        t.add_argument("--" + flag.replace("_", "-"), type=TRAIN_FLAGS[flag],
+                       help="images" if flag == "ema_half_life" else None)
+    t.add_argument("--precision", choices=["fp32", "bf16"])
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model config field, or train.FIELD for the trainer")
+    t.add_argument("--out", help="run directory (default runs/<model>-<data>-<time>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    t.add_argument("--strict", action="store_true", help="corrupt data files are an error, not skipped")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("sample", help="sample images from a model directory")
+    s.add_argument("dir", help="model directory")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--out", help="FILE.png (grid) or FILE.npz (default DIR/samples/seed<S>_n<N>.png)")
+    lab = s.add_mutually_exclusive_group()
+    lab.add_argument("--label", type=int, help="class of every image (conditional models)")
+    lab.add_argument("--labels", help="comma-separated classes, cycled over the images")
+    s.add_argument("--sampler")
+    s.add_argument("--steps", type=int)
+    s.add_argument("--eta", type=float)
+    s.add_argument("--guidance-scale", type=float)
+    s.add_argument("--temperature", type=float)
+    s.add_argument("--truncation", type=float)
+    s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+
+    e = sub.add_parser("evaluate", help="measure a model directory, npz:FILE or folder:DIR")
+    e.add_argument("source")
+    e.add_argument("--data", default="digits")
+    e.add_argument("--metrics", help="comma-separated (default: all that apply)")
+    e.add_argument("--n", type=int, help="generated images (default 1000 for digits, 10000 for MNIST-size)")
+    e.add_argument("--features", default="domain")
+    e.add_argument("--out", help="directory for metrics.json")
+
+    d = sub.add_parser("demo", help="train the default model on digits, sample, evaluate, write a report")
+    d.add_argument("--out", help="run directory (default runs/demo-<time>)")
+    d.add_argument("--steps", type=int, help="training steps (default: the demo recipe)")
+    d.add_argument("--no-progress", action="store_true")
+    return p
+
+
+# ----------------------------------------------------------------------------- helpers
+def _split_sets(items: list[str]) -> tuple[dict, dict]:
+    model_cfg, train_cfg = {}, {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--set needs KEY=VALUE (got {item!r})")
+        if key.startswith("train."):
+            train_cfg[key[6:]] = value
+        else:
+            model_cfg[key] = value
+    return model_cfg, train_cfg
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    return name
+
+
+def _labels(args, n: int):
+    import torch
+
+    if args.label is not None:
+        return torch.full((n,), args.label, dtype=torch.long)
+    if args.labels:
+        try:
+            values = [int(v) for v in args.labels.split(",") if v.strip()]
+        except ValueError:
+            raise UsageError(f"--labels must be integers separated by commas (got {args.labels!r})") from None
+        if not values:
+            raise UsageError("--labels is empty")
+        return torch.tensor([values[k % len(values)] for k in range(n)], dtype=torch.long)
+    return None
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_models(args) -> int:
+    from . import list_models
+
+    rows = list_models()
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['family']:<10}  {r['summary']}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from . import train
+
+    model_cfg, train_cfg = _split_sets(args.set)
+    given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
+    for k in ("precision", "device"):
+        if getattr(args, k) is not None:
+            given[k] = getattr(args, k)
+    if args.strict:
+        given["strict"] = True
+    if args.no_progress:
+        given["progress"] = False
+    given.update(train_cfg)
+    out = train(args.model, data=args.data, out=args.out, resume=args.resume, overwrite=args.overwrite,
+                model_config=model_cfg, **given)
+    print(f"model directory: {out}")
+    print(f"report: {Path(out) / 'report.md'}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import numpy as np
+    import torch
+
+    from . import io, load
+    from .data import to_uint8_255
+    from .seeding import image_generators
+    from .viz import save_grid
+
+    if args.n < 1:
+        raise UsageError(f"--n must be >= 1 (got {args.n})")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1 (got {args.batch_size})")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0 (got {args.seed})")
+    out = Path(args.out) if args.out else Path(args.dir) / "samples" / f"seed{args.seed}_n{args.n}.png"
+    if out.suffix not in (".png", ".npz"):
+        raise UsageError(f"--out must end in .png or .npz (got {out.name})")
+    device = _device(args.device)
+    model = load(args.dir, device=device)
+    options = {k: getattr(args, k) for k in ("sampler", "steps", "eta", "guidance_scale", "temperature", "truncation")}
+    options = {k: v for k, v in options.items() if v is not None}
+    model.check_sample_options(options)
+    labels = _labels(args, args.n)
+    if labels is not None:
+        model.check_labels(args.n, labels)
+    print(f"start: {model.describe_start(args.n, seed=args.seed)}")
+    t0 = time.perf_counter()
+    chunks = []
+    for start in range(0, args.n, args.batch_size):
+        b = min(args.batch_size, args.n - start)
+        gens = image_generators(b, args.seed, device, start=start)
+        y = labels[start : start + b] if labels is not None else None
+        with torch.no_grad():
+            chunks.append(model.sample(b, y=y, generator=gens, **options).cpu())
+    images = torch.cat(chunks)
+    seconds = time.perf_counter() - t0
+    levels = model.config.levels
+    if out.suffix == ".npz":
+        arrays = {
+            "images": to_uint8_255(images, levels).permute(0, 2, 3, 1).numpy(),
+            "seeds": np.array([args.seed * 2**32 + k for k in range(args.n)], dtype=np.int64),
+        }
+        if labels is not None:
+            arrays["labels"] = labels.numpy().astype(np.int64)
+
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+        io.atomic_write(out, write)
+    else:
+        save_grid(images, out, levels=levels)
+    print(f"output: {tuple(images.shape)} float in [{images.min():.3f}, {images.max():.3f}]")
+    print(f"wrote {out}")
+    print(f"ok: {args.n} images in {seconds:.1f}s ({args.n / max(seconds, 1e-9):.1f} img/s)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from . import evaluate
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    if args.n is not None and args.n < 2:
+        raise UsageError(f"--n must be >= 2 (got {args.n})")
+    result = evaluate(args.source, data=args.data, metrics=metrics, n=args.n, out=args.out, features=args.features)
+    _print_metrics(result)
+    return 0
+
+
+def _print_metrics(result: dict) -> None:
+    m = result.get("metrics", {})
+    fid = m.get("fid")
+    if isinstance(fid, dict) and isinstance(fid.get("value"), float):
+        print(f"domain FID {fid['value']:.3f}  (floor {fid['floor']:.3f}, ratio {fid['ratio_to_floor']:.2f}x, "
+              f"n={fid['n_generated']})")
+    elif isinstance(fid, dict):
+        print(f"fid: {fid.get('value')} ({fid.get('reason', '')})")
+    conf = m.get("confidence")
+    if isinstance(conf, dict):
+        print("judge confidence: " + ", ".join(f"{k} {v:.3f}" for k, v in conf.items() if isinstance(v, float)))
+    hist = m.get("class_histogram")
+    if isinstance(hist, dict) and "counts" in hist:
+        print(f"class histogram: {hist['counts']}  (entropy {hist.get('entropy_nats', float('nan')):.3f} nats)")
+    if result.get("path"):
+        print(f"wrote {result['path']}")
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(out=args.out, steps=args.steps, progress=not args.no_progress)
+    return 0
+
+
+COMMANDS = {
+    "models": cmd_models,
+    "train": cmd_train,
+    "sample": cmd_sample,
+    "evaluate": cmd_evaluate,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .training.trainer import TrainingError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, FileExistsError, TrainingError) as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"genvision {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"genvision {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

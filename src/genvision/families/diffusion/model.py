@@ -1,0 +1,270 @@
+"""Denoising diffusion (Ho et al., 2020) with DDIM sampling (Song et al., 2021) and classifier-free
+guidance (Ho & Salimans, 2022): config and model glue.
+
+The pieces live beside this file: ``schedules.py`` (alpha_bar), ``losses.py`` (objectives and
+conversions), ``samplers.py`` (ddpm, ddim), ``guidance.py``; the network is ``nn.unet.UNet``.
+Training draws ``t`` and the noise from the global torch RNG (the trainer saves and restores it
+for exact resume); sampling draws only from per-image generators or the one given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ... import seeding
+from ...nn.unet import UNet
+from ..base import GenerativeModel, ModelConfig
+from . import losses, samplers, schedules
+from .guidance import with_guidance
+
+
+@dataclass
+class DiffusionConfig(ModelConfig):
+    """Diffusion model settings; the defaults are tuned for 8x8 digits on a CPU (see the README).
+
+    ``steps`` is the number of denoiser calls of the ``ddim`` sampler; ``ddpm`` always takes every
+    one of the ``num_train_timesteps``.
+    """
+
+    conditional: bool = False
+    objective: str = "eps"  # eps | v | x0: what the UNet predicts
+    schedule: str = "cosine"  # linear | cosine
+    num_train_timesteps: int = 1000
+    base_channels: int = 64
+    channel_mults: tuple[int, ...] = (1, 2)
+    num_res_blocks: int = 2
+    attention_resolutions: tuple[int, ...] = ()
+    attention_heads: int = 4
+    dropout: float = 0.0
+    cond_drop_prob: float = 0.1  # label dropout for classifier-free guidance (conditional only)
+    guidance_scale: float = 1.0  # default for sampling a conditional model; 1 = no guidance
+    sampler: str = "ddim"  # ddpm | ddim
+    steps: int = 50  # ddim denoiser calls
+    eta: float = 0.0  # ddim noise: 0 deterministic, 1 = ddpm's posterior noise
+    lr: float = 2e-4
+    clip_x0: bool = True  # clamp predicted x0 to [-1, 1] at every sampling step
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.channel_mults = tuple(self.channel_mults)
+        self.attention_resolutions = tuple(self.attention_resolutions)
+        T = self.num_train_timesteps
+        if self.objective not in losses.OBJECTIVES:
+            raise ValueError(
+                f"objective must be one of {', '.join(losses.OBJECTIVES)} (got {self.objective!r})"
+            )
+        if self.schedule not in schedules.SCHEDULES:
+            raise ValueError(
+                f"schedule must be one of {', '.join(schedules.SCHEDULES)} (got {self.schedule!r})"
+            )
+        if T < 2:
+            raise ValueError(f"num_train_timesteps must be >= 2 (got {T}); 1000 is usual")
+        if self.base_channels < 4:
+            raise ValueError(f"base_channels must be >= 4 (got {self.base_channels}); try 32 or 64")
+        if not self.channel_mults or any(m < 1 for m in self.channel_mults):
+            raise ValueError(
+                f"channel_mults must be a non-empty list of ints >= 1 (got {self.channel_mults})"
+            )
+        factor = 2 ** (len(self.channel_mults) - 1)
+        if self.image_size % factor:
+            raise ValueError(
+                f"image_size {self.image_size} must be divisible by 2**(len(channel_mults)-1) = {factor}; "
+                f"use fewer channel_mults or a size divisible by {factor}"
+            )
+        if self.num_res_blocks < 1:
+            raise ValueError(f"num_res_blocks must be >= 1 (got {self.num_res_blocks})")
+        sides = [self.image_size // 2**i for i in range(len(self.channel_mults))]
+        bad = [r for r in self.attention_resolutions if r not in sides]
+        if bad:
+            raise ValueError(
+                f"attention_resolutions {bad} are not feature-map sides of this UNet; choose from {sides} or ()"
+            )
+        if self.attention_heads < 1:
+            raise ValueError(f"attention_heads must be >= 1 (got {self.attention_heads})")
+        for r in self.attention_resolutions:
+            width = self.base_channels * self.channel_mults[sides.index(r)]
+            if width % self.attention_heads:
+                raise ValueError(
+                    f"attention_heads ({self.attention_heads}) must divide the width {width} at side {r}; "
+                    "change attention_heads or base_channels"
+                )
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1) (got {self.dropout})")
+        if not 0 <= self.cond_drop_prob < 1:
+            raise ValueError(f"cond_drop_prob must be in [0, 1) (got {self.cond_drop_prob}); 0.1 is usual")
+        if self.guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0 (got {self.guidance_scale}); 1 means no guidance")
+        if self.sampler not in samplers.SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(samplers.SAMPLERS)} (got {self.sampler!r})")
+        if not 1 <= self.steps <= T:
+            raise ValueError(f"steps must be in 1..num_train_timesteps={T} (got {self.steps}); lower steps")
+        if self.eta < 0:
+            raise ValueError(f"eta must be >= 0 (got {self.eta}); 0 is deterministic DDIM")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0 (got {self.lr}); try 2e-4")
+        if self.conditional and self.num_classes < 1:
+            raise ValueError(
+                "conditional=True needs num_classes >= 1 (got 0); set num_classes "
+                "(genvision train fills it from the data)"
+            )
+
+
+#: trainer settings the defaults were tuned with (``model.train_defaults()``; user flags override)
+TRAIN_DEFAULTS = {"batch_size": 128, "ema_half_life": 20000, "warmup": 100}
+
+
+class Diffusion(GenerativeModel):
+    """DDPM / DDIM over a UNet; class-conditional with classifier-free guidance when configured."""
+
+    family = "diffusion"
+    config_class = DiffusionConfig
+    sample_options = ("sampler", "steps", "eta", "guidance_scale", "variance")
+
+    def __init__(self, config: DiffusionConfig):
+        super().__init__(config)
+        c = config
+        self.net = UNet(
+            c.channels,
+            c.image_size,
+            base_channels=c.base_channels,
+            channel_mults=c.channel_mults,
+            num_res_blocks=c.num_res_blocks,
+            attention_resolutions=c.attention_resolutions,
+            num_classes=c.num_classes if c.conditional else 0,
+            dropout=c.dropout,
+            heads=c.attention_heads,
+        )
+        # derived from the config, so not saved with the weights
+        self.register_buffer(
+            "alpha_bar", schedules.alpha_bar(c.schedule, c.num_train_timesteps), persistent=False
+        )
+
+    # -- training -------------------------------------------------------------------
+    def loss(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, phase: str = "main", generator=None
+    ) -> dict:
+        """Simple loss: MSE between the UNet output and the objective's target at a random t.
+
+        Args:
+            x: (B, C, H, W) clean images in [-1, 1].
+            y: (B,) labels (conditional models; negative = unlabeled) or None.
+            generator: None (global RNG) or a list of B per-image generators; each image draws
+                its timestep, its noise and its label dropout from it, in that order.
+        """
+        c = self.config
+        b, dev = x.shape[0], x.device
+        u = seeding.rand((b,), generator, dev)  # (B,) uniform -> timestep
+        t = (u * c.num_train_timesteps).long().clamp(max=c.num_train_timesteps - 1)
+        eps = seeding.randn(x.shape, generator, dev, x.dtype)
+        a = self.alpha_bar[t].view(b, 1, 1, 1)
+        xt = losses.add_noise(x, eps, a)
+        labels = None
+        if c.conditional:
+            null = torch.full((b,), c.num_classes, dtype=torch.long, device=dev)
+            labels = null if y is None else y.to(dev).long()
+            drop = seeding.rand((b,), generator, dev) < c.cond_drop_prob  # classifier-free guidance dropout
+            labels = torch.where(drop | (labels < 0), null, labels)
+        pred = self.net(xt, t, labels)
+        mse = losses.mse_per_image(pred, losses.target(c.objective, x, eps, a))  # (B,)
+        return {"loss": mse.mean(), "mse": mse.mean().detach()}
+
+    def train_defaults(self) -> dict:
+        """Trainer settings measured to work best for this family on small images (see the README)."""
+        return dict(TRAIN_DEFAULTS)
+
+    # -- sampling -------------------------------------------------------------------
+    def denoise_x0(self, x: torch.Tensor, t: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted clean image at timestep ``t`` (int) from the UNet, not clipped; y=None is the null class."""
+        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        pred = self.net(x, tt, y)
+        return losses.to_x0(self.config.objective, pred, x, self.alpha_bar[t])
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        y=None,
+        seed: int | None = None,
+        generator=None,
+        *,
+        sampler: str | None = None,
+        steps: int | None = None,
+        eta: float | None = None,
+        guidance_scale: float | None = None,
+        variance: str | None = None,
+        **options,
+    ) -> torch.Tensor:
+        """Draw ``n`` images, (n, C, H, W) in [-1, 1] on the model's device.
+
+        Args:
+            y: conditional models: an int or (n,) labels; None samples unconditionally (null class).
+            seed: per-image seeds (image k is the same whatever n); or give ``generator``.
+            sampler: "ddim" or "ddpm" (default: config.sampler).
+            steps: ddim denoiser calls (default config.steps); ddpm always uses num_train_timesteps.
+            eta: ddim noise level (default config.eta).
+            guidance_scale: classifier-free guidance for labelled samples (default config.guidance_scale).
+            variance: ddpm step variance, "posterior" (default) or "beta".
+        """
+        self.check_sample_options(options)
+        c = self.config
+        T = c.num_train_timesteps
+        sampler = c.sampler if sampler is None else sampler
+        if sampler not in samplers.SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; known: {', '.join(samplers.SAMPLERS)}")
+        if steps is not None and not 1 <= steps <= T:
+            raise ValueError(f"steps must be in 1..{T} (num_train_timesteps) (got {steps})")
+        if sampler == "ddpm":
+            if steps is not None and steps != T:
+                raise ValueError(f"the ddpm sampler takes all {T} steps; use sampler='ddim' for fewer steps")
+            if eta is not None:
+                raise ValueError("eta applies to the ddim sampler only; use sampler='ddim'")
+        elif variance is not None:
+            raise ValueError("variance applies to the ddpm sampler only; use sampler='ddpm'")
+        labels = self.check_labels(n, y)
+        if guidance_scale is not None and labels is None:
+            raise ValueError("guidance_scale needs class labels y (a conditional model sampled with labels)")
+        scale = c.guidance_scale if guidance_scale is None else guidance_scale
+
+        # denoiser (x_t, t) -> x0: guidance (if labelled), then clipping
+        if labels is not None:
+            guided = with_guidance(self.denoise_x0, labels, scale)
+        else:
+            guided = self.denoise_x0
+        if c.clip_x0:
+
+            def denoise(x, t):
+                return guided(x, t).clamp(-1, 1)
+        else:
+            denoise = guided
+
+        was_training = self.training
+        self.eval()
+        try:
+            gens = seeding.resolve(n, seed, generator, self.device)
+            x = seeding.randn((n, c.channels, c.image_size, c.image_size), gens, self.device)
+            if sampler == "ddpm":
+                x = samplers.ddpm(
+                    denoise, x, self.alpha_bar, variance=variance or "posterior", generator=gens
+                )
+            else:
+                x = samplers.ddim(
+                    denoise,
+                    x,
+                    self.alpha_bar,
+                    steps or c.steps,
+                    eta=c.eta if eta is None else eta,
+                    generator=gens,
+                )
+        finally:
+            self.train(was_training)
+        return x.clamp(-1, 1)
+
+    def describe_start(self, n: int, seed: int = 0) -> str:
+        """What ``sample(n, seed=seed)`` starts from: the noise shape and image 0's first values."""
+        c = self.config
+        gens = seeding.image_generators(1, seed, self.device)
+        first = seeding.randn((1, c.channels, c.image_size, c.image_size), gens, self.device)
+        values = ", ".join(f"{v:.4f}" for v in first.flatten()[:4].tolist())
+        return f"Gaussian noise ({n}, {c.channels}, {c.image_size}, {c.image_size}), first values [{values}, ...]"

@@ -1,0 +1,115 @@
+"""Samplers: plain functions of a denoiser, a start tensor and the training schedule.
+
+Every sampler takes ``denoise(x_t, t) -> predicted x_0`` (same shape as ``x_t``, ``t`` a Python int
+in 0..T-1), so the parameterisation (eps / v / x0), clipping and guidance all live in the
+denoiser and no sampler knows about them. Randomness comes only from ``generator``: one
+``torch.Generator`` or a list of per-image generators (see :mod:`genvision.seeding`).
+
+Notation (Ho et al., 2020; Song et al., 2021): ``a = alpha_bar[t]``, ``a_prev`` / ``a_next`` the
+level of the step the sampler moves to (1 after the last step), ``x0`` the predicted clean
+image, ``eps`` the noise it implies at ``x_t``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ... import seeding
+
+Denoiser = Callable[[torch.Tensor, int], torch.Tensor]
+VARIANCES = ("posterior", "beta")
+
+
+def ddpm(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    alpha_bar: torch.Tensor,
+    *,
+    variance: str = "posterior",
+    generator: seeding.Generators = None,
+) -> torch.Tensor:
+    """Ancestral sampling (Ho et al., 2020, Algorithm 2), one denoiser call per training step.
+
+    Each step draws ``x_{t-1} ~ N(mean, var)`` with the posterior mean of
+    ``q(x_{t-1} | x_t, x_0 = predicted x0)`` (eq. 7) and ``var`` either that posterior's variance
+    ``beta~_t = beta_t (1 - a_prev) / (1 - a)`` (``"posterior"``, exact when the data is a point) or
+    ``beta_t`` (``"beta"``, exact when the data is N(0, I)). No noise is added at the last step.
+
+    Args:
+        denoise: (x_t, t) -> predicted x0.
+        x: (B, C, H, W) start noise x_{T-1} ~ N(0, I).
+        alpha_bar: (T,) training schedule.
+        variance: "posterior" or "beta".
+        generator: torch.Generator, list of per-image generators, or None (global RNG).
+
+    Returns:
+        (B, C, H, W) samples x_0 (not clamped).
+    """
+    if variance not in VARIANCES:
+        raise ValueError(f"unknown ddpm variance {variance!r}; known: {', '.join(VARIANCES)}")
+    alpha_bar = alpha_bar.to(device=x.device, dtype=torch.float64)
+    for t in range(len(alpha_bar) - 1, -1, -1):
+        a = alpha_bar[t]
+        a_prev = alpha_bar[t - 1] if t > 0 else a.new_tensor(1.0)
+        beta = 1 - a / a_prev
+        x0 = denoise(x, t)
+        # posterior q(x_{t-1} | x_t, x_0): mean = c0 * x0 + ct * x_t (Ho et al., eq. 7)
+        c0 = a_prev.sqrt() * beta / (1 - a)
+        ct = (1 - beta).sqrt() * (1 - a_prev) / (1 - a)
+        x = (c0 * x0 + ct * x).to(x.dtype)
+        if t > 0:
+            var = beta * (1 - a_prev) / (1 - a) if variance == "posterior" else beta
+            x = x + var.sqrt().to(x.dtype) * seeding.randn(x.shape, generator, x.device, x.dtype)
+    return x
+
+
+def timesteps(T: int, steps: int) -> list[int]:
+    """``steps`` timesteps from T-1 down to 0, evenly spaced (all of them when steps == T)."""
+    if not 1 <= steps <= T:
+        raise ValueError(f"steps must be in 1..{T} (got {steps})")
+    return torch.linspace(T - 1, 0, steps, dtype=torch.float64).round().long().tolist()
+
+
+def ddim(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    alpha_bar: torch.Tensor,
+    steps: int,
+    *,
+    eta: float = 0.0,
+    generator: seeding.Generators = None,
+) -> torch.Tensor:
+    """DDIM (Song et al., 2021, eq. 12) on ``steps`` evenly spaced timesteps; deterministic at eta = 0.
+
+    ``eta = 1`` with every step (``steps = T``) is DDPM's ancestral sampler with posterior variance.
+
+    Args:
+        denoise: (x_t, t) -> predicted x0.
+        x: (B, C, H, W) start noise ~ N(0, I).
+        alpha_bar: (T,) training schedule.
+        steps: number of denoiser calls, 1..T.
+        eta: 0 deterministic; 1 the DDPM posterior noise level.
+        generator: torch.Generator, list of per-image generators, or None (global RNG).
+
+    Returns:
+        (B, C, H, W) samples x_0 (not clamped).
+    """
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0 (got {eta})")
+    alpha_bar = alpha_bar.to(device=x.device, dtype=torch.float64)
+    ts = timesteps(len(alpha_bar), steps)
+    for t, t_next in zip(ts, ts[1:] + [None]):
+        a = alpha_bar[t]
+        a_next = alpha_bar[t_next] if t_next is not None else a.new_tensor(1.0)
+        x0 = denoise(x, t)
+        eps = (x - a.sqrt().to(x.dtype) * x0) / (1 - a).sqrt().to(x.dtype)
+        sigma = eta * ((1 - a_next) / (1 - a) * (1 - a / a_next)).sqrt()
+        x = a_next.sqrt().to(x.dtype) * x0 + (1 - a_next - sigma**2).clamp(min=0).sqrt().to(x.dtype) * eps
+        if eta > 0 and t_next is not None:
+            x = x + sigma.to(x.dtype) * seeding.randn(x.shape, generator, x.device, x.dtype)
+    return x
+
+
+SAMPLERS = {"ddpm": ddpm, "ddim": ddim}

@@ -1,0 +1,55 @@
+"""Noise schedules: the cumulative signal level ``alpha_bar[t]`` of the forward process.
+
+Notation (Ho et al., 2020): ``x_t = sqrt(alpha_bar[t]) * x_0 + sqrt(1 - alpha_bar[t]) * eps``,
+``alpha_bar[t] = prod_{s<=t} (1 - beta[s])``, timesteps ``t = 0 .. T-1`` (paper's 1 .. T).
+
+- ``linear``: beta rises linearly (Ho et al., 2020). The endpoints 1e-4 .. 0.02 are for T = 1000
+  and are scaled by 1000 / T (as in Nichol & Dhariwal, 2021), so any T ends near pure noise.
+- ``cosine``: ``alpha_bar(t) = cos^2((t/T + s) / (1 + s) * pi/2)`` (Nichol & Dhariwal, 2021), betas
+  capped at 0.999 so the last step stays finite.
+
+Schedules are computed in float64 and returned as float32 (T,) tensors in (0, 1), decreasing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+SCHEDULES = ("linear", "cosine")
+
+
+def linear_betas(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+    """(T,) float64 betas rising linearly; the 1000-step endpoints scaled by 1000 / T."""
+    scale = 1000 / T
+    return torch.linspace(scale * beta_start, min(scale * beta_end, 0.999), T, dtype=torch.float64)
+
+
+def cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
+    """(T,) float64 betas of the cosine schedule."""
+    steps = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2  # (T+1,) alpha_bar at 0/T .. T/T
+    return (1 - f[1:] / f[:-1]).clamp(max=max_beta)
+
+
+def alpha_bar(name: str, T: int) -> torch.Tensor:
+    """(T,) float32 cumulative product of (1 - beta) for schedule ``name`` with T steps."""
+    if name == "linear":
+        betas = linear_betas(T)
+    elif name == "cosine":
+        betas = cosine_betas(T)
+    else:
+        raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
+    return torch.cumprod(1 - betas, dim=0).float()
+
+
+def betas_from_alpha_bar(alpha_bar: torch.Tensor) -> torch.Tensor:
+    """(T,) per-step betas implied by a (T,) alpha_bar: ``1 - alpha_bar[t] / alpha_bar[t-1]``."""
+    prev = torch.cat([alpha_bar.new_ones(1), alpha_bar[:-1]])
+    return 1 - alpha_bar / prev
+
+
+def snr(alpha_bar: torch.Tensor) -> torch.Tensor:
+    """Signal-to-noise ratio ``alpha_bar / (1 - alpha_bar)`` of each step."""
+    return alpha_bar / (1 - alpha_bar)

@@ -1,0 +1,193 @@
+"""A UNet for denoising (Ronneberger et al., 2015, in the form of Ho et al., 2020 and Dhariwal &
+Nichol, 2021): residual blocks with GroupNorm and SiLU, a sinusoidal timestep embedding through an
+MLP, optional class embedding (with a "null" class for classifier-free guidance), optional
+self-attention at chosen resolutions.
+
+Picture for ``image_size=8, channel_mults=(1, 2), num_res_blocks=2`` (C = base_channels):
+
+    x (B, ch, 8, 8) -> conv -> (C, 8x8) -> [Res C]x2 -> down -> (C, 4x4) -> [Res 2C]x2
+                                                                                |
+                                                                        middle: Res, (Attn), Res
+                                                                                |
+    out (B, ch, 8, 8) <- conv <- [Res C]x3 <- up <- [Res 2C]x3  <------ (2C, 4x4)
+    every Res on the way up takes the matching skip from the way down (concatenated).
+
+The embedding (time + class) enters every residual block as a per-channel scale and shift of
+the second GroupNorm ("adaptive group norm", Dhariwal & Nichol, 2021). Last convolutions of
+each block and of the network start at zero, so a new UNet outputs zeros.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import SelfAttention2d, group_norm
+from .embeddings import ClassEmbedding, TimestepMLP
+
+
+def _zero(module: nn.Module) -> nn.Module:
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+class ResBlock(nn.Module):
+    """GN -> SiLU -> conv -> GN * (1 + scale) + shift -> SiLU -> dropout -> conv, plus skip.
+
+    (B, cin, H, W), (B, emb_dim) -> (B, cout, H, W).
+    """
+
+    def __init__(self, cin: int, cout: int, emb_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm1 = group_norm(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * cout)
+        self.norm2 = group_norm(cout)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = _zero(nn.Conv2d(cout, cout, 3, padding=1))
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))  # (B, cout, H, W)
+        scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)  # (B, cout, 1, 1) each
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class Downsample(nn.Module):
+    """Strided 3x3 conv: (B, C, H, W) -> (B, C, H/2, W/2)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour x2 then 3x3 conv: (B, C, H, W) -> (B, C, 2H, 2W)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class UNet(nn.Module):
+    """Denoising UNet: ``(x_t, t, y) -> prediction`` with the shape of ``x_t``.
+
+    Args:
+        channels: image channels (1 or 3), in and out.
+        image_size: side of the square input; must be divisible by ``2 ** (len(channel_mults) - 1)``.
+        base_channels: width of the first level; level i has ``base_channels * channel_mults[i]``.
+        channel_mults: one entry per resolution level; each level after the first halves H and W.
+        num_res_blocks: residual blocks per level on the way down (one more on the way up).
+        attention_resolutions: feature-map sides (e.g. ``(8,)``, ``(16, 8)``) that get self-attention;
+            the middle block gets attention when the lowest resolution is listed.
+        num_classes: 0 for unconditional; else a class embedding with a null class ``num_classes``.
+        dropout: dropout inside residual blocks.
+        heads: attention heads.
+    """
+
+    def __init__(
+        self,
+        channels: int = 1,
+        image_size: int = 8,
+        *,
+        base_channels: int = 64,
+        channel_mults: tuple[int, ...] = (1, 2),
+        num_res_blocks: int = 2,
+        attention_resolutions: tuple[int, ...] = (),
+        num_classes: int = 0,
+        dropout: float = 0.0,
+        heads: int = 4,
+    ):
+        super().__init__()
+        levels = len(channel_mults)
+        if image_size % 2 ** (levels - 1):
+            raise ValueError(
+                f"image_size {image_size} must be divisible by 2**(len(channel_mults)-1) = {2 ** (levels - 1)}"
+            )
+        emb_dim = 4 * base_channels
+        self.time_embed = TimestepMLP(base_channels, emb_dim)
+        self.class_embed = ClassEmbedding(num_classes, emb_dim) if num_classes > 0 else None
+        self.null_class = num_classes if num_classes > 0 else None
+
+        def attn(ch: int, res: int) -> nn.Module:
+            return SelfAttention2d(ch, heads) if res in attention_resolutions else nn.Identity()
+
+        self.conv_in = nn.Conv2d(channels, base_channels, 3, padding=1)
+
+        # -- down: remember each output's width for the matching skip on the way up
+        self.down = nn.ModuleList()
+        skip_widths, ch, res = [base_channels], base_channels, image_size
+        for i, mult in enumerate(channel_mults):
+            for _ in range(num_res_blocks):
+                self.down.append(nn.ModuleList([ResBlock(ch, base_channels * mult, emb_dim, dropout)]))
+                ch = base_channels * mult
+                self.down[-1].append(attn(ch, res))
+                skip_widths.append(ch)
+            if i < levels - 1:
+                self.down.append(nn.ModuleList([Downsample(ch)]))
+                res //= 2
+                skip_widths.append(ch)
+
+        # -- middle, at the lowest resolution
+        self.mid1 = ResBlock(ch, ch, emb_dim, dropout)
+        self.mid_attn = attn(ch, res)
+        self.mid2 = ResBlock(ch, ch, emb_dim, dropout)
+
+        # -- up: num_res_blocks + 1 blocks per level, each eating one skip
+        self.up = nn.ModuleList()
+        for i, mult in reversed(list(enumerate(channel_mults))):
+            for j in range(num_res_blocks + 1):
+                block = ResBlock(ch + skip_widths.pop(), base_channels * mult, emb_dim, dropout)
+                ch = base_channels * mult
+                self.up.append(nn.ModuleList([block, attn(ch, res)]))
+                if i > 0 and j == num_res_blocks:
+                    self.up[-1].append(Upsample(ch))
+                    res *= 2
+
+        self.norm_out = group_norm(ch)
+        self.conv_out = _zero(nn.Conv2d(ch, channels, 3, padding=1))
+
+    def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """(B,) timesteps and (B,) labels or None -> (B, 4 * base_channels) embedding."""
+        emb = self.time_embed(t)
+        if self.class_embed is not None:
+            emb = emb + self.class_embed(y, t.shape[0], t.device)
+        elif y is not None:
+            raise ValueError("this UNet has no class embedding (num_classes=0); pass y=None")
+        return emb
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        Args:
+            x: (B, channels, H, W) noisy images.
+            t: (B,) timesteps (int or float).
+            y: (B,) int64 labels, ``num_classes`` or negative for "no label"; None = all null.
+
+        Returns:
+            (B, channels, H, W) prediction (noise, velocity or clean image: the caller decides).
+        """
+        emb = self.embed(t, y)  # (B, E)
+        h = self.conv_in(x)  # (B, C, H, W)
+        skips = [h]
+        for layers in self.down:
+            if isinstance(layers[0], ResBlock):
+                h = layers[1](layers[0](h, emb))
+            else:
+                h = layers[0](h)  # Downsample: (B, c, h, w) -> (B, c, h/2, w/2)
+            skips.append(h)
+        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        for layers in self.up:
+            h = layers[0](torch.cat([h, skips.pop()], dim=1), emb)  # (B, c_h + c_skip, ...) -> (B, c, ...)
+            for extra in layers[1:]:
+                h = extra(h)  # attention (or identity), then Upsample at the end of a level
+        return self.conv_out(F.silu(self.norm_out(h)))

@@ -1,0 +1,112 @@
+"""Samplers against an analytic target: data x0 ~ N(mu, s^2), where E[x0 | x_t] is known exactly.
+
+With ``x_t = sqrt(a) x0 + sqrt(1 - a) eps`` the posterior mean is
+``E[x0 | x_t] = mu + sqrt(a) s^2 / (a s^2 + 1 - a) * (x_t - sqrt(a) mu)``, so a sampler driven by
+this denoiser should return N(mu, s^2) up to its discretisation error (small at T = 1000).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from genvision import seeding
+from genvision.families.diffusion import samplers, schedules
+
+N = 20000  # scalars, shaped as (5000, 1, 2, 2) images
+
+
+def exact_denoiser(alpha_bar, mu, s):
+    def denoise(x, t):
+        a = alpha_bar[t].double()
+        return (mu + a.sqrt() * s**2 / (a * s**2 + 1 - a) * (x.double() - a.sqrt() * mu)).float()
+
+    return denoise
+
+
+def start_noise(seed=0):
+    return torch.randn(N // 4, 1, 2, 2, generator=torch.Generator().manual_seed(seed))
+
+
+def assert_gaussian(x, mu, s, bias=0.0):
+    """Mean and variance within 4 standard errors (plus ``bias`` relative, the discretisation's)."""
+    assert abs(x.mean().item() - mu) < 4 * s / math.sqrt(N), x.mean().item()
+    var_tol = 4 * s**2 * math.sqrt(2 / N) + bias * s**2
+    assert abs(x.var().item() - s**2) < var_tol, (x.var().item(), s**2)
+
+
+def test_ddim_eta1_with_every_step_is_ddpm_with_posterior_variance():
+    T, mu, s = 50, 0.3, 0.6
+    ab = schedules.alpha_bar("linear", T)
+    denoise = exact_denoiser(ab, mu, s)
+    x = start_noise()
+    a = samplers.ddpm(denoise, x, ab, variance="posterior", generator=torch.Generator().manual_seed(1))
+    b = samplers.ddim(denoise, x, ab, T, eta=1.0, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(a, b, atol=1e-5)  # same algorithm, same noise draws
+    # a different noise stream: the same distribution, within sampling error
+    c = samplers.ddim(denoise, x, ab, T, eta=1.0, generator=torch.Generator().manual_seed(2))
+    assert abs(a.mean() - c.mean()) < 6 * s / math.sqrt(N)
+    assert abs(a.var() - c.var()) < 6 * s**2 * math.sqrt(2 / N)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim-eta1", "ddim-eta0"])
+def test_samplers_reach_the_gaussian_target_at_1000_steps(sampler):
+    T, mu, s = 1000, 0.3, 0.6
+    ab = schedules.alpha_bar("cosine", T)
+    denoise, x, g = exact_denoiser(ab, mu, s), start_noise(), torch.Generator().manual_seed(1)
+    if sampler == "ddpm":
+        out = samplers.ddpm(denoise, x, ab, generator=g)
+    else:
+        out = samplers.ddim(denoise, x, ab, T, eta=1.0 if sampler == "ddim-eta1" else 0.0, generator=g)
+    assert_gaussian(out, mu, s, bias=0.01)
+
+
+def test_ddpm_with_beta_variance_is_exact_for_unit_variance_data():
+    # for s = 1 the true reverse step q(x_{t-1} | x_t) has variance beta_t exactly, at any T
+    T, mu, s = 50, -0.5, 1.0
+    ab = schedules.alpha_bar("linear", T)
+    out = samplers.ddpm(exact_denoiser(ab, mu, s), start_noise(), ab, variance="beta",
+                        generator=torch.Generator().manual_seed(3))  # fmt: skip
+    assert_gaussian(out, mu, s, bias=0.003)  # only the last, noiseless step's beta_0
+
+
+def test_ddim_with_a_point_mass_target_lands_on_it_in_any_step_count():
+    # data = the single image c: E[x0 | x_t] = c exactly, and DDIM returns c (eta = 0 or not)
+    ab = schedules.alpha_bar("cosine", 100)
+    c = torch.linspace(-1, 1, 4).view(1, 1, 2, 2)
+    for steps in (1, 7, 100):
+        for eta in (0.0, 1.0):
+            out = samplers.ddim(lambda x, t: c.expand_as(x), start_noise()[:10], ab, steps, eta=eta)
+            assert torch.allclose(out, c.expand(10, 1, 2, 2), atol=1e-5)
+
+
+def test_ddim_timesteps_are_distinct_and_descend_to_zero():
+    for T, steps in [(1000, 50), (1000, 1000), (50, 49), (10, 1)]:
+        ts = samplers.timesteps(T, steps)
+        assert len(ts) == steps == len(set(ts)) and ts[0] == T - 1 and ts[-1] == (0 if steps > 1 else T - 1)
+        assert ts == sorted(ts, reverse=True)
+    with pytest.raises(ValueError, match="steps"):
+        samplers.timesteps(50, 51)
+
+
+def test_samplers_with_per_image_generators_do_not_depend_on_the_batch():
+    ab = schedules.alpha_bar("linear", 20)
+    denoise = exact_denoiser(ab, 0.2, 0.5)
+    gens = seeding.image_generators(5, seed=7)
+    x = seeding.randn((5, 1, 2, 2), gens)
+    full = samplers.ddpm(denoise, x, ab, generator=gens)
+    for k in (0, 3):
+        g = seeding.image_generators(1, seed=7, start=k)
+        alone = samplers.ddpm(denoise, seeding.randn((1, 1, 2, 2), g), ab, generator=g)
+        assert torch.allclose(alone[0], full[k], atol=1e-6)
+
+
+def test_bad_sampler_arguments_are_refused():
+    ab = schedules.alpha_bar("linear", 10)
+    x = torch.zeros(1, 1, 2, 2)
+    with pytest.raises(ValueError, match="variance"):
+        samplers.ddpm(lambda x, t: x, x, ab, variance="large")
+    with pytest.raises(ValueError, match="eta"):
+        samplers.ddim(lambda x, t: x, x, ab, 5, eta=-1.0)

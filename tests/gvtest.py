@@ -1,0 +1,45 @@
+"""Helpers shared by the tests (import as ``from gvtest import ...``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: a diffusion model small enough that a training step takes milliseconds
+TINY_DDPM = {
+    "base_channels": 16,
+    "channel_mults": (1, 2),
+    "num_res_blocks": 1,
+    "attention_resolutions": (),
+    "num_train_timesteps": 50,
+    "steps": 5,
+}
+
+
+def tiny_set_args() -> list[str]:
+    args = []
+    for k, v in TINY_DDPM.items():
+        value = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+        args += ["--set", f"{k}={value}"]
+    return args
+
+
+def run_cli(*args, env=None, check=True, timeout=300, cwd=None) -> subprocess.CompletedProcess:
+    """Run ``python -m genvision ARGS`` in a subprocess; returns the completed process."""
+    full_env = dict(os.environ, **(env or {}))
+    full_env.setdefault("OMP_NUM_THREADS", "1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "genvision", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"genvision {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -1,0 +1,85 @@
+"""The commands of INTERFACES.md end to end, and bad values failing in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gvtest import run_cli, tiny_set_args
+
+from genvision.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    run_cli("train", "ddpm", "--data", "digits", "--steps", "3", "--batch-size", "8", "--no-progress",
+            *tiny_set_args(), "--out", out)
+    return out
+
+
+def test_models_lists_the_registry():
+    out = run_cli("models").stdout
+    assert "ddpm " in out and "ddpm-cond" in out and "diffusion" in out
+
+
+def test_train_writes_a_model_directory(tiny_run):
+    for name in ("config.json", "model.safetensors", "report.md", "grid.png", "metrics.jsonl"):
+        assert (tiny_run / name).is_file()
+
+
+def test_sample_png_and_npz_with_summary(tiny_run, tmp_path):
+    proc = run_cli("sample", tiny_run, "--n", "5", "--seed", "1", "--out", tmp_path / "s.png")
+    assert (tmp_path / "s.png").is_file()
+    assert "start: Gaussian noise" in proc.stdout or "start:" in proc.stdout
+    assert "wrote" in proc.stdout and "ok:" in proc.stdout
+    run_cli("sample", tiny_run, "--n", "7", "--seed", "2", "--batch-size", "7", "--out", tmp_path / "a.npz")
+    run_cli("sample", tiny_run, "--n", "7", "--seed", "2", "--batch-size", "1", "--out", tmp_path / "b.npz")
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    assert a["images"].shape == (7, 8, 8, 1) and a["images"].dtype == np.uint8
+    np.testing.assert_array_equal(a["images"], b["images"])  # image k fixed by (seed, k)
+    assert a["seeds"].tolist() == [2 * 2**32 + k for k in range(7)]
+    # digits has 17 levels: every value is round(v * 255 / 16)
+    assert set(np.unique(a["images"])) <= {round(v * 255 / 16) for v in range(17)}
+
+
+def test_evaluate_prints_domain_fid(tiny_run, tmp_path):
+    proc = run_cli("evaluate", tiny_run, "--data", "digits", "--n", "200", "--out", tmp_path)
+    assert "domain FID" in proc.stdout and "floor" in proc.stdout
+    assert (tmp_path / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["train", "nosuchmodel", "--steps", "1"], "unknown model"),
+        (["train", "ddpm", "--data", "nosuch:thing", "--steps", "1"], "dataset spec"),
+        (["train", "ddpm", "--data", "folder:/nonexistent/dir", "--steps", "1"], "/nonexistent/dir"),
+        (["train", "ddpm", "--steps", "1", "--set", "objective=banana"], "objective"),
+        (["train", "ddpm", "--steps", "1", "--set", "nosuchkey=1"], "unknown"),
+        (["train", "ddpm", "--steps", "1", "--set", "base_channels=abc"], "base_channels"),
+        (["train", "ddpm", "--steps", "0"], "--steps must be >= 1"),
+        (["train", "ddpm", "--steps", "1", "--lr", "-3"], "--lr"),
+        (["sample", "/nonexistent/run", "--n", "2"], "does not exist"),
+        (["evaluate", "npz:/nonexistent.npz", "--data", "digits"], "nonexistent"),
+    ],
+)
+def test_bad_values_fail_in_one_line(args, needle, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert needle in lines[0]
+
+
+def test_bad_values_fail_in_one_line_from_a_real_process(tmp_path):
+    proc = run_cli("train", "ddpm", "--set", "objective=banana", "--steps", "1", check=False, cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "objective" in proc.stderr
+
+
+def test_bad_sample_options_name_what_the_family_accepts(tiny_run, tmp_path):
+    proc = run_cli("sample", tiny_run, "--n", "2", "--temperature", "0.7", check=False)
+    assert proc.returncode == 2 and "temperature" in proc.stderr and "accepts" in proc.stderr
+    proc = run_cli("sample", tiny_run, "--n", "2", "--label", "3", check=False)
+    assert proc.returncode == 2 and "unconditional" in proc.stderr
+    proc = run_cli("sample", tiny_run, "--n", "2", "--out", tmp_path / "x.jpg", check=False)
+    assert proc.returncode == 2 and ".png or .npz" in proc.stderr

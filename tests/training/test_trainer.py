@@ -1,0 +1,106 @@
+"""Trainer behaviour through the public API: NaN guard, EMA, config, run directories."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from gvtest import TINY_DDPM
+
+import genvision as gv
+from genvision.training.ema import EMA
+from genvision.training.trainer import BatchStream, TrainConfig, TrainingError
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tmp_path):
+    model = gv.create("ddpm", **TINY_DDPM, levels=17, num_classes=10)
+    real_loss = model.loss
+    calls = {"n": 0}
+
+    def loss(x, y=None, phase="main", generator=None):
+        calls["n"] += 1
+        out = real_loss(x, y, phase=phase, generator=generator)
+        if calls["n"] >= 8:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    model.loss = loss
+    with pytest.raises(TrainingError, match=r"loss became nan at step \d+.*checkpoint \(step 5\)"):
+        gv.train(model, data="digits", out=tmp_path / "run", steps=20, save_every=5, sample_every=0,
+                 batch_size=8, progress=False)
+    restored = gv.load(tmp_path / "run")
+    assert all(torch.isfinite(p).all() for p in restored.parameters())
+    state = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert state["status"] == "training"  # never marked finished
+
+
+def test_ema_half_life_is_in_images():
+    p = torch.nn.Parameter(torch.zeros(3))
+    ema = EMA([("p", p)], half_life=64)
+    ema.updates = 10**6  # past warm-up
+    with torch.no_grad():
+        p.fill_(1.0)
+    ema.update(images_per_step=64)  # one half-life: halfway to the new value
+    assert torch.allclose(ema.shadow[0], torch.full((3,), 0.5))
+    ema2 = EMA([("p", p)], half_life=64)
+    ema2.shadow[0].zero_()
+    ema2.updates = 10**6
+    for _ in range(4):
+        ema2.update(images_per_step=16)  # four quarter-half-lives: the same decay
+    assert torch.allclose(ema2.shadow[0], torch.full((3,), 0.5), atol=1e-6)
+
+
+def test_batch_stream_visits_every_image_once_per_epoch():
+    s = BatchStream(10, seed=3)
+    first = torch.cat([s.take(4), s.take(4), s.take(2)])
+    assert sorted(first.tolist()) == list(range(10))
+    again = BatchStream(10, seed=3, epoch=0, offset=4).take(6)
+    assert torch.equal(again, first[4:])
+
+
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        ({"steps": 0}, "--steps must be >= 1"),
+        ({"steps": 5, "minutes": 1.0}, "give one of"),
+        ({"lr": -1.0}, "--lr must be a positive"),
+        ({"precision": "fp8"}, "--precision must be"),
+        ({"batch_size": 0}, "--batch-size"),
+    ],
+)
+def test_bad_train_config_is_one_line_error(values, match):
+    with pytest.raises(ValueError, match=match) as e:
+        TrainConfig(**values)
+    assert "\n" not in str(e.value)
+
+
+def test_existing_run_directory_is_refused_unless_overwrite(tmp_path):
+    out = tmp_path / "run"
+    kwargs = dict(data="digits", steps=1, batch_size=8, sample_every=0, progress=False, model_config=TINY_DDPM)
+    gv.train("ddpm", out=out, **kwargs)
+    with pytest.raises(FileExistsError, match="--resume .* --overwrite"):
+        gv.train("ddpm", out=out, **kwargs)
+    gv.train("ddpm", out=out, overwrite=True, **kwargs)
+    other = tmp_path / "not-a-run"
+    other.mkdir()
+    (other / "precious.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a genvision run directory"):
+        gv.train("ddpm", out=other, overwrite=True, **kwargs)
+    assert (other / "precious.txt").read_text() == "keep me"
+
+
+def test_run_directory_layout_and_log(tmp_path):
+    out = gv.train("ddpm", data="digits", out=tmp_path / "run", steps=4, batch_size=8, log_every=2,
+                   sample_every=2, progress=False, model_config=TINY_DDPM)
+    for name in ("config.json", "model.safetensors", "training_state/state.safetensors", "metrics.jsonl",
+                 "samples/step_000002.png", "grid.png", "report.md", "loss.png"):
+        assert (out / name).is_file(), name
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["registry_name"] == "ddpm" and cfg["family"] == "diffusion"
+    assert cfg["model_config"]["image_size"] == 8 and cfg["model_config"]["levels"] == 17
+    assert cfg["data"]["spec"] == "digits" and cfg["train_config"]["steps"] == 4
+    records = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    assert records[-1]["img_per_s"] > 0 and records[-1]["flops_per_image"] > 0
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records)
