@@ -3,6 +3,7 @@ bitwise equal to an uninterrupted run of the same length."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -74,7 +75,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after kill + resume"
-    steps = [__import__("json").loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 45
 
 
@@ -88,3 +89,23 @@ def test_resume_refuses_conflicting_options(tmp_path):
     # extending the length is allowed
     run_cli("train", "ddpm", "--steps", "4", "--out", out, "--resume", "--no-progress")
     assert '"step": 4' in (out / "metrics.jsonl").read_text()
+
+
+def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
+    run = tmp_path / "term"
+    args = [sys.executable, "-m", "genvision", "train", "ddpm", "--data", "digits", "--steps", "400",
+            "--save-every", "0", "--sample-every", "0", "--batch-size", "8", "--no-progress",
+            "--set", "train.log_every=1", *tiny_set_args(), "--out", str(run)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", GENVISION_TEST_STEP_DELAY="0.05")
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(lambda: (run / "metrics.jsonl").exists(), proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"stopped by SIGTERM" in out
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["status"] == "interrupted"
+    step = load_file(str(run / "training_state" / "state.safetensors"))  # readable, complete
+    assert step
+    run_cli("train", "ddpm", "--steps", "3", "--out", run, "--resume", "--no-progress")
+    assert json.loads((run / "config.json").read_text())["status"] == "finished"

@@ -104,3 +104,23 @@ def test_run_directory_layout_and_log(tmp_path):
     assert [r["step"] for r in records] == [2, 4]
     assert records[-1]["img_per_s"] > 0 and records[-1]["flops_per_image"] > 0
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records)
+
+
+def _records(out):
+    return [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_length_in_images_and_minutes(tmp_path):
+    common = dict(data="digits", batch_size=16, sample_every=0, log_every=1, progress=False, model_config=TINY_DDPM)
+    out = gv.train("ddpm", out=tmp_path / "img", images=40, **common)
+    assert _records(out)[-1]["images"] == 48  # ceil(40 / 16) steps of 16 images
+    out = gv.train("ddpm", out=tmp_path / "min", minutes=0.03, **common)
+    last = _records(out)[-1]
+    assert 1.8 <= last["elapsed"] < 10 and last["step"] > 1
+
+
+def test_bf16_autocast_trains(tmp_path):
+    out = gv.train("ddpm", data="digits", out=tmp_path / "bf16", steps=3, batch_size=8, precision="bf16",
+                   sample_every=0, log_every=1, progress=False, model_config=TINY_DDPM)
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in _records(out))
+    assert json.loads((out / "config.json").read_text())["train_config"]["precision"] == "bf16"

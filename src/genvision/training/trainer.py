@@ -464,6 +464,8 @@ class _Loop:
                 if self.ema is not None:
                     self.ema.update(cfg.batch_size)
                 self.step += 1
+                self.elapsed += time.perf_counter() - t0
+                t0 = time.perf_counter()
                 last = self.done()
                 if self.step % cfg.log_every == 0 or last:
                     now = time.perf_counter()

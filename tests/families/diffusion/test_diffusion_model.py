@@ -189,3 +189,12 @@ def test_bad_sampling_options_raise_one_line(kwargs, message):
 def test_unused_options_left_at_none_are_accepted():
     model = tiny_model()
     assert model.sample(1, seed=0, temperature=None, truncation=None).shape == (1, 1, 8, 8)
+
+
+def test_log_likelihood_is_a_per_image_bound_in_nats():
+    model = tiny_model(objective="v", levels=17)
+    x = torch.randint(0, 17, (3, 1, 8, 8)).float() / 16 * 2 - 1
+    ll = model.log_likelihood(x, seed=0)
+    assert ll.shape == (3,) and torch.isfinite(ll).all() and (ll < 0).all()
+    alone = model.log_likelihood(x[1:2], generator=seeding.image_generators(1, 0, start=1))
+    assert torch.allclose(alone, ll[1:2], rtol=1e-5)
