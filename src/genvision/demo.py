@@ -10,9 +10,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-#: the demo recipe: a few minutes on 2 CPU cores (see the foundation issue's closing note)
-DEMO_STEPS = 3000
-DEMO_TRAIN = {"batch_size": 128, "save_every": 1000, "sample_every": 1000}
+#: the demo recipe: about 4 minutes of training on 2 CPU cores (1400 steps of 128 images, ~150 ms
+#: a step for the default 1M-parameter UNet), measured to reach a domain FID near its floor.
+DEMO_STEPS = 1400
+DEMO_TRAIN = {"batch_size": 128, "save_every": 500, "sample_every": 500}
 
 
 def run_demo(out: str | Path | None = None, steps: int | None = None, progress: bool = True) -> Path:

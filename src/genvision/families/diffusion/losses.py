@@ -9,7 +9,8 @@ The network predicts one of:
 
 Given ``x_t`` any one determines the others, so samplers work with predicted ``x_0`` only and
 the model converts once. Every objective is a plain mean squared error on its own target (the
-"simple" loss); they differ in how they weight the noise levels.
+"simple" loss); they differ in how they weight the noise levels. :func:`variational_bound` is the
+likelihood bound (Ho et al., 2020, eq. 5) used for evaluation, not training.
 """
 
 from __future__ import annotations
@@ -59,3 +60,83 @@ def eps_from_x0(x0: torch.Tensor, xt: torch.Tensor, a: torch.Tensor) -> torch.Te
 def mse_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(B, ...) pair -> (B,) mean squared error of each image."""
     return (pred - target).pow(2).flatten(1).mean(dim=1)
+
+
+# ----------------------------------------------------------------------------- variational bound
+def gaussian_kl(mean1, var1, mean2, var2) -> torch.Tensor:
+    """Elementwise KL(N(mean1, var1) || N(mean2, var2)) in nats (scalars or tensors)."""
+    return 0.5 * (torch.log(var2 / var1) + (var1 + (mean1 - mean2) ** 2) / var2 - 1)
+
+
+def discretized_gaussian_log_prob(x0: torch.Tensor, mean: torch.Tensor, std, levels: int) -> torch.Tensor:
+    """Elementwise log P(bin of x0) under N(mean, std^2) (Ho et al., 2020, eq. 13).
+
+    Pixel value v in 0..levels-1 sits at ``x = v / (levels - 1) * 2 - 1``; its bin is x -+ 1/(levels - 1),
+    with the outermost bins stretched to -inf / +inf. Computed in float64 with log-CDFs so that
+    far-off bins stay finite.
+    """
+    half = 1.0 / (levels - 1)
+    x0, mean = x0.double(), mean.double()
+    std = torch.as_tensor(std, dtype=torch.float64, device=x0.device)
+    lo = (x0 - half - mean) / std
+    hi = (x0 + half - mean) / std
+    lo = torch.where(x0 <= -1 + half / 2, torch.full_like(lo, -float("inf")), lo)
+    hi = torch.where(x0 >= 1 - half / 2, torch.full_like(hi, float("inf")), hi)
+    # log(Phi(hi) - Phi(lo)); in the upper tail use the mirror image Phi(-lo) - Phi(-hi)
+    upper = lo > 0
+    a = torch.where(upper, -hi, lo)
+    b = torch.where(upper, -lo, hi)
+    log_b, log_a = torch.special.log_ndtr(b), torch.special.log_ndtr(a)
+    return log_b + torch.log1p(-torch.exp(log_a - log_b).clamp(max=1 - 1e-15))
+
+
+def variational_bound(denoise, x0: torch.Tensor, alpha_bar: torch.Tensor, levels: int, *, generator=None):
+    """Lower bound on log p(x0) of the ancestral (posterior-variance) model, nats per image.
+
+    Ho et al. (2020), eq. 5: ``log p(x0) >= -L_T - sum_{t>=2} L_{t-1} - L_0`` with
+    ``L_T = KL(q(x_T | x0) || N(0, I))``, ``L_{t-1} = KL(q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t))`` at one
+    draw of ``x_t ~ q(x_t | x0)`` per step, and ``L_0 = -log p(x0 | x_1)`` with the discretised Gaussian
+    decoder. ``p(x_{t-1} | x_t)`` is N(posterior mean at predicted x0, beta~_t), as the ``ddpm``
+    sampler draws it; the decoder's variance is beta~ of the second step (beta~ of the first is 0).
+    Costs one denoiser call per training step.
+
+    Args:
+        denoise: (x_t, t) -> predicted x0.
+        x0: (B, C, H, W) data on the ``levels`` grid in [-1, 1] (snapped to it here).
+        alpha_bar: (T,) training schedule, T >= 2.
+        levels: grey levels of the data.
+        generator: torch.Generator, list of per-image generators, or None.
+
+    Returns:
+        (B,) float64 lower bound on log p(x0) in nats (<= 0 in expectation over the noise draws).
+    """
+    from ... import seeding
+
+    ab = alpha_bar.to(device=x0.device, dtype=torch.float64)
+    T = len(ab)
+    x0 = ((x0.clamp(-1, 1) + 1) / 2 * (levels - 1)).round() / (levels - 1) * 2 - 1  # snap to the grid
+    x0d = x0.double()
+
+    def per_image(v):
+        return v.flatten(1).sum(dim=1)
+
+    bound = -per_image(
+        gaussian_kl(ab[-1].sqrt() * x0d, 1 - ab[-1], torch.zeros_like(x0d), ab.new_tensor(1.0))
+    )
+    post_var = None
+    for t in range(T - 1, -1, -1):
+        a = ab[t]
+        a_prev = ab[t - 1] if t > 0 else a.new_tensor(1.0)
+        beta = 1 - a / a_prev
+        eps = seeding.randn(x0.shape, generator, x0.device, x0.dtype)
+        xt = add_noise(x0, eps, a.to(x0.dtype))
+        x0_hat = denoise(xt, t).double()
+        if t > 0:
+            # both Gaussians share the variance beta~_t, so the KL is the squared mean gap over 2 beta~
+            post_var = beta * (1 - a_prev) / (1 - a)
+            c0 = a_prev.sqrt() * beta / (1 - a)
+            bound = bound - per_image((c0 * (x0d - x0_hat)) ** 2 / (2 * post_var))
+        else:
+            # decoder p(x0 | x_1): posterior mean at t = 0 is x0_hat itself; variance beta~ of step 1
+            bound = bound + per_image(discretized_gaussian_log_prob(x0, x0_hat, post_var.sqrt(), levels))
+    return bound

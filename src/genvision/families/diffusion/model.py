@@ -261,10 +261,44 @@ class Diffusion(GenerativeModel):
             self.train(was_training)
         return x.clamp(-1, 1)
 
-    def describe_start(self, n: int, seed: int = 0) -> str:
+    @torch.no_grad()
+    def log_likelihood(self, x: torch.Tensor, y=None, *, seed: int = 0, generator=None) -> torch.Tensor:
+        """Variational lower bound on log p(x), nats per image (Ho et al., 2020, eq. 5).
+
+        The model is the ``ddpm`` sampler's (posterior variance, predicted x0 clipped when
+        ``clip_x0``) with a discretised Gaussian decoder on ``config.levels`` grey levels. One
+        UNet call per training step (``num_train_timesteps`` calls per batch); each image draws its
+        noise from its own generator (``seed``), so the value does not depend on the batch.
+
+        Args:
+            x: (B, C, H, W) images in [-1, 1] on the data's grid.
+            y: labels for a conditional model (None = the null class).
+
+        Returns:
+            (B,) float64 lower bound on log p(x) in nats (bits per dim = -value / (C*H*W*ln 2)).
+        """
+        x = x.to(self.device)
+        labels = None if y is None else self.check_labels(x.shape[0], y)
+        gens = generator if generator is not None else seeding.image_generators(x.shape[0], seed, self.device)
+
+        def denoise(xt, t):
+            x0 = self.denoise_x0(xt, t, labels)
+            return x0.clamp(-1, 1) if self.config.clip_x0 else x0
+
+        was_training = self.training
+        self.eval()
+        try:
+            return losses.variational_bound(denoise, x, self.alpha_bar, self.config.levels, generator=gens)
+        finally:
+            self.train(was_training)
+
+    def describe_start(self, n: int, seed: int | None = 0) -> str:
         """What ``sample(n, seed=seed)`` starts from: the noise shape and image 0's first values."""
         c = self.config
+        shape = f"Gaussian noise ({n}, {c.channels}, {c.image_size}, {c.image_size})"
+        if seed is None:
+            return f"{shape} from the given generator"
         gens = seeding.image_generators(1, seed, self.device)
         first = seeding.randn((1, c.channels, c.image_size, c.image_size), gens, self.device)
         values = ", ".join(f"{v:.4f}" for v in first.flatten()[:4].tolist())
-        return f"Gaussian noise ({n}, {c.channels}, {c.image_size}, {c.image_size}), first values [{values}, ...]"
+        return f"{shape}, first values [{values}, ...]"
