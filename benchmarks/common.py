@@ -19,7 +19,9 @@ from datetime import datetime, timezone
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true", help="at most 10 minutes: smaller budgets, said in the JSON")
+    p.add_argument(
+        "--quick", action="store_true", help="at most 10 minutes: smaller budgets, said in the JSON"
+    )
     p.add_argument("--json", help="also write the JSON result to this file")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     return p

@@ -12,8 +12,20 @@ from genvision.cli import main
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "run"
-    run_cli("train", "ddpm", "--data", "digits", "--steps", "3", "--batch-size", "8", "--no-progress",
-            *tiny_set_args(), "--out", out)
+    run_cli(
+        "train",
+        "ddpm",
+        "--data",
+        "digits",
+        "--steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--no-progress",
+        *tiny_set_args(),
+        "--out",
+        out,
+    )
     return out
 
 

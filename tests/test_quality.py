@@ -21,9 +21,19 @@ N = 500
 @pytest.fixture(scope="session")
 def trained_digits_ddpm(tmp_path_factory):
     out = tmp_path_factory.mktemp("quality") / "ddpm"
-    gv.train("ddpm", data="digits", out=out, steps=STEPS, batch_size=64, lr=2e-3, ema_half_life=4000,
-             sample_every=0, save_every=0, progress=False,
-             model_config={"base_channels": 16, "num_res_blocks": 1, "steps": 20})
+    gv.train(
+        "ddpm",
+        data="digits",
+        out=out,
+        steps=STEPS,
+        batch_size=64,
+        lr=2e-3,
+        ema_half_life=4000,
+        sample_every=0,
+        save_every=0,
+        progress=False,
+        model_config={"base_channels": 16, "num_res_blocks": 1, "steps": 20},
+    )
     return out
 
 

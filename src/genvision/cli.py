@@ -49,12 +49,20 @@ def _parser() -> argparse.ArgumentParser:
     length.add_argument("--images", type=int, help="training length in images seen")
     length.add_argument("--minutes", type=float, help="training length in minutes of training time")
     for flag in ("batch_size", "lr", "seed", "ema_half_life", "save_every", "sample_every"):
-        t.add_argument("--" + flag.replace("_", "-"), type=TRAIN_FLAGS[flag],
-                       help="images" if flag == "ema_half_life" else None)
+        t.add_argument(
+            "--" + flag.replace("_", "-"),
+            type=TRAIN_FLAGS[flag],
+            help="images" if flag == "ema_half_life" else None,
+        )
     t.add_argument("--precision", choices=["fp32", "bf16"])
     t.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="model config field, or train.FIELD for the trainer")
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model config field, or train.FIELD for the trainer",
+    )
     t.add_argument("--out", help="run directory (default runs/<model>-<data>-<time>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -157,8 +165,15 @@ def cmd_train(args) -> int:
     if args.no_progress:
         given["progress"] = False
     given.update(train_cfg)
-    out = train(args.model, data=args.data, out=args.out, resume=args.resume, overwrite=args.overwrite,
-                model_config=model_cfg, **given)
+    out = train(
+        args.model,
+        data=args.data,
+        out=args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        model_config=model_cfg,
+        **given,
+    )
     print(f"model directory: {out}")
     print(f"report: {Path(out) / 'report.md'}")
     return 0
@@ -184,7 +199,10 @@ def cmd_sample(args) -> int:
         raise UsageError(f"--out must end in .png or .npz (got {out.name})")
     device = _device(args.device)
     model = load(args.dir, device=device)
-    options = {k: getattr(args, k) for k in ("sampler", "steps", "eta", "guidance_scale", "temperature", "truncation")}
+    options = {
+        k: getattr(args, k)
+        for k in ("sampler", "steps", "eta", "guidance_scale", "temperature", "truncation")
+    }
     options = {k: v for k, v in options.items() if v is not None}
     model.check_sample_options(options)
     labels = _labels(args, args.n)
@@ -229,7 +247,9 @@ def cmd_evaluate(args) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if args.n is not None and args.n < 2:
         raise UsageError(f"--n must be >= 2 (got {args.n})")
-    result = evaluate(args.source, data=args.data, metrics=metrics, n=args.n, out=args.out, features=args.features)
+    result = evaluate(
+        args.source, data=args.data, metrics=metrics, n=args.n, out=args.out, features=args.features
+    )
     _print_metrics(result)
     return 0
 
@@ -238,16 +258,22 @@ def _print_metrics(result: dict) -> None:
     m = result.get("metrics", {})
     fid = m.get("fid")
     if isinstance(fid, dict) and isinstance(fid.get("value"), float):
-        print(f"domain FID {fid['value']:.3f}  (floor {fid['floor']:.3f}, ratio {fid['ratio_to_floor']:.2f}x, "
-              f"n={fid['n_generated']})")
+        print(
+            f"domain FID {fid['value']:.3f}  (floor {fid['floor']:.3f}, ratio {fid['ratio_to_floor']:.2f}x, "
+            f"n={fid['n_generated']})"
+        )
     elif isinstance(fid, dict):
         print(f"fid: {fid.get('value')} ({fid.get('reason', '')})")
     conf = m.get("confidence")
     if isinstance(conf, dict):
-        print("judge confidence: " + ", ".join(f"{k} {v:.3f}" for k, v in conf.items() if isinstance(v, float)))
+        print(
+            "judge confidence: " + ", ".join(f"{k} {v:.3f}" for k, v in conf.items() if isinstance(v, float))
+        )
     hist = m.get("class_histogram")
     if isinstance(hist, dict) and "counts" in hist:
-        print(f"class histogram: {hist['counts']}  (entropy {hist.get('entropy_nats', float('nan')):.3f} nats)")
+        print(
+            f"class histogram: {hist['counts']}  (entropy {hist.get('entropy_nats', float('nan')):.3f} nats)"
+        )
     if result.get("path"):
         print(f"wrote {result['path']}")
 

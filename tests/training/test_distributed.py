@@ -29,10 +29,32 @@ def test_two_processes_equal_one_process_on_the_combined_batch(tmp_path):
 
     two = tmp_path / "two"
     # `accelerate launch` (torchrun underneath); on CPU the process group uses gloo.
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()),
-           "-m", "genvision", "train", "ddpm", *ARGS, *tiny_set_args(), "--out", str(two)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_ip",
+        "127.0.0.1",
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "genvision",
+        "train",
+        "ddpm",
+        *ARGS,
+        *tiny_set_args(),
+        "--out",
+        str(two),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

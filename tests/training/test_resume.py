@@ -15,8 +15,21 @@ import torch
 from gvtest import run_cli, tiny_set_args
 from safetensors.torch import load_file
 
-ARGS = ["--data", "digits", "--steps", "45", "--save-every", "15", "--sample-every", "0",
-        "--batch-size", "16", "--ema-half-life", "500", "--no-progress"]
+ARGS = [
+    "--data",
+    "digits",
+    "--steps",
+    "45",
+    "--save-every",
+    "15",
+    "--sample-every",
+    "0",
+    "--batch-size",
+    "16",
+    "--ema-half-life",
+    "500",
+    "--no-progress",
+]
 
 
 def _start(out: Path, extra_env: dict, resume: bool = False) -> subprocess.Popen:
@@ -81,9 +94,22 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
 
 def test_resume_refuses_conflicting_options(tmp_path):
     out = tmp_path / "r"
-    run_cli("train", "ddpm", *ARGS[:2], "--steps", "2", "--batch-size", "8", "--no-progress",
-            *tiny_set_args(), "--out", out)
-    proc = run_cli("train", "ddpm", "--steps", "4", "--batch-size", "16", "--out", out, "--resume", check=False)
+    run_cli(
+        "train",
+        "ddpm",
+        *ARGS[:2],
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--no-progress",
+        *tiny_set_args(),
+        "--out",
+        out,
+    )
+    proc = run_cli(
+        "train", "ddpm", "--steps", "4", "--batch-size", "16", "--out", out, "--resume", check=False
+    )
     assert proc.returncode == 2
     assert "batch_size" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     # extending the length is allowed
@@ -93,9 +119,29 @@ def test_resume_refuses_conflicting_options(tmp_path):
 
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
     run = tmp_path / "term"
-    args = [sys.executable, "-m", "genvision", "train", "ddpm", "--data", "digits", "--steps", "400",
-            "--save-every", "0", "--sample-every", "0", "--batch-size", "8", "--no-progress",
-            "--set", "train.log_every=1", *tiny_set_args(), "--out", str(run)]
+    args = [
+        sys.executable,
+        "-m",
+        "genvision",
+        "train",
+        "ddpm",
+        "--data",
+        "digits",
+        "--steps",
+        "400",
+        "--save-every",
+        "0",
+        "--sample-every",
+        "0",
+        "--batch-size",
+        "8",
+        "--no-progress",
+        "--set",
+        "train.log_every=1",
+        *tiny_set_args(),
+        "--out",
+        str(run),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", GENVISION_TEST_STEP_DELAY="0.05")
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_for(lambda: (run / "metrics.jsonl").exists(), proc)

@@ -27,8 +27,16 @@ def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tmp_path):
 
     model.loss = loss
     with pytest.raises(TrainingError, match=r"loss became nan at step \d+.*checkpoint \(step 5\)"):
-        gv.train(model, data="digits", out=tmp_path / "run", steps=20, save_every=5, sample_every=0,
-                 batch_size=8, progress=False)
+        gv.train(
+            model,
+            data="digits",
+            out=tmp_path / "run",
+            steps=20,
+            save_every=5,
+            sample_every=0,
+            batch_size=8,
+            progress=False,
+        )
     restored = gv.load(tmp_path / "run")
     assert all(torch.isfinite(p).all() for p in restored.parameters())
     state = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -77,7 +85,9 @@ def test_bad_train_config_is_one_line_error(values, match):
 
 def test_existing_run_directory_is_refused_unless_overwrite(tmp_path):
     out = tmp_path / "run"
-    kwargs = dict(data="digits", steps=1, batch_size=8, sample_every=0, progress=False, model_config=TINY_DDPM)
+    kwargs = dict(
+        data="digits", steps=1, batch_size=8, sample_every=0, progress=False, model_config=TINY_DDPM
+    )
     gv.train("ddpm", out=out, **kwargs)
     with pytest.raises(FileExistsError, match="--resume .* --overwrite"):
         gv.train("ddpm", out=out, **kwargs)
@@ -91,10 +101,27 @@ def test_existing_run_directory_is_refused_unless_overwrite(tmp_path):
 
 
 def test_run_directory_layout_and_log(tmp_path):
-    out = gv.train("ddpm", data="digits", out=tmp_path / "run", steps=4, batch_size=8, log_every=2,
-                   sample_every=2, progress=False, model_config=TINY_DDPM)
-    for name in ("config.json", "model.safetensors", "training_state/state.safetensors", "metrics.jsonl",
-                 "samples/step_000002.png", "grid.png", "report.md", "loss.png"):
+    out = gv.train(
+        "ddpm",
+        data="digits",
+        out=tmp_path / "run",
+        steps=4,
+        batch_size=8,
+        log_every=2,
+        sample_every=2,
+        progress=False,
+        model_config=TINY_DDPM,
+    )
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "training_state/state.safetensors",
+        "metrics.jsonl",
+        "samples/step_000002.png",
+        "grid.png",
+        "report.md",
+        "loss.png",
+    ):
         assert (out / name).is_file(), name
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["registry_name"] == "ddpm" and cfg["family"] == "diffusion"
@@ -111,7 +138,9 @@ def _records(out):
 
 
 def test_length_in_images_and_minutes(tmp_path):
-    common = dict(data="digits", batch_size=16, sample_every=0, log_every=1, progress=False, model_config=TINY_DDPM)
+    common = dict(
+        data="digits", batch_size=16, sample_every=0, log_every=1, progress=False, model_config=TINY_DDPM
+    )
     out = gv.train("ddpm", out=tmp_path / "img", images=40, **common)
     assert _records(out)[-1]["images"] == 48  # ceil(40 / 16) steps of 16 images
     out = gv.train("ddpm", out=tmp_path / "min", minutes=0.03, **common)
@@ -120,7 +149,17 @@ def test_length_in_images_and_minutes(tmp_path):
 
 
 def test_bf16_autocast_trains(tmp_path):
-    out = gv.train("ddpm", data="digits", out=tmp_path / "bf16", steps=3, batch_size=8, precision="bf16",
-                   sample_every=0, log_every=1, progress=False, model_config=TINY_DDPM)
+    out = gv.train(
+        "ddpm",
+        data="digits",
+        out=tmp_path / "bf16",
+        steps=3,
+        batch_size=8,
+        precision="bf16",
+        sample_every=0,
+        log_every=1,
+        progress=False,
+        model_config=TINY_DDPM,
+    )
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in _records(out))
     assert json.loads((out / "config.json").read_text())["train_config"]["precision"] == "bf16"
