@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="measure a model directory, npz:FILE or folder:DIR")
     e.add_argument("source")
-    e.add_argument("--data", default="digits")
+    e.add_argument("--data", help="dataset spec (default: the run's own data, else digits)")
     e.add_argument("--metrics", help="comma-separated (default: all that apply)")
     e.add_argument("--n", type=int, help="generated images (default 1000 for digits, 10000 for MNIST-size)")
     e.add_argument("--features", default="domain")

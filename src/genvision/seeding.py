@@ -23,6 +23,17 @@ def image_generators(n: int, seed: int, device: str | torch.device = "cpu", star
     return [torch.Generator(device).manual_seed(seed * 2**32 + start + k) for k in range(n)]
 
 
+def _draw(fn, shape, generator: Generators, device, dtype) -> torch.Tensor:
+    """``fn`` (torch.randn or torch.rand) of ``shape``; row k from generator k when given a list."""
+    shape = tuple(shape)
+    if generator is None or isinstance(generator, torch.Generator):
+        return fn(shape, generator=generator, device=device, dtype=dtype)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} per-image generators for a batch of {shape[0]}")
+    rows = [fn(shape[1:], generator=g, device=device, dtype=dtype) for g in generator]
+    return torch.stack(rows) if rows else torch.empty(shape, device=device, dtype=dtype)
+
+
 def randn(shape, generator: Generators = None, device=None, dtype=torch.float32) -> torch.Tensor:
     """Standard normal noise of ``shape``; with a list of generators, row k comes from generator k.
 
@@ -30,24 +41,12 @@ def randn(shape, generator: Generators = None, device=None, dtype=torch.float32)
         shape: full shape, (B, ...). With per-image generators B must equal their count.
         generator: None (global RNG), a ``torch.Generator``, or a list of per-image generators.
     """
-    shape = tuple(shape)
-    if generator is None or isinstance(generator, torch.Generator):
-        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    if len(generator) != shape[0]:
-        raise ValueError(f"{len(generator)} per-image generators for a batch of {shape[0]}")
-    rows = [torch.randn(shape[1:], generator=g, device=device, dtype=dtype) for g in generator]
-    return torch.stack(rows) if rows else torch.empty(shape, device=device, dtype=dtype)
+    return _draw(torch.randn, shape, generator, device, dtype)
 
 
 def rand(shape, generator: Generators = None, device=None, dtype=torch.float32) -> torch.Tensor:
     """Uniform [0, 1) noise, per-image like :func:`randn`."""
-    shape = tuple(shape)
-    if generator is None or isinstance(generator, torch.Generator):
-        return torch.rand(shape, generator=generator, device=device, dtype=dtype)
-    if len(generator) != shape[0]:
-        raise ValueError(f"{len(generator)} per-image generators for a batch of {shape[0]}")
-    rows = [torch.rand(shape[1:], generator=g, device=device, dtype=dtype) for g in generator]
-    return torch.stack(rows) if rows else torch.empty(shape, device=device, dtype=dtype)
+    return _draw(torch.rand, shape, generator, device, dtype)
 
 
 def resolve(n: int, seed: int | None, generator, device) -> Generators:
