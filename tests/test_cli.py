@@ -72,6 +72,8 @@ def test_evaluate_prints_domain_fid(tiny_run, tmp_path):
         (["train", "ddpm", "--steps", "0"], "--steps must be >= 1"),
         (["train", "ddpm", "--steps", "1", "--lr", "-3"], "--lr"),
         (["sample", "/nonexistent/run", "--n", "2"], "does not exist"),
+        (["train", "ddpm", "--resume", "--out", "/nonexistent/run"], "does not exist"),
+        (["train", "ddpm", "--resume"], "--resume needs --out"),
         (["evaluate", "npz:/nonexistent.npz", "--data", "digits"], "nonexistent"),
     ],
 )

@@ -74,7 +74,7 @@ def load(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     path = state_path(run_dir)
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} is missing: nothing to resume in {run_dir}; drop --resume to start a new run"
+            f"{path} is missing: nothing to resume in {run_dir}; start again with --overwrite instead of --resume"
         )
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:

@@ -36,7 +36,14 @@ from pathlib import Path
 import torch
 
 from .. import io
-from ..families.base import GenerativeModel, build_dataclass, model_state, save_model_dir, write_config
+from ..families.base import (
+    GenerativeModel,
+    build_dataclass,
+    model_state,
+    read_config,
+    save_model_dir,
+    write_config,
+)
 from . import checkpoint, distributed
 from .ema import EMA
 
@@ -183,11 +190,8 @@ def count_flops_per_image(model: GenerativeModel, phases, x, y) -> float | None:
     return total / x.shape[0] if total else None
 
 
-def _prepare_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    if resume:
-        if not (out / "config.json").is_file():
-            raise FileNotFoundError(f"--resume: {out} is not a run directory (no config.json); check --out")
-        return
+def _prepare_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a non-empty ``out`` unless ``overwrite`` (and then only a genvision run directory)."""
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(
@@ -225,8 +229,7 @@ def _fill_from_data(name: str, dataset, model_config: dict):
     cfg = dict(model_config)
     for key in ("image_size", "channels", "num_classes", "levels"):
         cfg.setdefault(key, getattr(dataset, key))
-    model = create(name, **cfg)
-    return model
+    return create(name, **cfg)
 
 
 def _check_model_fits_data(model: GenerativeModel, dataset) -> None:
@@ -278,12 +281,7 @@ def train(
     if resume:
         if out is None:
             raise ValueError("--resume needs --out DIR (the run to continue)")
-        meta = (
-            json.loads((Path(out) / "config.json").read_text())
-            if (Path(out) / "config.json").is_file()
-            else {}
-        )
-        _prepare_dir(Path(out), resume=True, overwrite=False)
+        meta = read_config(out)  # one-line errors for a missing directory or a damaged config.json
         if isinstance(model, str) and model != meta.get("registry_name"):
             raise ValueError(f"--resume: {out} trains {meta.get('registry_name')}, not {model}")
         stored_data = meta.get("data", {}).get("spec", data)
@@ -326,7 +324,8 @@ def train(
 
     out = Path(out) if out is not None else default_run_dir(model.registry_name, data)
     if ctx.main:
-        _prepare_dir(out, resume=resume, overwrite=overwrite)
+        if not resume:
+            _prepare_dir(out, overwrite=overwrite)
         out.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_stale_temporaries(out)
     distributed.barrier(ctx)
