@@ -139,7 +139,7 @@ def test_variational_bound_is_below_and_close_to_the_true_log_likelihood():
     ab = schedules.alpha_bar("cosine", 1000)
     x = ATOMS.repeat(64, 1, 1, 1)
     bound = losses.variational_bound(
-        _mixture_denoiser(ab), x, ab, levels=17, generator=torch.Generator().manual_seed(0)
+        _mixture_denoiser(ab), x, ab, 17, generator=torch.Generator().manual_seed(0)
     )
     se = bound.std().item() / len(bound) ** 0.5
     target = -torch.log(torch.tensor(4.0)).item()

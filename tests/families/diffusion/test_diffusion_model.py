@@ -35,6 +35,12 @@ def test_default_config_round_trips_through_json():
         assert again == cfg and isinstance(again.channel_mults, tuple)
 
 
+@pytest.mark.parametrize("size, mults", [(8, (1, 2)), (16, (1, 2, 2)), (28, (1, 2, 2)), (64, (1, 2, 2, 2))])
+def test_default_channel_mults_follow_the_image_size_and_are_stored(size, mults):
+    cfg = DiffusionConfig(image_size=size)
+    assert cfg.channel_mults == mults and cfg.to_dict()["channel_mults"] == mults
+
+
 def test_registry_presets_build():
     assert registry.create("ddpm", **TINY).config.objective == "eps"
     cond = registry.create("ddpm-cond", num_classes=10, **TINY)
@@ -48,7 +54,7 @@ def test_registry_presets_build():
         ({"schedule": "sigmoid"}, "schedule"),
         ({"num_train_timesteps": 1}, "num_train_timesteps"),
         ({"image_size": 12, "channel_mults": (1, 2, 2, 2)}, "divisible by 2"),
-        ({"channel_mults": ()}, "channel_mults"),
+        ({"channel_mults": (1, 0)}, "channel_mults"),
         ({"attention_resolutions": (3,)}, "attention_resolutions"),
         ({"attention_resolutions": (8,), "attention_heads": 3}, "attention_heads"),
         ({"num_res_blocks": 0}, "num_res_blocks"),
@@ -155,12 +161,17 @@ def test_sampling_keeps_training_mode_and_describes_its_start():
 
 
 def test_conditional_sampling_with_labels_and_guidance():
-    model = tiny_model(conditional=True, num_classes=10)
+    model = tiny_model(conditional=True, num_classes=10, objective="v")
     x = model.sample(4, y=[0, 1, 2, 3], seed=0, guidance_scale=2.0)
     assert x.shape == (4, 1, 8, 8) and torch.isfinite(x).all()
     one = model.sample(4, y=7, seed=0)  # an int label means n copies
     assert not torch.allclose(one, model.sample(4, y=2, seed=0))
-    assert model.sample(2, seed=0).shape == (2, 1, 8, 8)  # no labels: the null class
+    # no labels: a class per image from its own generator, so still the same alone or batched
+    assert torch.allclose(
+        model.sample(3, seed=0)[1],
+        model.sample(1, generator=seeding.image_generators(1, 0, start=1))[0],
+        atol=1e-6,
+    )
     with pytest.raises(ValueError, match="labels must be in 0..9"):
         model.sample(2, y=[0, 10], seed=0)
 

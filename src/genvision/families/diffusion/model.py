@@ -1,10 +1,11 @@
 """Denoising diffusion (Ho et al., 2020) with DDIM sampling (Song et al., 2021) and classifier-free
 guidance (Ho & Salimans, 2022): config and model glue.
 
-The pieces live beside this file: ``schedules.py`` (alpha_bar), ``losses.py`` (objectives and
-conversions), ``samplers.py`` (ddpm, ddim), ``guidance.py``; the network is ``nn.unet.UNet``.
-Training draws ``t`` and the noise from the global torch RNG (the trainer saves and restores it
-for exact resume); sampling draws only from per-image generators or the one given.
+The pieces live beside this file: ``schedules.py`` (alpha_bar), ``losses.py`` (objectives,
+conversions, likelihood bound), ``samplers.py`` (ddpm, ddim), ``guidance.py``; the network is
+``nn.unet.UNet``. Training draws ``t``, the noise and the label dropout from the per-image
+generators the trainer passes (else the global RNG); sampling draws only from per-image
+generators (``seed``) or the one given.
 """
 
 from __future__ import annotations
@@ -20,6 +21,20 @@ from . import losses, samplers, schedules
 from .guidance import with_guidance
 
 
+def default_channel_mults(image_size: int) -> tuple[int, ...]:
+    """UNet levels for a square image: halve while the side stays even and >= 4 (at most 4 levels).
+
+    The first halving doubles the width; later levels keep it (8 -> (1, 2); 16, 28 -> (1, 2, 2);
+    32, 64 -> (1, 2, 2, 2)).
+    """
+    mults = [1]
+    side = image_size
+    while len(mults) < 4 and side % 2 == 0 and side // 2 >= 4:
+        mults.append(2)
+        side //= 2
+    return tuple(mults)
+
+
 @dataclass
 class DiffusionConfig(ModelConfig):
     """Diffusion model settings; the defaults are tuned for 8x8 digits on a CPU (see the README).
@@ -32,8 +47,10 @@ class DiffusionConfig(ModelConfig):
     objective: str = "eps"  # eps | v | x0: what the UNet predicts
     schedule: str = "cosine"  # linear | cosine
     num_train_timesteps: int = 1000
-    base_channels: int = 64
-    channel_mults: tuple[int, ...] = (1, 2)
+    base_channels: int = 32
+    channel_mults: tuple[
+        int, ...
+    ] = ()  # () = by image size: 8 -> (1, 2), 16/28 -> (1, 2, 2), 32+ -> (1, 2, 2, 2)
     num_res_blocks: int = 2
     attention_resolutions: tuple[int, ...] = ()
     attention_heads: int = 4
@@ -43,12 +60,12 @@ class DiffusionConfig(ModelConfig):
     sampler: str = "ddim"  # ddpm | ddim
     steps: int = 50  # ddim denoiser calls
     eta: float = 0.0  # ddim noise: 0 deterministic, 1 = ddpm's posterior noise
-    lr: float = 2e-4
+    lr: float = 1e-3
     clip_x0: bool = True  # clamp predicted x0 to [-1, 1] at every sampling step
 
     def __post_init__(self):
         super().__post_init__()
-        self.channel_mults = tuple(self.channel_mults)
+        self.channel_mults = tuple(self.channel_mults) or default_channel_mults(self.image_size)
         self.attention_resolutions = tuple(self.attention_resolutions)
         T = self.num_train_timesteps
         if self.objective not in losses.OBJECTIVES:
@@ -63,9 +80,9 @@ class DiffusionConfig(ModelConfig):
             raise ValueError(f"num_train_timesteps must be >= 2 (got {T}); 1000 is usual")
         if self.base_channels < 4:
             raise ValueError(f"base_channels must be >= 4 (got {self.base_channels}); try 32 or 64")
-        if not self.channel_mults or any(m < 1 for m in self.channel_mults):
+        if any(m < 1 for m in self.channel_mults):
             raise ValueError(
-                f"channel_mults must be a non-empty list of ints >= 1 (got {self.channel_mults})"
+                f"channel_mults must be ints >= 1, or () for the size-based default (got {self.channel_mults})"
             )
         factor = 2 ** (len(self.channel_mults) - 1)
         if self.image_size % factor:
@@ -103,7 +120,7 @@ class DiffusionConfig(ModelConfig):
         if self.eta < 0:
             raise ValueError(f"eta must be >= 0 (got {self.eta}); 0 is deterministic DDIM")
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0 (got {self.lr}); try 2e-4")
+            raise ValueError(f"lr must be > 0 (got {self.lr}); try 1e-3")
         if self.conditional and self.num_classes < 1:
             raise ValueError(
                 "conditional=True needs num_classes >= 1 (got 0); set num_classes "
@@ -112,7 +129,7 @@ class DiffusionConfig(ModelConfig):
 
 
 #: trainer settings the defaults were tuned with (``model.train_defaults()``; user flags override)
-TRAIN_DEFAULTS = {"batch_size": 128, "ema_half_life": 20000, "warmup": 100}
+TRAIN_DEFAULTS = {"batch_size": 128, "ema_half_life": 25000, "warmup": 100}
 
 
 class Diffusion(GenerativeModel):
@@ -181,6 +198,13 @@ class Diffusion(GenerativeModel):
         pred = self.net(x, tt, y)
         return losses.to_x0(self.config.objective, pred, x, self.alpha_bar[t])
 
+    def _denoiser(self, labels: torch.Tensor | None, scale: float):
+        """The sampler's (x_t, t) -> x0: guidance when labelled, then clipping to [-1, 1] if configured."""
+        guided = with_guidance(self.denoise_x0, labels, scale) if labels is not None else self.denoise_x0
+        if not self.config.clip_x0:
+            return guided
+        return lambda x, t: guided(x, t).clamp(-1, 1)
+
     @torch.no_grad()
     def sample(
         self,
@@ -199,12 +223,13 @@ class Diffusion(GenerativeModel):
         """Draw ``n`` images, (n, C, H, W) in [-1, 1] on the model's device.
 
         Args:
-            y: conditional models: an int or (n,) labels; None samples unconditionally (null class).
+            y: conditional models: an int or (n,) labels; None draws a uniform class per image from
+                its own generator (after its start noise), so image k stays fixed by (seed, k).
             seed: per-image seeds (image k is the same whatever n); or give ``generator``.
             sampler: "ddim" or "ddpm" (default: config.sampler).
             steps: ddim denoiser calls (default config.steps); ddpm always uses num_train_timesteps.
             eta: ddim noise level (default config.eta).
-            guidance_scale: classifier-free guidance for labelled samples (default config.guidance_scale).
+            guidance_scale: classifier-free guidance of a conditional model (default config.guidance_scale).
             variance: ddpm step variance, "posterior" (default) or "beta".
         """
         self.check_sample_options(options)
@@ -223,39 +248,28 @@ class Diffusion(GenerativeModel):
         elif variance is not None:
             raise ValueError("variance applies to the ddpm sampler only; use sampler='ddpm'")
         labels = self.check_labels(n, y)
-        if guidance_scale is not None and labels is None:
-            raise ValueError("guidance_scale needs class labels y (a conditional model sampled with labels)")
+        if guidance_scale is not None and not c.conditional:
+            raise ValueError("guidance_scale applies to conditional models only (e.g. ddpm-cond); drop it")
         scale = c.guidance_scale if guidance_scale is None else guidance_scale
-
-        # denoiser (x_t, t) -> x0: guidance (if labelled), then clipping
-        if labels is not None:
-            guided = with_guidance(self.denoise_x0, labels, scale)
-        else:
-            guided = self.denoise_x0
-        if c.clip_x0:
-
-            def denoise(x, t):
-                return guided(x, t).clamp(-1, 1)
-        else:
-            denoise = guided
 
         was_training = self.training
         self.eval()
         try:
             gens = seeding.resolve(n, seed, generator, self.device)
             x = seeding.randn((n, c.channels, c.image_size, c.image_size), gens, self.device)
+            if c.conditional and labels is None:
+                # no labels given: a uniform class per image, drawn from the image's own generator
+                u = seeding.rand((n,), gens, self.device)
+                labels = (u * c.num_classes).long().clamp(max=c.num_classes - 1)
+            denoise = self._denoiser(labels, scale)
             if sampler == "ddpm":
                 x = samplers.ddpm(
                     denoise, x, self.alpha_bar, variance=variance or "posterior", generator=gens
                 )
             else:
+                steps = steps or c.steps
                 x = samplers.ddim(
-                    denoise,
-                    x,
-                    self.alpha_bar,
-                    steps or c.steps,
-                    eta=c.eta if eta is None else eta,
-                    generator=gens,
+                    denoise, x, self.alpha_bar, steps, eta=c.eta if eta is None else eta, generator=gens
                 )
         finally:
             self.train(was_training)
@@ -266,9 +280,10 @@ class Diffusion(GenerativeModel):
         """Variational lower bound on log p(x), nats per image (Ho et al., 2020, eq. 5).
 
         The model is the ``ddpm`` sampler's (posterior variance, predicted x0 clipped when
-        ``clip_x0``) with a discretised Gaussian decoder on ``config.levels`` grey levels. One
-        UNet call per training step (``num_train_timesteps`` calls per batch); each image draws its
-        noise from its own generator (``seed``), so the value does not depend on the batch.
+        ``clip_x0``) down to the step where the noise is a quarter of a grey level, then a
+        discretised Gaussian decoder on ``config.levels`` levels (``losses.variational_bound``).
+        About one UNet call per training step for each batch; each image draws its noise from its
+        own generator (``seed``), so the value does not depend on the batch.
 
         Args:
             x: (B, C, H, W) images in [-1, 1] on the data's grid.
@@ -281,10 +296,7 @@ class Diffusion(GenerativeModel):
         labels = None if y is None else self.check_labels(x.shape[0], y)
         gens = generator if generator is not None else seeding.image_generators(x.shape[0], seed, self.device)
 
-        def denoise(xt, t):
-            x0 = self.denoise_x0(xt, t, labels)
-            return x0.clamp(-1, 1) if self.config.clip_x0 else x0
-
+        denoise = self._denoiser(labels, 1.0)
         was_training = self.training
         self.eval()
         try:
