@@ -181,11 +181,10 @@ def cmd_train(args) -> int:
 
 def cmd_sample(args) -> int:
     import numpy as np
-    import torch
 
     from . import io, load
     from .data import to_uint8_255
-    from .seeding import image_generators
+    from .families.base import sample_in_batches
     from .viz import save_grid
 
     if args.n < 1:
@@ -210,14 +209,9 @@ def cmd_sample(args) -> int:
         model.check_labels(args.n, labels)
     print(f"start: {model.describe_start(args.n, seed=args.seed)}")
     t0 = time.perf_counter()
-    chunks = []
-    for start in range(0, args.n, args.batch_size):
-        b = min(args.batch_size, args.n - start)
-        gens = image_generators(b, args.seed, device, start=start)
-        y = labels[start : start + b] if labels is not None else None
-        with torch.no_grad():
-            chunks.append(model.sample(b, y=y, generator=gens, **options).cpu())
-    images = torch.cat(chunks)
+    images = sample_in_batches(
+        model, args.n, seed=args.seed, batch_size=args.batch_size, labels=labels, options=options
+    )
     seconds = time.perf_counter() - t0
     levels = model.config.levels
     if out.suffix == ".npz":

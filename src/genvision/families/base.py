@@ -190,6 +190,26 @@ def require(model, capability: str, families: str = "") -> None:
         raise ValueError(f"{model.registry_name} ({model.family}) has no {capability}(){hint}")
 
 
+def sample_in_batches(
+    model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int = 256, labels=None, options=None
+) -> torch.Tensor:
+    """``n`` samples on the CPU, float (n, C, H, W) in [-1, 1], drawn ``batch_size`` at a time.
+
+    Image k uses its own generator (seed * 2**32 + k), so the set does not depend on
+    ``batch_size``. ``labels``: (n,) int64 for a conditional model, or None.
+    """
+    from ..seeding import image_generators
+
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            b = min(batch_size, n - start)
+            gens = image_generators(b, seed, model.device, start=start)
+            y = labels[start : start + b] if labels is not None else None
+            chunks.append(model.sample(b, y=y, generator=gens, **(options or {})).detach().float().cpu())
+    return torch.cat(chunks)
+
+
 # ----------------------------------------------------------------------------- typed configs
 def parse_value(tp, raw: str, name: str):
     """Parse the string ``raw`` (from ``--set``) into the annotated type ``tp``."""

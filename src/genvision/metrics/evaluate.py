@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from .. import data as datasets
-from .. import io, seeding
+from .. import io
+from ..families.base import sample_in_batches
 from . import domain, fid
 
 KNOWN = (
@@ -248,15 +249,8 @@ def sample_model(model, n: int, *, seed: int = 0, batch_size: int = 250, options
     Conditional models get labels cycling 0..K-1 (image k has label k mod K).
     """
     conditional = bool(getattr(model.config, "conditional", False))
-    k = model.config.num_classes
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            b = min(batch_size, n - start)
-            gens = seeding.image_generators(b, seed, device=model.device, start=start)
-            y = torch.arange(start, start + b) % k if conditional else None
-            chunks.append(model.sample(b, y=y, generator=gens, **(options or {})).detach().float().cpu())
-    return torch.cat(chunks)
+    labels = torch.arange(n) % model.config.num_classes if conditional else None
+    return sample_in_batches(model, n, seed=seed, batch_size=batch_size, labels=labels, options=options)
 
 
 def _npz_images(path: str) -> torch.Tensor:
