@@ -35,9 +35,18 @@ def default_channel_mults(image_size: int) -> tuple[int, ...]:
     return tuple(mults)
 
 
+# How the defaults were chosen (8x8 digits, 1347 train images, CPU). Domain FID of 1000 DDIM-50
+# samples against the train split, in a small CNN judge's features (test-vs-train floor 1.56;
+# per-pixel independent baseline 292). Batch 128, AdamW, warm-up 100, grad clip 1, EMA 25k images;
+# step time on 2 quiet cores, base 32: 0.13 s (base 48: 0.28 s, base 64: 0.45 s).
+#   base 32, (1, 2), 2 blocks, cosine, eps, lr 1e-3:   1000 steps 2.4   2000 steps 1.5
+#     lr 2e-4: 6.2 at 1000 | lr 2e-3: 2.5, 1.9 | v objective: 3.0, 2.5 | linear schedule: 6.4, 3.4
+#     1 block per level: 3.4, 1.9 (0.7x the step time) | attention at 4x4: 4.0 at 1000, 1.6x slower
+#     samplers at 2000 steps: ddim 20: 1.6, ddim 50: 1.5, ddim 100: 1.4, ddim 100 eta=1: 1.8
+#   conditional, guidance 1 / 1.5 / 2 / 3: 0.6 / 2.4 / 4.7 / 11.5 at 2000 steps
 @dataclass
 class DiffusionConfig(ModelConfig):
-    """Diffusion model settings; the defaults are tuned for 8x8 digits on a CPU (see the README).
+    """Diffusion model settings; the defaults are tuned for 8x8 digits on a CPU (numbers above).
 
     ``steps`` is the number of denoiser calls of the ``ddim`` sampler; ``ddpm`` always takes every
     one of the ``num_train_timesteps``.
@@ -48,9 +57,8 @@ class DiffusionConfig(ModelConfig):
     schedule: str = "cosine"  # linear | cosine
     num_train_timesteps: int = 1000
     base_channels: int = 32
-    channel_mults: tuple[
-        int, ...
-    ] = ()  # () = by image size: 8 -> (1, 2), 16/28 -> (1, 2, 2), 32+ -> (1, 2, 2, 2)
+    # () = by image size: 8 -> (1, 2), 16/28 -> (1, 2, 2), 32+ -> (1, 2, 2, 2)
+    channel_mults: tuple[int, ...] = ()
     num_res_blocks: int = 2
     attention_resolutions: tuple[int, ...] = ()
     attention_heads: int = 4
@@ -188,7 +196,7 @@ class Diffusion(GenerativeModel):
         return {"loss": mse.mean(), "mse": mse.mean().detach()}
 
     def train_defaults(self) -> dict:
-        """Trainer settings measured to work best for this family on small images (see the README)."""
+        """Trainer settings the defaults were tuned with (notes above DiffusionConfig)."""
         return dict(TRAIN_DEFAULTS)
 
     # -- sampling -------------------------------------------------------------------
