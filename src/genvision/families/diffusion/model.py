@@ -41,8 +41,9 @@ def default_channel_mults(image_size: int) -> tuple[int, ...]:
 # step time on 2 quiet cores, base 32: 0.13 s (base 48: 0.28 s, base 64: 0.45 s).
 #   base 32, (1, 2), 2 blocks, cosine, eps, lr 1e-3:   1000 steps 2.4   2000 steps 1.5
 #     lr 2e-4: 6.2 at 1000 | lr 2e-3: 2.5, 1.9 | v objective: 3.0, 2.5 | linear schedule: 6.4, 3.4
-#     1 block per level: 3.4, 1.9 (0.7x the step time) | attention at 4x4: 4.0 at 1000, 1.6x slower
-#     samplers at 2000 steps: ddim 20: 1.6, ddim 50: 1.5, ddim 100: 1.4, ddim 100 eta=1: 1.8
+#     1 block per level: 3.4, 1.9 (0.87x the step time) | attention at 4x4: 4.0 at 1000, 1.6x slower
+#     samplers at 2000 steps: ddim 20: 1.6, ddim 50: 1.5, ddim 100: 1.4, ddim 100 eta=1: 1.8;
+#     another run: ddim 25: 2.3, ddim 50: 1.9 (20 s for 1000 images), ddpm 1000: 2.4 (420 s)
 #   conditional, guidance 1 / 1.5 / 2 / 3: 0.6 / 2.4 / 4.7 / 11.5 at 2000 steps
 @dataclass
 class DiffusionConfig(ModelConfig):
