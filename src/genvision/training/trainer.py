@@ -29,6 +29,7 @@ import shutil
 import signal
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -341,6 +342,7 @@ class _Loop:
         self.model.to(self.device).train()
         self.local_batch = cfg.batch_size // ctx.world
         self.phases = model.phases
+        self.images_per_step = cfg.batch_size * sum(p.repeats for p in self.phases)  # real images drawn
         self.optimizers = [self._make_optimizer(p) for p in self.phases]
         self.base_lrs = [[g["lr"] for g in opt.param_groups] for opt in self.optimizers]
         self.step = self.images = self.draws = 0
@@ -429,11 +431,10 @@ class _Loop:
 
     def total_steps(self) -> int | None:
         c = self.cfg
-        per_step = c.batch_size * sum(p.repeats for p in self.phases)
         if c.steps is not None:
             return c.steps
         if c.images is not None:
-            return math.ceil(c.images / per_step)
+            return math.ceil(c.images / self.images_per_step)
         return None
 
     def run(self) -> Path:
@@ -459,7 +460,7 @@ class _Loop:
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
-                window_images += cfg.batch_size * sum(p.repeats for p in self.phases)
+                window_images += self.images_per_step
                 if self.ema is not None:
                     self.ema.update(cfg.batch_size)
                 self.step += 1
@@ -631,7 +632,7 @@ class _Loop:
         was_training = model.training
         model.eval()
         try:
-            ctx_mgr = self.ema.swapped_in() if self.ema is not None else _null()
+            ctx_mgr = self.ema.swapped_in() if self.ema is not None else nullcontext()
             with ctx_mgr, torch.no_grad():
                 n = self.cfg.num_samples
                 images = model.sample(n, y=sample_labels(model, n), seed=0)
@@ -672,11 +673,3 @@ class _Loop:
         weights = model_state(self.model, self.ema.state() if self.ema is not None else None)
         save_model_dir(self.model, self.out, state=weights)
         self.last_saved = self.step
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
