@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import pytest
 import torch
 from gvtest import TINY_DDPM
@@ -11,11 +14,22 @@ from genvision.families.base import save_model_dir
 from genvision.registry import MODELS
 
 TINY = {"ddpm": TINY_DDPM, "ddpm-cond": TINY_DDPM}
+PREPARE = {}
+# Each family's tests may add tiny configs in tests/families/<family>/tiny_configs.py:
+# ``TINY`` (name -> config overrides) and optionally ``prepare(name, tmp_path) -> dict``
+# (extra overrides that need files, e.g. a tiny parent model directory).
+for _path in sorted((Path(__file__).parent / "families").glob("*/tiny_configs.py")):
+    _mod = importlib.import_module(f"families.{_path.parent.name}.tiny_configs")
+    TINY.update(getattr(_mod, "TINY", {}))
+    for _name in getattr(_mod, "TINY", {}):
+        if hasattr(_mod, "prepare"):
+            PREPARE[_name] = _mod.prepare
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_entry_builds_saves_reloads_and_samples(name, tmp_path):
-    model = gv.create(name, **TINY.get(name, {}), num_classes=10, levels=17)
+    extra = PREPARE[name](name, tmp_path) if name in PREPARE else {}
+    model = gv.create(name, **{"num_classes": 10, "levels": 17, **TINY.get(name, {}), **extra})
     save_model_dir(model, tmp_path / name)
     again = gv.load(tmp_path / name)
     assert type(again) is type(model) and again.registry_name == name

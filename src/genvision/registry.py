@@ -30,6 +30,14 @@ MODELS: dict[str, Entry] = {
         {"objective": "eps", "conditional": True},
         "class-conditional DDPM with classifier-free guidance",
     ),
+    # --- VAE family (families/vae) ---
+    # --- end VAE ---
+    # --- GAN family (families/gan) ---
+    # --- end GAN ---
+    # --- autoregressive family (families/autoregressive) ---
+    # --- end autoregressive ---
+    # --- flows family (families/flows) ---
+    # --- end flows ---
 }
 
 
