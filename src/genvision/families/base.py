@@ -195,7 +195,7 @@ def sample_in_batches(
 ) -> torch.Tensor:
     """``n`` samples on the CPU, float (n, C, H, W) in [-1, 1], drawn ``batch_size`` at a time.
 
-    Image k uses its own generator (seed * 2**32 + k), so the set does not depend on
+    Image k uses its own generator (``seeding.image_seed(seed, k)``), so the set does not depend on
     ``batch_size``. ``labels``: (n,) int64 for a conditional model, or None.
     """
     from ..seeding import image_generators

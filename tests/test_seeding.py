@@ -1,0 +1,26 @@
+"""Per-image seeds: distinct across images and across seeds, on the CPU generator too."""
+
+from __future__ import annotations
+
+import torch
+
+from genvision.seeding import image_generators, image_seed, randn
+
+
+def test_different_seeds_give_different_noise():
+    # torch's CPU generator keeps only the low 32 bits of a seed: S * 2**32 + k collided for every S
+    a = randn((4, 3), image_generators(4, 0))
+    b = randn((4, 3), image_generators(4, 1))
+    assert not torch.allclose(a, b)
+
+
+def test_image_seeds_are_distinct_within_a_set_and_below_2_32():
+    seeds = [image_seed(7, k) for k in range(10_000)]
+    assert len(set(seeds)) == len(seeds)
+    assert all(0 <= s < 2**32 for s in seeds)
+
+
+def test_image_k_does_not_depend_on_where_the_batch_starts():
+    whole = randn((6, 2), image_generators(6, 3))
+    tail = randn((2, 2), image_generators(2, 3, start=4))
+    assert torch.equal(whole[4:], tail)
