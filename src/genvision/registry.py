@@ -31,12 +31,115 @@ MODELS: dict[str, Entry] = {
         "class-conditional DDPM with classifier-free guidance",
     ),
     # --- VAE family (families/vae) ---
+    "vae": Entry(
+        "genvision.families.vae.model:VAE",
+        {},
+        "VAE (Kingma & Welling 2014): conv encoder/decoder, discrete pixel likelihood, IWAE bound",
+    ),
+    "beta-vae": Entry(
+        "genvision.families.vae.model:VAE",
+        {"beta": 4.0, "kl_warmup_steps": 1000},
+        "beta-VAE (Higgins et al. 2017): beta=4 with KL annealing over 1000 steps",
+    ),
+    "vqvae": Entry(
+        "genvision.families.vae.vqvae:VQVAE",
+        {},
+        "VQ-VAE (van den Oord et al. 2017): EMA codebook, code maps for a learned prior",
+    ),
     # --- end VAE ---
     # --- GAN family (families/gan) ---
+    "gan": Entry(
+        "genvision.families.gan.model:GAN",
+        {"arch": "mlp", "loss": "ns"},
+        "textbook GAN (Goodfellow et al. 2014): MLP G and D, non-saturating generator loss",
+    ),
+    "gan-minimax": Entry(
+        "genvision.families.gan.model:GAN",
+        {"arch": "mlp", "loss": "minimax"},
+        "textbook GAN with the original minimax generator loss (saturates: the lesson it teaches)",
+    ),
+    "dcgan": Entry(
+        "genvision.families.gan.model:GAN",
+        {"arch": "dcgan", "loss": "ns"},
+        "DCGAN (Radford et al. 2016): conv G with batch norm",
+    ),
+    "wgan-gp": Entry(
+        "genvision.families.gan.model:GAN",
+        {
+            "arch": "dcgan",
+            "loss": "wgan-gp",
+            "critic_steps": 5,
+            "lr_g": 1e-4,
+            "lr_d": 1e-4,
+            "betas_g": (0.0, 0.9),
+            "betas_d": (0.0, 0.9),
+        },
+        "WGAN-GP (Gulrajani et al. 2017): critic with gradient penalty, 5 critic steps",
+    ),
+    "sngan": Entry(
+        "genvision.families.gan.model:GAN",
+        {
+            "arch": "dcgan",
+            "loss": "hinge",
+            "spectral_norm": True,
+            "lr_d": 4e-4,
+            "betas_g": (0.0, 0.9),
+            "betas_d": (0.0, 0.9),
+        },
+        "SNGAN (Miyato et al. 2018): spectrally normalised D, hinge loss",
+    ),
+    "sngan-cond": Entry(
+        "genvision.families.gan.model:GAN",
+        {
+            "arch": "dcgan",
+            "loss": "hinge",
+            "spectral_norm": True,
+            "conditional": True,
+            "lr_d": 4e-4,
+            "betas_g": (0.0, 0.9),
+            "betas_d": (0.0, 0.9),
+        },
+        "class-conditional SNGAN: conditional batch norm in G, projection D",
+    ),
     # --- end GAN ---
     # --- autoregressive family (families/autoregressive) ---
+    "pixelcnn": Entry(
+        "genvision.families.autoregressive.model:PixelCNN",
+        {},
+        "PixelCNN (van den Oord et al. 2016): masked convolutions, exact bits/dim",
+    ),
+    "gated-pixelcnn": Entry(
+        "genvision.families.autoregressive.model:GatedPixelCNN",
+        {},
+        "Gated PixelCNN: vertical + horizontal stacks without blind spot, exact bits/dim",
+    ),
+    "gated-pixelcnn-cond": Entry(
+        "genvision.families.autoregressive.model:GatedPixelCNN",
+        {"conditional": True},
+        "class-conditional Gated PixelCNN",
+    ),
+    "pixelrnn": Entry(
+        "genvision.families.autoregressive.model:PixelRNN",
+        {},
+        "PixelRNN (Row LSTM): the sequential baseline, exact bits/dim",
+    ),
+    "vqvae-transformer": Entry(
+        "genvision.families.autoregressive.prior:VQVAETransformer",
+        {},
+        "causal transformer prior over a trained VQ-VAE's codes (--set vqvae=DIR), KV-cached sampling",
+    ),
     # --- end autoregressive ---
     # --- flows family (families/flows) ---
+    "realnvp": Entry(
+        "genvision.families.flows.model:RealNVP",
+        {},
+        "RealNVP (Dinh et al. 2017): checkerboard/channel affine couplings, bits/dim, encode/decode",
+    ),
+    "glow": Entry(
+        "genvision.families.flows.model:Glow",
+        {},
+        "Glow (Kingma & Dhariwal 2018): actnorm, LU 1x1 convs, learned priors; bits/dim, encode/decode",
+    ),
     # --- end flows ---
 }
 

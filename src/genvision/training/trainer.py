@@ -8,7 +8,7 @@ One step runs every phase in order, each ``repeats`` times, each repeat on a fre
             loss  = model.loss(x, y, phase=phase.name, generator=per-image generators)
             backward -> average gradients across ranks -> clip -> warm-up lr -> optimiser step
             model.after_step(phase.name)
-    EMA update of model.ema_parameters(); log; sample grid; checkpoint
+    EMA update of model.ema_parameters(); log (+ mode-collapse monitor, monitor.py); sample grid; checkpoint
 
 Randomness is a pure function of (seed, batch draw, global image index): the data order comes
 from a seeded permutation per epoch and every image's noise from its own generator, so
@@ -71,6 +71,9 @@ class TrainConfig:
     sample_every: int = 500  # steps between sample grids; 0 = only at the end
     log_every: int = 10
     num_samples: int = 64  # images in each sample grid
+    monitor_every: int = 0  # steps between mode-collapse checks (training/monitor.py); 0 = off
+    monitor_samples: int = 500  # generated images per check
+    collapse_threshold: float = 0.8  # warn when their class entropy < this x log(num_classes)
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     device: str = "auto"  # auto | cpu | cuda
     strict: bool = False  # corrupt data files are an error instead of skipped
@@ -96,11 +99,15 @@ class TrainConfig:
             raise ValueError(
                 f"--ema-half-life must be >= 0 images (got {self.ema_half_life}); 0 disables EMA"
             )
-        for k in ("warmup", "save_every", "sample_every"):
+        for k in ("warmup", "save_every", "sample_every", "monitor_every"):
             if getattr(self, k) < 0:
                 raise ValueError(f"{k} must be >= 0 (got {getattr(self, k)})")
-        if self.log_every < 1 or self.num_samples < 1:
-            raise ValueError("log_every and num_samples must be >= 1")
+        if self.log_every < 1 or self.num_samples < 1 or self.monitor_samples < 1:
+            raise ValueError("log_every, num_samples and monitor_samples must be >= 1")
+        if not 0 < self.collapse_threshold <= 1:
+            raise ValueError(
+                f"collapse_threshold must be in (0, 1] (got {self.collapse_threshold}); it is a fraction of log K"
+            )
         if self.grad_clip < 0:
             raise ValueError(f"grad_clip must be >= 0 (got {self.grad_clip}); 0 disables clipping")
         if self.precision not in ("fp32", "bf16"):
@@ -120,7 +127,17 @@ LENGTH_KEYS = ("steps", "images", "minutes")
 #: seconds to pause inside every update (tests only: lets a test kill a run mid-step)
 _STEP_DELAY = float(os.environ.get("GENVISION_TEST_STEP_DELAY", "0") or 0)
 #: settings that may differ on --resume without breaking the run's meaning
-RESUME_FREE_KEYS = LENGTH_KEYS + ("progress", "device", "save_every", "sample_every", "log_every", "strict")
+RESUME_FREE_KEYS = LENGTH_KEYS + (
+    "progress",
+    "device",
+    "save_every",
+    "sample_every",
+    "log_every",
+    "strict",
+    "monitor_every",
+    "monitor_samples",
+    "collapse_threshold",
+)
 
 
 # ----------------------------------------------------------------------------- data order
@@ -351,6 +368,7 @@ class _Loop:
         self.last_saved = None
         self.stop_signal = None
         self.flops_per_image = None
+        self.monitor = None
         if not resume:
             torch.manual_seed(cfg.seed)
             if ctx.main:
@@ -449,6 +467,8 @@ class _Loop:
         if handle_signals:
             for s in previous:
                 signal.signal(s, self._on_signal)
+        if cfg.monitor_every and ctx.main:
+            self._start_monitor()
         bar = self._progress_bar()
         sums: dict[str, float] = {}
         count = 0
@@ -467,11 +487,15 @@ class _Loop:
                 self.elapsed += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 last = self.done()
-                if self.step % cfg.log_every == 0 or last:
+                check = bool(cfg.monitor_every) and (self.step % cfg.monitor_every == 0 or last)
+                if self.step % cfg.log_every == 0 or last or check:
                     now = time.perf_counter()
                     img_s = window_images / max(now - window_start, 1e-9)
                     self._log(
-                        distributed.mean_across({k: v / count for k, v in sums.items()}, ctx), img_s, bar
+                        distributed.mean_across({k: v / count for k, v in sums.items()}, ctx),
+                        img_s,
+                        bar,
+                        check=check,
                     )
                     sums, count = {}, 0
                     window_start, window_images = now, 0
@@ -599,7 +623,7 @@ class _Loop:
             )
         return tqdm(total=total, initial=self.step, desc=desc, unit="step", dynamic_ncols=True)
 
-    def _log(self, terms: dict[str, float], img_s: float, bar) -> None:
+    def _log(self, terms: dict[str, float], img_s: float, bar, check: bool = False) -> None:
         rec = {
             "step": self.step,
             "images": self.images,
@@ -612,6 +636,10 @@ class _Loop:
             rec["gflop_per_s"] = self.flops_per_image * img_s / 1e9
         if not self.ctx.main:
             return
+        if check and self.monitor is not None and self.monitor.active:
+            rec.update(self.monitor.measure(self._generated(self.cfg.monitor_samples), final=self.done()))
+            if "warning" in rec:
+                self._say(f"step {self.step}: {rec['warning']}", bar)
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
         if bar is not None:
@@ -622,6 +650,36 @@ class _Loop:
             if self.cfg.minutes is not None:
                 post["left"] = f"{max(0.0, self.cfg.minutes * 60 - self.elapsed):.0f}s"
             bar.set_postfix(post, refresh=False)
+
+    def _start_monitor(self) -> None:
+        """Build the mode-collapse monitor (trains or loads the domain judge); off on unlabeled data."""
+        from .monitor import CollapseMonitor
+
+        self.monitor = CollapseMonitor(self.dataset, self.cfg.collapse_threshold)
+        if not self.monitor.active:
+            print(f"mode-collapse monitor off: {self.monitor.reason}")
+
+    @staticmethod
+    def _say(line: str, bar) -> None:
+        """Print a line without breaking the progress bar."""
+        if bar is not None:
+            bar.write(line)
+        else:
+            print(line)
+
+    def _generated(self, n: int) -> torch.Tensor:
+        """``n`` samples with seed 0 (EMA weights where on) for the monitor, as the grids draw them."""
+        from ..families.base import sample_in_batches
+
+        model = self.model
+        was_training = model.training
+        model.eval()
+        try:
+            ctx_mgr = self.ema.swapped_in() if self.ema is not None else nullcontext()
+            with ctx_mgr, torch.no_grad():
+                return sample_in_batches(model, n, seed=0, labels=sample_labels(model, n))
+        finally:
+            model.train(was_training)
 
     def _sample_grid(self, final: bool = False) -> None:
         if not self.ctx.main:

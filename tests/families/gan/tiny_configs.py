@@ -1,0 +1,4 @@
+"""Tiny GAN configs for the registry walk (tests/test_registry.py)."""
+
+_TINY = {"latent_dim": 8, "hidden": 16, "base_channels": 8}
+TINY = {name: dict(_TINY) for name in ("gan", "gan-minimax", "dcgan", "wgan-gp", "sngan", "sngan-cond")}
