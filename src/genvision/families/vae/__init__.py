@@ -1,0 +1,1 @@
+"""VAE family: VAE and beta-VAE (``model.py``), VQ-VAE (``vqvae.py``)."""
