@@ -1,0 +1,1 @@
+"""Autoregressive family: PixelCNN, Gated PixelCNN, PixelRNN (Row LSTM), transformer prior over VQ-VAE codes."""
