@@ -6,12 +6,12 @@ gv.train(model, data="digits", steps=2000, out="runs/ddpm-digits")
 model = gv.load("runs/ddpm-digits")
 images = model.sample(64, seed=0)            # (64, 1, 8, 8) in [-1, 1]; image k fixed by (seed, k)
 gv.save_grid(images, "grid.png")
-report = gv.evaluate(model, data="digits")   # domain FID, floor, class histogram
+report = gv.evaluate(model, data="digits")   # every metric that applies, each with its card
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["create", "load", "train", "evaluate", "list_models", "save_grid", "__version__"]
+__all__ = ["create", "load", "train", "evaluate", "interpolate", "list_models", "save_grid", "__version__"]
 
 
 def create(name: str, **config):
@@ -40,6 +40,16 @@ def evaluate(source, data="digits", metrics=None, n=None, out=None, **options):
     from .metrics.evaluate import evaluate as _evaluate
 
     return _evaluate(source, data=data, metrics=metrics, n=n, out=out, **options)
+
+
+def interpolate(model, x0, x1, frames=8, mode="linear"):
+    """Decoded latent path between images x0 and x1 (C, H, W): (frames, C, H, W) in [-1, 1].
+
+    Needs a model with a continuous ``encode`` and ``decode`` (VAE, flows); see ``genvision.apps.interpolate``.
+    """
+    from .apps.interpolate import interpolate as _interpolate
+
+    return _interpolate(model, x0, x1, frames=frames, mode=mode)
 
 
 def list_models():

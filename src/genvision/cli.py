@@ -3,7 +3,9 @@
     genvision models
     genvision train MODEL --data SPEC [--steps N | --images N | --minutes M] [...] [--set key=value ...]
     genvision sample DIR --n N [--seed S] [--out FILE.png|FILE.npz] [--label K | --labels 0,1,...] [...]
-    genvision evaluate SOURCE --data SPEC [--metrics LIST] [--n N] [--features domain] [--out DIR]
+    genvision evaluate SOURCE --data SPEC [--metrics LIST] [--n N] [--features domain|inception|FILE.py:Class]
+        [--out DIR] [--seed S] [--reference-n N] [--likelihood-n N]
+    genvision interpolate DIR [--data SPEC] --from I --to J [--frames K] [--mode linear|spherical] --out FILE.png
     genvision demo
 
 Bad input ends in one line on stderr naming the problem and the fix, and exit status 2.
@@ -89,10 +91,36 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="measure a model directory, npz:FILE or folder:DIR")
     e.add_argument("source")
     e.add_argument("--data", help="dataset spec (default: the run's own data, else digits)")
-    e.add_argument("--metrics", help="comma-separated (default: all that apply)")
+    e.add_argument(
+        "--metrics",
+        help="comma-separated: fid,kid,is,pr,dc,bpd,nll,elbo,reconstruction,memorization,"
+        "conditional_accuracy (default: all that apply, n/a with a reason for the rest)",
+    )
     e.add_argument("--n", type=int, help="generated images (default 1000 for digits, 10000 for MNIST-size)")
-    e.add_argument("--features", default="domain")
-    e.add_argument("--out", help="directory for metrics.json")
+    e.add_argument(
+        "--features",
+        help="domain | inception | inception:WEIGHTS | FILE.py:Class (default: inception for 32 px and up "
+        "when its weights are present, else domain)",
+    )
+    e.add_argument("--out", help="directory for metrics.json and pictures (default: the model directory)")
+    e.add_argument("--seed", type=int, default=0, help="sampling and metric seed (default 0)")
+    e.add_argument("--reference-n", type=int, help="use only the first N images of each split as reference")
+    e.add_argument("--likelihood-n", type=int, help="score likelihoods on the first N test images only")
+
+    i = sub.add_parser(
+        "interpolate",
+        help="decode a path between two latents into one row of images",
+        description="Models with encode (VAE, flows): --from/--to index the test split of --data and the "
+        "row is [image I, path..., image J]. Models without encode (GANs): --from/--to are seeds of "
+        "prior latents N(0, I). VQ-VAE codes are discrete and are refused.",
+    )
+    i.add_argument("dir", help="model directory")
+    i.add_argument("--data", help="dataset spec whose test split --from/--to index (default: the run's data)")
+    i.add_argument("--from", dest="start", type=int, default=0, help="test image index (seed without encode)")
+    i.add_argument("--to", dest="end", type=int, default=1, help="test image index (seed without encode)")
+    i.add_argument("--frames", type=int, default=8, help="points on the path, both ends included")
+    i.add_argument("--mode", choices=["linear", "spherical"], default="linear")
+    i.add_argument("--out", help="PNG to write (default interpolate_<from>_<to>.png)")
 
     d = sub.add_parser("demo", help="train the default model on digits, sample, evaluate, write a report")
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")
@@ -215,9 +243,11 @@ def cmd_sample(args) -> int:
     seconds = time.perf_counter() - t0
     levels = model.config.levels
     if out.suffix == ".npz":
+        from .seeding import image_seed
+
         arrays = {
             "images": to_uint8_255(images, levels).permute(0, 2, 3, 1).numpy(),
-            "seeds": np.array([args.seed * 2**32 + k for k in range(args.n)], dtype=np.int64),
+            "seeds": np.array([image_seed(args.seed, k) for k in range(args.n)], dtype=np.int64),
         }
         if labels is not None:
             arrays["labels"] = labels.numpy().astype(np.int64)
@@ -241,35 +271,45 @@ def cmd_evaluate(args) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if args.n is not None and args.n < 2:
         raise UsageError(f"--n must be >= 2 (got {args.n})")
+    for flag in ("reference_n", "likelihood_n"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 2:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 2 (got {getattr(args, flag)})")
     result = evaluate(
-        args.source, data=args.data, metrics=metrics, n=args.n, out=args.out, features=args.features
+        args.source,
+        data=args.data,
+        metrics=metrics,
+        n=args.n,
+        out=args.out,
+        features=args.features,
+        seed=args.seed,
+        reference_n=args.reference_n,
+        likelihood_n=args.likelihood_n,
+        progress=True,
     )
-    _print_metrics(result)
+    from .metrics.report import summary_lines
+
+    print("\n".join(summary_lines(result)))
+    if result.get("path"):
+        print(f"wrote {result['path']}")
     return 0
 
 
-def _print_metrics(result: dict) -> None:
-    m = result.get("metrics", {})
-    fid = m.get("fid")
-    if isinstance(fid, dict) and isinstance(fid.get("value"), float):
-        print(
-            f"domain FID {fid['value']:.3f}  (floor {fid['floor']:.3f}, ratio {fid['ratio_to_floor']:.2f}x, "
-            f"n={fid['n_generated']})"
-        )
-    elif isinstance(fid, dict):
-        print(f"fid: {fid.get('value')} ({fid.get('reason', '')})")
-    conf = m.get("confidence")
-    if isinstance(conf, dict):
-        print(
-            "judge confidence: " + ", ".join(f"{k} {v:.3f}" for k, v in conf.items() if isinstance(v, float))
-        )
-    hist = m.get("class_histogram")
-    if isinstance(hist, dict) and "counts" in hist:
-        print(
-            f"class histogram: {hist['counts']}  (entropy {hist.get('entropy_nats', float('nan')):.3f} nats)"
-        )
-    if result.get("path"):
-        print(f"wrote {result['path']}")
+def cmd_interpolate(args) -> int:
+    from .apps.interpolate import interpolation_grid
+
+    result = interpolation_grid(
+        args.dir,
+        data=args.data,
+        start=args.start,
+        end=args.end,
+        frames=args.frames,
+        mode=args.mode,
+        out=args.out,
+    )
+    what = "test images" if result["route"] == "images" else "prior latents of seeds"
+    print(f"{args.mode} path between {what} {args.start} and {args.end}: {tuple(result['images'].shape)}")
+    print(f"wrote {result['path']}")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -285,6 +325,7 @@ COMMANDS = {
     "sample": cmd_sample,
     "evaluate": cmd_evaluate,
     "demo": cmd_demo,
+    "interpolate": cmd_interpolate,
 }
 
 

@@ -18,3 +18,11 @@ def digits():
 def judge(digits):
     """The digits judge from the session cache (function scope: the cache env is set per test)."""
     return domain.get_judge(*digits)
+
+
+@pytest.fixture(scope="session")
+def random_inception(tmp_path_factory):
+    """A file of random values in the real Inception file's layout (legacy torch serialisation)."""
+    from genvision.metrics import inception
+
+    return inception.write_random_weights(tmp_path_factory.mktemp("inception") / "random.pth", seed=0)

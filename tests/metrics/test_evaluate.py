@@ -11,6 +11,7 @@ import torch
 import genvision as gv
 from genvision import data, seeding
 from genvision.families.base import GenerativeModel, ModelConfig, save_model_dir
+from genvision.metrics import baseline, features
 from genvision.metrics import evaluate as ev
 
 
@@ -83,21 +84,20 @@ def test_model_directory_gets_metrics_json_and_report(tmp_path):
         steps=2,
     )
     save_model_dir(model, tmp_path / "run")
-    result = ev.evaluate(tmp_path / "run", data="digits", n=20)
+    result = ev.evaluate(tmp_path / "run", data="digits", n=20, metrics="fid,kid,bpd", likelihood_n=20)
     assert result["source"]["kind"] == "model directory" and result["source"]["n"] == 20
     assert (tmp_path / "run" / "metrics.json").is_file()
     report = (tmp_path / "run" / "report.md").read_text()
-    assert f"{result['metrics']['fid']['value']:.4g}" in report
+    m = result["metrics"]
+    assert f"{m['fid']['value']:.4g}" in report and f"| bpd | {m['bpd']['value']:.4g} |" in report
+    assert "| kid |" in report and "Metric card" in report and "extractor | domain" in report
 
 
-def test_unknown_and_future_metric_names_are_refused():
+def test_metric_names_resolve_with_aliases_and_unknown_ones_are_refused():
     with pytest.raises(ValueError, match="unknown metric 'fidd'; known: fid, kid, is"):
         ev.resolve_metrics(["fidd"])
-    with pytest.raises(ValueError, match="'kid' arrives with the evaluation suite; available now: fid"):
-        ev.resolve_metrics("fid,kid")
-    with pytest.raises(ValueError, match="'pr' arrives with the evaluation suite"):
-        ev.resolve_metrics(["pr"])
-    assert ev.resolve_metrics(None) == ["fid"] and ev.resolve_metrics("fid, fid") == ["fid"]
+    assert ev.resolve_metrics("fid, pr,dc, fid") == ["fid", "precision", "recall", "density", "coverage"]
+    assert ev.resolve_metrics(None) is None  # all, n/a where they do not apply
 
 
 def test_sources_of_the_wrong_shape_are_refused(tmp_path):
@@ -106,3 +106,99 @@ def test_sources_of_the_wrong_shape_are_refused(tmp_path):
         ev.evaluate(f"npz:{tmp_path / 'rgb.npz'}", data="digits")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ev.evaluate(tmp_path / "missing", data="digits")
+
+
+class LabelResampler(Resampler):
+    """A conditional stand-in: image k is a training image of the requested class y[k]."""
+
+    def sample(self, n, y=None, seed=None, generator=None, **options):
+        gens = seeding.resolve(n, seed, generator, "cpu")
+        labels = torch.as_tensor(self.train_ds.labels)
+        idx = []
+        for g, c in zip(gens, torch.as_tensor(y).tolist()):
+            pool = torch.nonzero(labels == c).flatten()
+            idx.append(int(pool[torch.randint(len(pool), (1,), generator=g)]))
+        return self.train_ds.batch(torch.tensor(idx))[0]
+
+
+def test_default_evaluation_gives_every_metric_with_cards_and_n_a_reasons(digits, tmp_path):
+    train, _ = digits
+    result = gv.evaluate(LabelResampler(train, conditional=True), data="digits", n=500, out=tmp_path)
+    m = result["metrics"]
+    assert set(ev.KNOWN) <= set(m)
+    for name in ("fid", "kid", "is", "precision", "recall", "density", "coverage", "memorization"):
+        card = m[name]["card"]
+        assert card["n_generated"] == 500 and card["extractor"]["extractor"] == "domain", name
+        assert {"seed", "versions", "dtype"} <= set(card)
+    assert "log_likelihood" in m["bpd"]["reason"] and m["bpd"]["value"] == "n/a"
+    # samples are training images of the asked class: the judge agrees, memorization is total
+    assert m["conditional_accuracy"]["value"] > 0.95
+    assert len(m["fid"]["per_class"]) == 10 and all(v < 50 for v in m["fid"]["per_class"])
+    assert m["memorization"]["value"] == 1.0 and m["memorization"]["copies"] == 500
+    assert m["precision"]["value"] > 0.9 and m["is"]["value"] > 8
+    assert (tmp_path / "memorization.png").is_file()
+
+
+def test_memorization_and_fidelity_separate_copies_from_the_independent_baseline(digits, tmp_path):
+    train, _ = digits
+    x = baseline.independent_pixel_samples(train, 450, seed=0)
+    images = data.to_uint8_255(x, 17).permute(0, 2, 3, 1).numpy()
+    np.savez(tmp_path / "base.npz", images=images)
+    m = ev.evaluate(f"npz:{tmp_path / 'base.npz'}", data="digits", metrics="memorization,pr,dc,kid,is")[
+        "metrics"
+    ]
+    assert m["memorization"]["value"] < 0.05 and m["memorization"]["copies"] == 0
+    assert m["precision"]["value"] < 0.85 and m["recall"]["value"] < 0.6  # test split: 0.96, 0.98
+    assert m["density"]["value"] < 0.5 and m["coverage"]["value"] < 0.5  # test split: 0.98, 0.98
+    assert m["kid"]["value"] > 10 * m["kid"]["std"]
+
+
+def test_stale_reference_cache_is_detected_and_recomputed(digits, tmp_path):
+    train, test = digits
+    extractor = features.module_extractor(torch.nn.Flatten())
+    first = features.reference(train, extractor, n=100, cache_dir=tmp_path)
+    again = features.reference(train, extractor, n=100, cache_dir=tmp_path)
+    assert np.array_equal(first.mu, again.mu) and again.record == first.record
+    with pytest.warns(UserWarning, match=r"stale reference statistics .*n changed: 100 -> 200"):
+        bigger = features.reference(train, extractor, n=200, cache_dir=tmp_path)
+    assert bigger.n == 200 and len(bigger.features) == 200
+    changed = data.ImageDataset(
+        train.images.flip(0), train.labels.flip(0), levels=17, num_classes=10, spec="digits", split="train"
+    )
+    with pytest.warns(UserWarning, match="data_identity changed"):
+        features.reference(changed, extractor, n=200, cache_dir=tmp_path)
+    # streamed statistics of the whole split equal the direct ones
+    flat = train.batch(torch.arange(200))[0].flatten(1).double().numpy()
+    assert np.allclose(bigger.mu, flat.mean(0)) and np.allclose(bigger.sigma, np.cov(flat, rowvar=False))
+
+
+def test_user_feature_module_from_a_file(digits, tmp_path):
+    _, test = digits
+    (tmp_path / "feat.py").write_text(
+        "import torch\n\nclass Pixels(torch.nn.Module):\n    def forward(self, x):\n        return x.flatten(1)\n"
+    )
+    images = data.to_uint8_255(data.to_float(test.images, 17), 17).permute(0, 2, 3, 1).numpy()
+    np.savez(tmp_path / "test.npz", images=images)
+    spec = f"{tmp_path / 'feat.py'}:Pixels"
+    result = ev.evaluate(f"npz:{tmp_path / 'test.npz'}", data="digits", metrics="fid,pr", features=spec)
+    f = result["metrics"]["fid"]
+    assert f["features"] == "module:Pixels" and f["value"] == pytest.approx(f["floor"], rel=1e-6)
+    with pytest.raises(ValueError, match="is needs class logits"):
+        ev.evaluate(f"npz:{tmp_path / 'test.npz'}", data="digits", metrics="is", features=spec)
+
+
+def test_inception_features_end_to_end_with_their_card(digits, random_inception, tmp_path, monkeypatch):
+    _, test = digits
+    images = data.to_uint8_255(data.to_float(test.images[:4], 17), 17).permute(0, 2, 3, 1).numpy()
+    np.savez(tmp_path / "four.npz", images=images)
+    source = f"npz:{tmp_path / 'four.npz'}"  # the first 4 test images: FID = the floor
+    extractor = features.inception_extractor(random_inception, verify_hash=False)
+    result = ev.evaluate(source, data="digits", metrics="fid,is", features=extractor, reference_n=4)
+    f, card = result["metrics"]["fid"], result["metrics"]["fid"]["card"]["extractor"]
+    assert f["features"] == "inception" and f["n_reference"] == 4 and f["n_floor"] == 4
+    assert f["value"] == pytest.approx(f["floor"], rel=1e-5) and f["value"] > 0
+    assert card["hash_verified"] is False and "torch-fidelity" in card["resize"]
+    assert result["metrics"]["is"]["max_possible"] == 1008
+    monkeypatch.setenv("GENVISION_INCEPTION", str(tmp_path / "absent.pth"))
+    with pytest.raises(FileNotFoundError, match="Inception weights not found"):
+        ev.evaluate(source, data="digits", features="inception")  # asked for: an error, not n/a

@@ -45,7 +45,7 @@ def pixel_probabilities(ds, smoothing: float = 0.0) -> torch.Tensor:
 def independent_pixel_samples(train_ds, n: int, seed: int = 0) -> torch.Tensor:
     """``n`` samples of the per-pixel independent model fitted to ``train_ds``.
 
-    Image k uses its own generator (seed * 2**32 + k), like every genvision sampler.
+    Image k uses its own generator (``seeding.image_seed(seed, k)``), like every genvision sampler.
 
     Returns:
         float32 (n, C, H, W) in [-1, 1], on ``train_ds.levels`` levels.

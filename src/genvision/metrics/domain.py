@@ -163,7 +163,7 @@ def get_judge(train_ds, test_ds, cache_dir: str | Path | None = None) -> Judge:
         what = "is unlabeled" if train_ds.num_classes == 0 else "has a single class"
         raise ValueError(
             f"domain features need labels, and {train_ds.spec} {what}; "
-            "use Inception features (`--features inception`, evaluation issue) instead"
+            "use Inception features (`--features inception`) instead"
         )
     key = cache_key(train_ds, test_ds)
     folder = cache_root(cache_dir) / "judges"

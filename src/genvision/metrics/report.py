@@ -69,11 +69,29 @@ def _training_section(run_dir: Path, records: list[dict]) -> list[str]:
     for key, label in (("step", "steps"), ("images", "images seen"), ("elapsed", "training seconds")):
         if key in last:
             rows.append((label, _fmt(last[key])))
-    losses = [r["loss"] for r in records if _number(r.get("loss"))]
-    if losses:
-        rows.append(("final loss (last logged)", _fmt(losses[-1])))
-        tail = losses[-max(1, len(losses) // 10) :]
-        rows.append((f"mean loss, last {len(tail)} records", _fmt(sum(tail) / len(tail))))
+    # one optimised loss, or one per phase ("discriminator/loss", "generator/loss", ...)
+    loss_keys = (
+        ["loss"]
+        if any("loss" in r for r in records)
+        else sorted({k for r in records for k in r if k.endswith("/loss")})
+    )
+    for key in loss_keys:
+        losses = [r[key] for r in records if _number(r.get(key))]
+        if losses:
+            rows.append((f"final {key} (last logged)", _fmt(losses[-1])))
+            tail = losses[-max(1, len(losses) // 10) :]
+            rows.append((f"mean {key}, last {len(tail)} records", _fmt(sum(tail) / len(tail))))
+    # monitor series (e.g. monitor/class_entropy of the mode-collapse monitor): last value
+    monitor_keys = sorted(
+        {k for r in records for k, v in r.items() if k.startswith("monitor/") and _number(v)}
+    )
+    for key in monitor_keys:
+        values = [r[key] for r in records if _number(r.get(key))]
+        rows.append((f"{key} (last of {len(values)} checks)", _fmt(values[-1])))
+    warnings = [r for r in records if isinstance(r.get("warning"), str)]
+    if warnings:
+        last_warning = f"step {warnings[-1]['step']}: {warnings[-1]['warning']}"
+        rows.append((f"warnings ({len(warnings)})", last_warning))
     speeds = sorted(r["img_per_s"] for r in records if _number(r.get("img_per_s")))
     if speeds:
         rows.append(("images / s (median over records)", _fmt(speeds[len(speeds) // 2])))
@@ -84,7 +102,28 @@ def _training_section(run_dir: Path, records: list[dict]) -> list[str]:
     if any("loss" in k for r in records for k in r):
         plot_loss(records, run_dir / "loss.png")
         lines += ["![loss curve](loss.png)", ""]
+    if monitor_keys:
+        _plot_monitor(records, monitor_keys, run_dir / "monitor.png")
+        lines += ["![monitor series](monitor.png)", ""]
     return lines
+
+
+def _plot_monitor(records: list[dict], keys: list[str], path: Path) -> None:
+    """One panel per monitor series against the step; PNG written atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 2.2 * len(keys)), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(keys), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, key in zip(axes, keys):
+        pts = [(r["step"], r[key]) for r in records if _number(r.get(key)) and "step" in r]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", markersize=3)
+        ax.set_ylabel(key.removeprefix("monitor/"), fontsize=8)
+        ax.grid(True, alpha=0.3)
+    axes[-1].set_xlabel("step")
+    fig.tight_layout()
+    io.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def _samples_section(run_dir: Path) -> list[str]:
@@ -105,45 +144,6 @@ def _evaluation_section(evaluation: dict | None) -> list[str]:
     if not evaluation:
         return []
     m = evaluation.get("metrics", {})
-    rows = []
-    f = m.get("fid") or {}
-    if _number(f.get("value")):
-        rows.append(
-            (
-                "domain FID",
-                f"{_fmt(f['value'])} ({f.get('n_generated')} generated vs {f.get('n_reference')} train)",
-            )
-        )
-        rows.append(
-            ("floor (test split vs train)", f"{_fmt(f.get('floor'))} ({f.get('n_floor')} test images)")
-        )
-        rows.append(("ratio to floor", _fmt(f.get("ratio_to_floor"))))
-        judge = f.get("judge") or {}
-        if "test_accuracy" in judge:
-            rows.append(
-                (
-                    "judge test accuracy",
-                    f"{_fmt(judge['test_accuracy'])} (recipe v{judge.get('recipe_version')})",
-                )
-            )
-    elif f:
-        rows.append(("domain FID", f"n/a: {f.get('reason', '')}"))
-    conf = m.get("confidence") or {}
-    if conf:
-        rows.append(
-            (
-                "judge confidence, samples / test split",
-                f"{_fmt(conf['samples'])} / {_fmt(conf['test_split'])}",
-            )
-        )
-    hist = m.get("class_histogram") or {}
-    if hist:
-        rows.append(
-            (
-                "class entropy (nats), samples / max",
-                f"{_fmt(hist['entropy_nats'])} / {_fmt(hist['max_entropy_nats'])}",
-            )
-        )
     src = evaluation.get("source") or {}
     lines = ["## Evaluation", ""]
     if src:
@@ -151,7 +151,22 @@ def _evaluation_section(evaluation: dict | None) -> list[str]:
             f"Source: {src.get('kind', '?')}, seed {src.get('seed', '-')}, {src.get('n', '?')} images.",
             "",
         ]
-    lines += [*_table(("metric", "value"), rows), ""]
+    rows = [(name, value, detail) for name, value, detail in metric_rows(m)]
+    lines += [*_table(("metric", "value", "details"), rows), ""]
+    judge = (m.get("fid") or {}).get("judge") or {}
+    if "test_accuracy" in judge:
+        lines += [
+            f"Domain judge test accuracy: {_fmt(judge['test_accuracy'])} (recipe v{judge.get('recipe_version')}).",
+            "",
+        ]
+    conf = m.get("confidence") or {}
+    hist = m.get("class_histogram") or {}
+    if conf and hist:
+        lines += [
+            f"Judge confidence, samples / test split: {_fmt(conf['samples'])} / {_fmt(conf['test_split'])}; "
+            f"class entropy (nats), samples / max: {_fmt(hist['entropy_nats'])} / {_fmt(hist['max_entropy_nats'])}.",
+            "",
+        ]
     if hist.get("counts"):
         k = len(hist["counts"])
         header = ("class", *map(str, range(k)))
@@ -159,7 +174,112 @@ def _evaluation_section(evaluation: dict | None) -> list[str]:
         if hist.get("test_split_counts"):
             body.append(("test split", *map(str, hist["test_split_counts"])))
         lines += ["Judge-predicted classes:", "", *_table(header, body), ""]
+    for key, caption in (
+        ("memorization", "closest samples (top) and their nearest training images (bottom)"),
+        ("reconstruction", "test images (top) and their reconstructions (bottom)"),
+    ):
+        picture = (m.get(key) or {}).get("picture")
+        if picture:
+            lines += [f"![{caption}]({picture})", "", f"{key}: {caption}.", ""]
+    lines += _card_lines(evaluation)
     return lines
+
+
+def metric_rows(m: dict) -> list[tuple[str, str, str]]:
+    """(metric, value, details) for every metric of an evaluation, n/a ones with their reason."""
+    rows = []
+    for name, r in m.items():
+        if name in ("class_histogram", "confidence") or not isinstance(r, dict):
+            continue
+        value = r.get("value")
+        if not _number(value):
+            rows.append((name, str(value), r.get("reason", "")))
+            continue
+        card = r.get("card") or {}
+        detail = ""
+        if name == "fid":
+            detail = (
+                f"{r.get('features')} features, {r.get('n_generated')} generated vs {r.get('n_reference')} train; "
+                f"floor {_fmt(r.get('floor'))} (test vs train, {r.get('n_floor')} images), "
+                f"ratio {_fmt(r.get('ratio_to_floor'))}"
+            )
+            if isinstance(r.get("per_class"), list):
+                detail += "; per class " + ", ".join(_fmt(v) for v in r["per_class"])
+        elif name == "kid":
+            k = card.get("kid") or {}
+            detail = f"± {_fmt(r.get('std'))} over {k.get('subsets')} subsets of {k.get('subset_size')}"
+        elif name == "is":
+            detail = (
+                f"± {_fmt(r.get('std'))} over {card.get('splits')} splits; at most {r.get('max_possible')}"
+            )
+        elif name in ("precision", "recall", "density", "coverage"):
+            detail = (
+                f"k = {card.get('k')}, {card.get('n_reference')} train vs {card.get('n_generated')} generated"
+            )
+        elif name == "memorization":
+            detail = (
+                f"share of samples nearer a training image than the {r.get('threshold_definition')} "
+                f"(real data: {_fmt(r.get('expected_for_real_data'))}); median distance ratio "
+                f"{_fmt(r.get('median_ratio'))}; {r.get('copies')} copies"
+            )
+        elif name == "conditional_accuracy":
+            detail = f"judge agrees with the requested label; judge test accuracy {_fmt(r.get('judge_test_accuracy'))}"
+        elif name in ("bpd", "nll", "elbo", "reconstruction"):
+            detail = f"± {_fmt(r.get('se'))} (s.e.), {card.get('n')} test images; {card.get('likelihood_note', '')}"
+            if name == "elbo":
+                detail += f"; {_fmt(r.get('bpd'))} bits/dim"
+        rows.append((name, _fmt(value), detail))
+    return rows
+
+
+def summary_lines(evaluation: dict) -> list[str]:
+    """Short lines for the terminal: one per metric (FID first, with its floor)."""
+    m = evaluation.get("metrics", {})
+    out = []
+    f = m.get("fid") or {}
+    if _number(f.get("value")):
+        out.append(
+            f"{f.get('features')} FID {f['value']:.3f}  (floor {f['floor']:.3f}, ratio {f['ratio_to_floor']:.2f}x, "
+            f"n={f['n_generated']})"
+        )
+    for name, value, detail in metric_rows(m):
+        if name != "fid" or not out:
+            out.append(f"{name}: {value}" + (f"  ({detail})" if detail else ""))
+    return out
+
+
+def _card_lines(evaluation: dict) -> list[str]:
+    card = evaluation.get("card") or {}
+    extractor = next(
+        (
+            (r.get("card") or {}).get("extractor")
+            for r in evaluation.get("metrics", {}).values()
+            if isinstance(r, dict) and isinstance((r.get("card") or {}).get("extractor"), dict)
+        ),
+        None,
+    )
+    rows = []
+    if extractor:
+        rows += [("extractor", extractor.get("extractor")), ("feature", extractor.get("feature"))]
+        if extractor.get("sha256"):
+            verified = "verified" if extractor.get("hash_verified") else "NOT the reference file"
+            rows.append(("weights sha256", f"`{extractor['sha256'][:16]}...` ({verified})"))
+        rows += [("resize", extractor.get("resize")), ("input scaling", extractor.get("input_scaling"))]
+    if card:
+        rows += [
+            ("seed", f"{card.get('seed')} ({card.get('per_image_seeds')})"),
+            ("dtype", card.get("dtype")),
+        ]
+        versions = card.get("versions") or {}
+        rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    if not rows:
+        return []
+    return [
+        "Metric card (each number's full card is in metrics.json):",
+        "",
+        *_table(("field", "value"), rows),
+        "",
+    ]
 
 
 def _config_section(meta: dict) -> list[str]:

@@ -284,6 +284,14 @@ class Diffusion(GenerativeModel):
             self.train(was_training)
         return x.clamp(-1, 1)
 
+    @property
+    def likelihood_note(self) -> str:
+        """How ``log_likelihood`` treats the discrete levels (copied onto bpd/nll metric cards)."""
+        return (
+            f"variational lower bound (Ho et al. 2020, eq. 5) with a discretised Gaussian decoder on "
+            f"{self.config.levels} levels; each image draws its noise from its own generator"
+        )
+
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, y=None, *, seed: int = 0, generator=None) -> torch.Tensor:
         """Variational lower bound on log p(x), nats per image (Ho et al., 2020, eq. 5).

@@ -1,0 +1,110 @@
+"""Likelihood metrics from a model's capabilities, on the data's test split, for any family.
+
+- ``bpd`` / ``nll``: ``model.log_likelihood(x, y, seed=0, generator=...)`` -> (B,) float64 log p(x)
+  in nats per image on the data's discrete grid; nll = -mean, bits/dim = nll / (C H W ln 2).
+  Exact for autoregressive models and flows (with their dequantisation), a lower bound for
+  diffusion and VAEs: the model's optional ``likelihood_note`` (a string) says which, and how it
+  handles the discrete levels; the card copies it.
+- ``elbo``: ``model.elbo(x, y, seed=0)`` -> (B,) nats per image, reported like ``bpd``.
+- ``reconstruction``: ``model.reconstruct(x)``: mean squared error per pixel on the [-1, 1]
+  scale over the test images, and a grid (originals above their reconstructions).
+
+Images go through in batches (memory bounded by one batch), with a progress bar. Image i of the
+split draws its noise from generator ``seeding.image_seed(seed, i)`` (``image_generators``), so a
+stochastic bound does not depend on the batch size. Conditional models get the test labels.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import torch
+
+from .. import seeding
+from .features import progress_batches
+
+BATCH_SIZE = 100
+
+
+def _batches(ds, n: int, batch_size: int):
+    """(start, x (B, C, H, W) float in [-1, 1], y (B,)) over the first ``n`` images of ``ds``."""
+    g = torch.Generator().manual_seed(0)  # the fixed test draw of a binarised split
+    for start in range(0, n, batch_size):
+        x, y = ds.batch(torch.arange(start, min(start + batch_size, n)), generator=g)
+        yield start, x.float(), torch.as_tensor(y).long()
+
+
+def _labels(model, y):
+    return y.to(model.device) if getattr(model.config, "conditional", False) else None
+
+
+def _accepts_generator(fn) -> bool:
+    try:
+        return "generator" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+@torch.no_grad()
+def per_image_nats(model, ds, capability: str, *, n=None, seed=0, batch_size=BATCH_SIZE, progress=False):
+    """``model.<capability>`` (log_likelihood or elbo) of the first ``n`` images of ``ds``: (N,) float64."""
+    fn = getattr(model, capability)
+    n = len(ds) if n is None else min(n, len(ds))
+    out = []
+    desc = f"{capability} on {ds.spec} {ds.split}" if progress else None
+    batches = _batches(ds, n, batch_size)
+    for _ in progress_batches(range(0, n, batch_size), desc, n, batch_size):
+        start, x, y = next(batches)
+        kwargs = {"seed": seed}
+        if _accepts_generator(fn):
+            kwargs = {"generator": seeding.image_generators(len(x), seed, model.device, start=start)}
+        value = fn(x.to(model.device), _labels(model, y), **kwargs)
+        value = torch.as_tensor(value).detach().double().cpu().reshape(-1)
+        if value.shape != (len(x),):
+            raise ValueError(
+                f"{model.registry_name}.{capability} returned shape {tuple(value.shape)}, not ({len(x)},)"
+            )
+        out.append(value)
+    return torch.cat(out)
+
+
+def summarise(nats: torch.Tensor, dims: int) -> dict:
+    """Mean log-likelihood (nats/image), its standard error, and bits/dim, of per-image values."""
+    finite = torch.isfinite(nats)
+    if not finite.all():
+        raise ValueError(f"{int((~finite).sum())} of {len(nats)} per-image log-likelihoods are not finite")
+    mean = float(nats.mean())
+    se = float(nats.std() / math.sqrt(len(nats))) if len(nats) > 1 else 0.0
+    return {
+        "nll_nats": -mean,
+        "nll_se": se,
+        "bpd": -mean / (dims * math.log(2)),
+        "bpd_se": se / (dims * math.log(2)),
+        "n": len(nats),
+    }
+
+
+@torch.no_grad()
+def reconstruction(model, ds, *, n=None, batch_size=BATCH_SIZE, progress=False) -> tuple[dict, torch.Tensor]:
+    """Mean squared reconstruction error of the first ``n`` images, and a (2 * k) image grid batch.
+
+    Returns:
+        ({"mse": per-pixel MSE on the [-1, 1] scale, "mse_se", "n"}, grid images (2k, C, H, W):
+        k = min(8, n) originals followed by their reconstructions).
+    """
+    n = len(ds) if n is None else min(n, len(ds))
+    errors, grid = [], None
+    desc = f"reconstruct {ds.spec} {ds.split}" if progress else None
+    batches = _batches(ds, n, batch_size)
+    for _ in progress_batches(range(0, n, batch_size), desc, n, batch_size):
+        _, x, _ = next(batches)
+        r = torch.as_tensor(model.reconstruct(x.to(model.device))).float().cpu()
+        errors.append(((r - x) ** 2).flatten(1).mean(dim=1).double())
+        if grid is None:
+            k = min(8, len(x))
+            grid = torch.cat([x[:k], r[:k].clamp(-1, 1)])
+    e = torch.cat(errors).numpy()
+    se = float(e.std(ddof=1) / np.sqrt(len(e))) if len(e) > 1 else 0.0
+    return {"mse": float(e.mean()), "mse_se": se, "n": len(e)}, grid

@@ -1,0 +1,153 @@
+"""Where the images under evaluation come from: a model, a model directory, ``npz:`` or ``folder:``.
+
+Every set is quantised to the dataset's grey levels (what saving it to a file would do). A model
+is sampled ``batch_size`` images at a time with per-image seeds (image k: ``seeding.image_seed(seed, k)``),
+so the set does not depend on the batch size; conditional models get labels cycling 0..K-1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import data as datasets
+from ..families.base import sample_in_batches
+
+SMALL_N, LARGE_N = 1_000, 10_000
+
+
+def default_n(train_ds) -> int:
+    """Generated-set size: 1,000 for digits-size data, 10,000 for MNIST-size (train >= 10,000)."""
+    return SMALL_N if len(train_ds) < 10_000 else LARGE_N
+
+
+def conditional(model) -> bool:
+    """Whether ``model`` samples class-conditionally (its config says ``conditional``)."""
+    return bool(getattr(model.config, "conditional", False))
+
+
+def quantise(images: torch.Tensor, levels: int) -> torch.Tensor:
+    """Round float images in [-1, 1] to ``levels`` grey levels (what saving them to a file does)."""
+    return datasets.to_float(datasets.to_levels(images, levels), levels)
+
+
+def source_images(source, train_ds, *, n=None, seed=0, batch_size=250, sample_options=None):
+    """The generated images of ``source``, float (N, C, H, W) on the data's levels, and a description."""
+    shape = (train_ds.channels, train_ds.image_size, train_ds.image_size)
+    if isinstance(source, torch.nn.Module) or isinstance(source, (str, Path)) and model_dir(source):
+        model = load_model(source, train_ds)
+        n = n or default_n(train_ds)
+        images = sample_model(model, n, seed=seed, batch_size=batch_size, options=sample_options or {})
+        info = {
+            "kind": "model directory" if not isinstance(source, torch.nn.Module) else "model",
+            "registry_name": getattr(model, "registry_name", type(model).__name__),
+            "family": getattr(model, "family", ""),
+            "seed": seed,
+            "sample_options": sample_options or {},
+        }
+        if not isinstance(source, torch.nn.Module):
+            info["path"] = str(source)
+    elif isinstance(source, str) and source.startswith("npz:"):
+        images, info = _npz_images(source[4:]), {"kind": "npz", "path": source[4:]}
+    elif isinstance(source, str) and source.startswith("folder:"):
+        images, info = _folder_images(source, train_ds.image_size), {"kind": "folder", "path": source[7:]}
+    else:
+        raise ValueError(
+            f"cannot evaluate {source!r}: give a model, a model directory, npz:FILE or folder:DIR"
+        )
+    if tuple(images.shape[1:]) != shape:
+        raise ValueError(
+            f"{source} holds images of shape {tuple(images.shape[1:])}; {train_ds.spec} has {shape}"
+        )
+    if n is not None and info["kind"] in ("npz", "folder"):
+        if len(images) < n:
+            raise ValueError(f"{source} holds {len(images)} images, fewer than n={n}")
+        images = images[:n]
+    info["n"] = len(images)
+    return quantise(images, train_ds.levels), info
+
+
+def sample_model(model, n: int, *, seed: int = 0, batch_size: int = 250, options: dict | None = None):
+    """``n`` samples, float (n, C, H, W); image k uses ``seeding.image_seed(seed, k)`` whatever ``batch_size``.
+
+    Conditional models get labels cycling 0..K-1 (image k has label k mod K).
+    """
+    labels = torch.arange(n) % model.config.num_classes if conditional(model) else None
+    return sample_in_batches(model, n, seed=seed, batch_size=batch_size, labels=labels, options=options)
+
+
+def load_model(source, train_ds):
+    """The model of a model / model-directory source (shape-checked against the data), else None."""
+    if isinstance(source, torch.nn.Module):
+        model = source
+    elif isinstance(source, (str, Path)) and model_dir(source):
+        from .. import load
+
+        model = load(source)
+    else:
+        return None
+    shape = (train_ds.channels, train_ds.image_size, train_ds.image_size)
+    model_shape = (model.config.channels, model.config.image_size, model.config.image_size)
+    if model_shape != shape:
+        raise ValueError(f"the model makes images of shape {model_shape} but {train_ds.spec} has {shape}")
+    return model
+
+
+def kind(source) -> str:
+    if isinstance(source, torch.nn.Module):
+        return "model"
+    if isinstance(source, str) and source.startswith(("npz:", "folder:")):
+        return source.split(":", 1)[0]
+    return "model directory"
+
+
+def _npz_images(path: str) -> torch.Tensor:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"npz:{path}: no such file; give a .npz holding 'images' uint8 (N, H, W, C)")
+    with np.load(p, allow_pickle=False) as z:
+        if "images" not in z:
+            raise ValueError(f"npz:{path} has no 'images' array (found: {', '.join(z.files) or 'nothing'})")
+        arr = z["images"]
+    if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
+        raise ValueError(f"npz:{path}: 'images' must be uint8 (N, H, W, C), got {arr.dtype} {arr.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(arr))
+    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)  # (N, C, H, W)
+    return datasets.to_float(x, 256)
+
+
+def _folder_images(spec: str, image_size: int) -> torch.Tensor:
+    parts = []
+    for split in ("train", "test"):  # a folder of samples is used whole, both hash splits
+        try:
+            ds = datasets.load(spec, split, image_size=image_size)
+        except ValueError as e:
+            if "has no images" not in str(e):
+                raise
+            continue
+        parts.append(datasets.to_float(ds.images, ds.levels))
+    if not parts:
+        raise ValueError(f"{spec} holds no readable images")
+    return torch.cat(parts)
+
+
+def model_dir(source) -> Path | None:
+    if isinstance(source, (str, Path)) and not str(source).startswith(("npz:", "folder:")):
+        path = Path(source)
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"model directory {path} does not exist; give a model directory, npz: or folder:"
+            )
+        return path
+    return None
+
+
+def recorded_spec(run_dir: Path | None) -> str | None:
+    if run_dir is None or not (run_dir / "config.json").is_file():
+        return None
+    meta = json.loads((run_dir / "config.json").read_text())
+    data = meta.get("data")
+    return data.get("spec") if isinstance(data, dict) else data if isinstance(data, str) else None
