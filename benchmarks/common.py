@@ -2,6 +2,11 @@
 
 Every benchmark prints one JSON object (and may write it to ``--json FILE``) with the machine,
 the versions, the mode (quick or full) and its figures, so runs can be compared and tabled.
+A result's optional ``"table"`` (a list of ``{"figure": ..., "value": ...}`` rows) is what
+``make_table.py`` puts in README.md, with the result's ``"command"`` and ``"date"``.
+
+The machine is often shared: ``machine()`` records the load average at the time of writing, and
+:func:`load_note` turns the loads seen during a run into one sentence the JSON carries.
 """
 
 from __future__ import annotations
@@ -37,7 +42,50 @@ def machine() -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "loadavg_1_5_15min": [round(v, 2) for v in os.getloadavg()],
     }
+
+
+def set_threads(args) -> None:
+    """Apply ``--threads`` (torch intra-op threads) when given."""
+    import torch
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+
+
+def load_note(loads: list[float]) -> str:
+    """One sentence on how busy the machine was, from 1-minute load averages sampled during a run."""
+    cores = os.cpu_count() or 1
+    peak = max(loads) if loads else os.getloadavg()[0]
+    if peak <= 0.5 * cores:
+        return f"quiet machine (1-min load average at most {peak:.1f} on {cores} cores)"
+    return (
+        f"LOADED machine: 1-min load average up to {peak:.1f} on {cores} cores while this ran; "
+        "absolute speeds are low and noisy, ratios between trainers run in the same process are the figures to read"
+    )
+
+
+def peer_versions() -> dict:
+    """Versions of the peer libraries that are installed (None for a missing one)."""
+    from importlib import metadata
+
+    out = {}
+    for name in ("diffusers", "pythae", "torch", "genvision"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def fid_against(images, spec: str) -> dict:
+    """Domain FID of float images (N, C, H, W) in [-1, 1] against dataset ``spec`` (INTERFACES.md protocol)."""
+    from genvision import data
+    from genvision.metrics.evaluate import domain_fid
+
+    value, floor = domain_fid(images, data.load(spec, "train"), data.load(spec, "test"))
+    return {"fid": value, "floor": floor, "n_generated": len(images)}
 
 
 def timeit(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1, sync: bool = False) -> dict:
@@ -74,7 +122,12 @@ def matmul_peak_gflops(n: int = 1024, repeats: int = 5) -> float:
 
 def emit(result: dict, args=None) -> dict:
     """Print the result as JSON (with machine and date) and write it to ``--json`` if given."""
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), **result}
+    out = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python", *sys.argv]),
+        "machine": machine(),
+        **result,
+    }
     text = json.dumps(out, indent=2, default=float)
     print(text)
     if args is not None and getattr(args, "json", None):
