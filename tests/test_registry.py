@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from gvtest import TINY_DDPM
 
 import genvision as gv
 from genvision.families.base import save_model_dir
-from genvision.registry import MODELS
+from genvision.registry import MODELS, config_for, resolve
 
 TINY = {"ddpm": TINY_DDPM, "ddpm-cond": TINY_DDPM}
 PREPARE = {}
@@ -55,3 +56,11 @@ def test_loading_refuses_a_tampered_directory(tmp_path):
     (tmp_path / "m" / "config.json").write_text(cfg)
     with pytest.raises(ValueError, match="unknown model"):
         gv.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n in MODELS if "conditional" in {f.name for f in fields(resolve(n)[0].config_class)})
+)
+def test_conditional_without_classes_is_a_one_line_error(name):
+    with pytest.raises(ValueError, match="conditional=True needs num_classes >= 1"):
+        config_for(name, conditional=True, num_classes=0)

@@ -57,6 +57,12 @@ class ModelConfig:
             raise ValueError(f"num_classes must be >= 0 (got {self.num_classes})")
         if self.levels < 2:
             raise ValueError(f"levels must be >= 2 (got {self.levels})")
+        # families with a class-conditional variant declare a ``conditional`` field
+        if getattr(self, "conditional", False) and self.num_classes < 1:
+            raise ValueError(
+                "conditional=True needs num_classes >= 1 (got 0); set num_classes "
+                "(genvision train fills it from the data)"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

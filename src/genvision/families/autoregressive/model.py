@@ -96,14 +96,6 @@ class GatedPixelCNNConfig(PixelCNNConfig):
     num_layers: int = 6
     conditional: bool = False
 
-    def __post_init__(self):
-        super().__post_init__()
-        if self.conditional and self.num_classes < 1:
-            raise ValueError(
-                "conditional=True needs num_classes >= 1 (got 0); set num_classes "
-                "(genvision train fills it from the data)"
-            )
-
 
 @dataclass
 class PixelRNNConfig(PixelCNNConfig):

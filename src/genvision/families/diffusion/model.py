@@ -130,11 +130,6 @@ class DiffusionConfig(ModelConfig):
             raise ValueError(f"eta must be >= 0 (got {self.eta}); 0 is deterministic DDIM")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0 (got {self.lr}); try 1e-3")
-        if self.conditional and self.num_classes < 1:
-            raise ValueError(
-                "conditional=True needs num_classes >= 1 (got 0); set num_classes "
-                "(genvision train fills it from the data)"
-            )
 
 
 #: trainer settings the defaults were tuned with (``model.train_defaults()``; user flags override)

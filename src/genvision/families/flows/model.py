@@ -101,11 +101,6 @@ class FlowConfig(ModelConfig):
             raise ValueError(f"temperature must be > 0 (got {self.temperature}); 0.7 is usual for flows")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0 (got {self.lr}); try 2e-3")
-        if self.conditional and self.num_classes < 1:
-            raise ValueError(
-                "conditional=True needs num_classes >= 1 (got 0); set num_classes "
-                "(genvision train fills it from the data)"
-            )
 
 
 @dataclass

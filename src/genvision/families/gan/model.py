@@ -97,14 +97,8 @@ class GANConfig(ModelConfig):
         augment.parse_policy(self.augment)
         if not 0 <= self.truncation <= 1:
             raise ValueError(f"truncation must be in [0, 1] (got {self.truncation}); 1 = off")
-        if self.conditional:
-            if self.num_classes < 1:
-                raise ValueError(
-                    "conditional=True needs num_classes >= 1 (got 0); set num_classes "
-                    "(genvision train fills it from the data)"
-                )
-            if self.arch != "dcgan":
-                raise ValueError("conditional=True needs arch='dcgan' (conditional batch norm, projection D)")
+        if self.conditional and self.arch != "dcgan":
+            raise ValueError("conditional=True needs arch='dcgan' (conditional batch norm, projection D)")
 
 
 # How the presets were chosen (8x8 digits, batch 64, CPU under load, one thread). Domain FID of
