@@ -173,7 +173,7 @@ def get_judge(train_ds, test_ds, cache_dir: str | Path | None = None) -> Judge:
             return _load(weights, meta_path)
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             warnings.warn(f"judge cache {weights} is unreadable ({e}); retraining it", stacklevel=2)
-    with _one_thread():
+    with one_thread():
         net, meta = _train(train_ds, test_ds)
         meta.update(cache_key=key, cache_path=str(weights))
         judge = Judge(net, meta, {})
@@ -196,7 +196,12 @@ def cache_key(train_ds, test_ds) -> str:
 
 # ----------------------------------------------------------------------------- training
 @contextlib.contextmanager
-def _one_thread():
+def one_thread():
+    """One torch thread inside the block, the previous count restored after.
+
+    Small convolutions gain nothing from a second thread and lose 5-20x when the two cores of a
+    small machine are shared; the judge trains this way, and the tests reuse it.
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

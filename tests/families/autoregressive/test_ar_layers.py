@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 import torch
+from gvtest import one_thread
 
 from genvision.families.autoregressive import layers, losses, samplers
 
@@ -16,10 +17,8 @@ ARCHS = ("pixelcnn", "gated", "rowlstm")
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Raster sampling is thousands of tiny ops: one thread, since two fight over a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_thread():
+        yield
 
 
 def build(

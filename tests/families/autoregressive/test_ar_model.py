@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from gvtest import one_thread
 
 import genvision as gv
 from genvision import data
@@ -21,18 +22,14 @@ SMALL = {"width": 16, "num_layers": 2, "head_width": 16, "levels": 17}
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Raster sampling is thousands of tiny ops: one thread, since two fight over a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("ar") / "pixelcnn"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # small convolutions: one thread is faster on a busy 2-core machine
-    try:
+    with one_thread():  # session fixtures run before the module's one-thread fixture
         gv.train(
             "pixelcnn",
             data="digits",
@@ -42,8 +39,6 @@ def trained(tmp_path_factory):
             progress=False,
             model_config=TRAINED,
         )
-    finally:
-        torch.set_num_threads(before)
     return gv.load(out)
 
 

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 from families.autoregressive.tiny_configs import TINY, TINY_VQVAE
+from gvtest import one_thread
 
 import genvision as gv
 from genvision import data
@@ -17,10 +18,8 @@ from genvision.families.autoregressive.transformer import CausalTransformer
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Token-by-token sampling is many tiny ops: one thread, since two fight over a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,10 @@ lose ~10x when the cores are shared (measured: 300 digits steps took 43 s with o
 from __future__ import annotations
 
 import pytest
-import torch
+from gvtest import one_thread
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_thread():
+        yield

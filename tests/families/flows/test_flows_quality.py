@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from gvtest import one_thread
 
 import genvision as gv
 from genvision import data
@@ -24,12 +25,8 @@ N = 500
 @pytest.fixture(scope="session")
 def trained_digits_glow(tmp_path_factory):
     out = tmp_path_factory.mktemp("flows") / "glow"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # session fixtures run before conftest's per-test one thread
-    try:
+    with one_thread():  # session fixtures run before conftest's per-test one thread
         gv.train("glow", data="digits", out=out, steps=STEPS, sample_every=0, save_every=0, progress=False)
-    finally:
-        torch.set_num_threads(threads)
     return gv.load(out)
 
 

@@ -11,7 +11,7 @@ import math
 
 import pytest
 import torch
-from gvtest import run_cli
+from gvtest import one_thread, run_cli
 
 import genvision as gv
 from genvision import data as gdata
@@ -26,9 +26,7 @@ def _train(tmp_path_factory, name: str, steps: int):
     """Train ``name`` at half width on one thread (these small convolutions gain nothing from a
     second thread, and lose several-fold when the cores are busy)."""
     out = tmp_path_factory.mktemp(name) / "run"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         gv.train(
             name,
             data="digits",
@@ -39,8 +37,6 @@ def _train(tmp_path_factory, name: str, steps: int):
             sample_every=0,
             monitor_every=100,
         )
-    finally:
-        torch.set_num_threads(threads)
     return out
 
 

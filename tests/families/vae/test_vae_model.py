@@ -7,10 +7,10 @@ dead-code restarts off (300 steps), each a few seconds of CPU.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import pytest
 import torch
+from gvtest import one_thread
 
 import genvision as gv
 from genvision import data, seeding
@@ -25,17 +25,6 @@ VAE_STEPS, VQ_STEPS = 400, 300
 def _one_thread_here():
     with one_thread():
         yield
-
-
-@contextmanager
-def one_thread():
-    """Small convolutions lose 5-20x with 2 threads on a busy 2-core machine (metrics/domain.py)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
