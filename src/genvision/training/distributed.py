@@ -95,5 +95,12 @@ def barrier(ctx: Context) -> None:
 
 
 def shutdown(ctx: Context) -> None:
+    """Leave the process group together.
+
+    Every rank waits for the others first: rank 0 still writes the final checkpoint, grid and
+    report after the last collective, and a rank that tears down gloo while a peer is still
+    connected can abort at exit ("terminate called without an active exception").
+    """
     if ctx.active and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
