@@ -236,11 +236,12 @@ class DiffusersDDPM(_Peer):
         """``n`` images, float (n, C, H, W) in [-1, 1], with the EMA weights.
 
         Args:
-            sampler: "ddim" (``DDIMScheduler`` from the training config, eta 0) or "ddpm"
-                (``DDPMScheduler``, every one of its 1000 steps; ``steps`` is ignored).
-            steps: DDIM steps.
+            sampler: "ddim" (``DDIMScheduler`` from the training config, eta 0), "dpm++2m"
+                (``DPMSolverMultistepScheduler``, its defaults: DPM-Solver++, second order) or
+                "ddpm" (``DDPMScheduler``, every one of its 1000 steps; ``steps`` is ignored).
+            steps: DDIM / DPM-Solver steps.
         """
-        from diffusers import DDIMScheduler, DDPMScheduler
+        from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
         net = unet2d(self.shape[1], self.shape[0], tuple(self.net.config.block_out_channels))
         self.ema.copy_to(net.parameters())
@@ -254,7 +255,8 @@ class DiffusersDDPM(_Peer):
                 sched = DDPMScheduler.from_config(self.scheduler.config)
                 sched.set_timesteps(sched.config.num_train_timesteps)
             else:
-                sched = DDIMScheduler.from_config(self.scheduler.config)
+                kind = DPMSolverMultistepScheduler if sampler == "dpm++2m" else DDIMScheduler
+                sched = kind.from_config(self.scheduler.config)
                 sched.set_timesteps(steps)
             for t in sched.timesteps:
                 x = sched.step(net(x, t).sample, t, x, generator=gens).prev_sample

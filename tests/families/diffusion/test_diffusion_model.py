@@ -42,7 +42,7 @@ def test_default_channel_mults_follow_the_image_size_and_are_stored(size, mults)
 
 
 def test_registry_presets_build():
-    assert registry.create("ddpm", **TINY).config.objective == "eps"
+    assert registry.create("ddpm", **TINY).config.objective == "v"
     cond = registry.create("ddpm-cond", num_classes=10, **TINY)
     assert cond.config.conditional and cond.net.class_embed is not None
 
@@ -64,6 +64,7 @@ def test_registry_presets_build():
         ({"sampler": "euler"}, "sampler"),
         ({"steps": 21}, "steps"),
         ({"eta": -1.0}, "eta"),
+        ({"eta": 0.5}, "eta applies to the ddim sampler only"),
         ({"lr": 0.0}, "lr"),
         ({"conditional": True}, "num_classes"),
         ({"channels": 2}, "channels"),
@@ -127,6 +128,7 @@ def test_loss_draws_from_the_global_rng_or_per_image_generators():
     [
         {"sampler": "ddim", "eta": 0.5},
         {"sampler": "ddim", "steps": 3},
+        {"sampler": "dpm++2m", "steps": 4},
         {"sampler": "ddpm", "variance": "beta"},
     ],
 )
@@ -183,8 +185,9 @@ def test_conditional_sampling_with_labels_and_guidance():
         ({"temperature": 0.7}, "temperature"),
         ({"y": 3}, "unconditional"),
         ({"steps": 21}, "steps must be in 1..20"),
-        ({"sampler": "ddpm", "steps": 5}, "use sampler='ddim'"),
+        ({"sampler": "ddpm", "steps": 5}, "use sampler='dpm\\+\\+2m' or 'ddim'"),
         ({"sampler": "ddpm", "eta": 1.0}, "eta"),
+        ({"sampler": "dpm++2m", "eta": 1.0}, "eta applies to the ddim sampler only"),
         ({"sampler": "ddim", "variance": "beta"}, "variance"),
         ({"guidance_scale": 2.0}, "guidance_scale"),
         ({"seed": 0, "generator": torch.Generator()}, "either seed"),

@@ -82,6 +82,33 @@ def test_ddim_with_a_point_mass_target_lands_on_it_in_any_step_count():
             assert torch.allclose(out, c.expand(10, 1, 2, 2), atol=1e-5)
 
 
+def test_dpm_solver_pp_2m_lands_on_a_point_mass_target_in_any_step_count():
+    ab = schedules.alpha_bar("cosine", 100)
+    c = torch.linspace(-1, 1, 4).view(1, 1, 2, 2)
+    for steps in (1, 2, 7, 100):
+        out = samplers.dpm_solver_pp_2m(lambda x, t: c.expand_as(x), start_noise()[:10], ab, steps)
+        assert torch.allclose(out, c.expand(10, 1, 2, 2), atol=1e-5)
+
+
+def test_dpm_solver_pp_2m_converges_at_second_order_where_ddim_is_first_order():
+    # Gaussian data: the probability-flow ODE maps x_T to mu + s * (x_T - sqrt(a_T) mu) / sd_T exactly
+    T, mu, s = 1000, 0.3, 0.6
+    ab = schedules.alpha_bar("cosine", T)
+    denoise, x = exact_denoiser(ab, mu, s), start_noise()
+    a_T = ab[-1].double()
+    exact = mu + s * (x.double() - a_T.sqrt() * mu) / (a_T * s**2 + 1 - a_T).sqrt()
+
+    def error(sampler, steps):
+        return (sampler(denoise, x, ab, steps).double() - exact).abs().max().item()
+
+    ddim = [error(samplers.ddim, k) for k in (20, 40, 80)]
+    dpm = [error(samplers.dpm_solver_pp_2m, k) for k in (20, 40, 80)]
+    # doubling the steps: DDIM's error halves (first order), DPM-Solver++(2M)'s quarters (second)
+    assert all(1.7 < a / b < 2.5 for a, b in zip(ddim, ddim[1:])), ddim
+    assert all(a / b > 3.5 for a, b in zip(dpm, dpm[1:])), dpm
+    assert dpm[1] < ddim[1] / 1.5 and dpm[2] < ddim[2] / 3, (ddim, dpm)
+
+
 def test_ddim_timesteps_are_distinct_and_descend_to_zero():
     for T, steps in [(1000, 50), (1000, 1000), (50, 49), (10, 1)]:
         ts = samplers.timesteps(T, steps)

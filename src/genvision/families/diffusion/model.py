@@ -2,7 +2,7 @@
 guidance (Ho & Salimans, 2022): config and model glue.
 
 The pieces live beside this file: ``schedules.py`` (alpha_bar), ``losses.py`` (objectives,
-conversions, likelihood bound), ``samplers.py`` (ddpm, ddim), ``guidance.py``; the network is
+conversions, likelihood bound), ``samplers.py`` (ddpm, ddim, dpm++2m), ``guidance.py``; the network is
 ``nn.unet.UNet``. Training draws ``t``, the noise and the label dropout from the per-image
 generators the trainer passes (else the global RNG); sampling draws only from per-image
 generators (``seed``) or the one given.
@@ -35,26 +35,33 @@ def default_channel_mults(image_size: int) -> tuple[int, ...]:
     return tuple(mults)
 
 
-# How the defaults were chosen (8x8 digits, 1347 train images, CPU). Domain FID of 1000 DDIM-50
-# samples against the train split, in a small CNN judge's features (test-vs-train floor 1.56;
+# How the defaults were chosen (8x8 digits, 1347 train images, CPU). Domain FID of 1000 samples
+# against the train split, in a small CNN judge's features (test-vs-train floor 3.59 at this N;
 # per-pixel independent baseline 292). Batch 128, AdamW, warm-up 100, grad clip 1, EMA 25k images;
 # step time on 2 quiet cores, base 32: 0.13 s (base 48: 0.28 s, base 64: 0.45 s).
-#   base 32, (1, 2), 2 blocks, cosine, eps, lr 1e-3:   1000 steps 2.4   2000 steps 1.5
-#     lr 2e-4: 6.2 at 1000 | lr 2e-3: 2.5, 1.9 | v objective: 3.0, 2.5 | linear schedule: 6.4, 3.4
-#     1 block per level: 3.4, 1.9 (0.87x the step time) | attention at 4x4: 4.0 at 1000, 1.6x slower
-#     samplers at 2000 steps: ddim 20: 1.6, ddim 50: 1.5, ddim 100: 1.4, ddim 100 eta=1: 1.8;
-#     another run: ddim 25: 2.3, ddim 50: 1.9 (20 s for 1000 images), ddpm 1000: 2.4 (420 s)
-#   conditional, guidance 1 / 1.5 / 2 / 3: 0.6 / 2.4 / 4.7 / 11.5 at 2000 steps
+#   base 32, (1, 2), 2 blocks, cosine, lr 1e-3 (lr 2e-4 and 2e-3 were worse; a linear schedule
+#   too; 1 block per level 0.87x the step time but worse at equal steps; attention at 4x4 1.6x slower)
+#   Objective and sampler, 1400 steps (the demo recipe), two training seeds each (2026-11-24):
+#                     DDPM-1000   DDIM-50     DDIM-10       DPM++2M-10   DPM++2M-20
+#     eps objective   2.42 / -    5.92 / 4.90 21.2 / 16.4   11.2 / 9.5   - / 5.48
+#     v objective     1.98 / -    3.94 / 6.36 11.1 / 14.1   3.36 / 5.33  2.97 / 4.69
+#   (DPM++2M at 15 and 30 steps: 3.01 / 4.69 and 2.95 / 5.30, so 20 is past the knee.)
+#   v is the default: an eps network's x0 at the first step (sqrt(alpha_bar) ~ 1e-4 on the cosine
+#   schedule) is its noise error amplified 10^4 times, which the clip turns into a random +-1 image
+#   that DDIM then carries (replacing that one x0 by 0 took eps DDIM-10 from 21.2 to 9.1); v
+#   predicts x0 directly where the signal vanishes. dpm++2m with 20 calls is the default sampler:
+#   better than DDIM-50 at 2.5x fewer calls. DDPM-1000 (ancestral) is still the best and 50x slower.
+#   conditional, guidance 1 / 1.5 / 2 / 3: 0.6 / 2.4 / 4.7 / 11.5 (eps, DDIM-50, older judge)
 @dataclass
 class DiffusionConfig(ModelConfig):
     """Diffusion model settings; the defaults are tuned for 8x8 digits on a CPU (numbers above).
 
-    ``steps`` is the number of denoiser calls of the ``ddim`` sampler; ``ddpm`` always takes every
-    one of the ``num_train_timesteps``.
+    ``steps`` is the number of denoiser calls of the ``dpm++2m`` and ``ddim`` samplers; ``ddpm``
+    always takes every one of the ``num_train_timesteps``.
     """
 
     conditional: bool = False
-    objective: str = "eps"  # eps | v | x0: what the UNet predicts
+    objective: str = "v"  # v | eps | x0: what the UNet predicts
     schedule: str = "cosine"  # linear | cosine
     num_train_timesteps: int = 1000
     base_channels: int = 32
@@ -66,8 +73,8 @@ class DiffusionConfig(ModelConfig):
     dropout: float = 0.0
     cond_drop_prob: float = 0.1  # label dropout for classifier-free guidance (conditional only)
     guidance_scale: float = 1.0  # default for sampling a conditional model; 1 = no guidance
-    sampler: str = "ddim"  # ddpm | ddim
-    steps: int = 50  # ddim denoiser calls
+    sampler: str = "dpm++2m"  # dpm++2m | ddim | ddpm
+    steps: int = 20  # denoiser calls of dpm++2m / ddim
     eta: float = 0.0  # ddim noise: 0 deterministic, 1 = ddpm's posterior noise
     lr: float = 1e-3
     clip_x0: bool = True  # clamp predicted x0 to [-1, 1] at every sampling step
@@ -128,6 +135,10 @@ class DiffusionConfig(ModelConfig):
             raise ValueError(f"steps must be in 1..num_train_timesteps={T} (got {self.steps}); lower steps")
         if self.eta < 0:
             raise ValueError(f"eta must be >= 0 (got {self.eta}); 0 is deterministic DDIM")
+        if self.eta > 0 and self.sampler != "ddim":
+            raise ValueError(
+                f"eta applies to the ddim sampler only (sampler is {self.sampler!r}); set sampler=ddim"
+            )
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0 (got {self.lr}); try 1e-3")
 
@@ -230,8 +241,9 @@ class Diffusion(GenerativeModel):
             y: conditional models: an int or (n,) labels; None draws a uniform class per image from
                 its own generator (after its start noise), so image k stays fixed by (seed, k).
             seed: per-image seeds (image k is the same whatever n); or give ``generator``.
-            sampler: "ddim" or "ddpm" (default: config.sampler).
-            steps: ddim denoiser calls (default config.steps); ddpm always uses num_train_timesteps.
+            sampler: "ddim", "dpm++2m" or "ddpm" (default: config.sampler).
+            steps: denoiser calls of ddim / dpm++2m (default config.steps); ddpm always uses
+                num_train_timesteps.
             eta: ddim noise level (default config.eta).
             guidance_scale: classifier-free guidance of a conditional model (default config.guidance_scale).
             variance: ddpm step variance, "posterior" (default) or "beta".
@@ -246,11 +258,13 @@ class Diffusion(GenerativeModel):
             raise ValueError(f"steps must be in 1..{T} (num_train_timesteps) (got {steps})")
         if sampler == "ddpm":
             if steps is not None and steps != T:
-                raise ValueError(f"the ddpm sampler takes all {T} steps; use sampler='ddim' for fewer steps")
-            if eta is not None:
-                raise ValueError("eta applies to the ddim sampler only; use sampler='ddim'")
+                raise ValueError(
+                    f"the ddpm sampler takes all {T} steps; use sampler='dpm++2m' or 'ddim' for fewer steps"
+                )
         elif variance is not None:
             raise ValueError("variance applies to the ddpm sampler only; use sampler='ddpm'")
+        if eta is not None and sampler != "ddim":
+            raise ValueError("eta applies to the ddim sampler only; use sampler='ddim'")
         labels = self.check_labels(n, y)
         if guidance_scale is not None and not c.conditional:
             raise ValueError("guidance_scale applies to conditional models only (e.g. ddpm-cond); drop it")
@@ -270,11 +284,13 @@ class Diffusion(GenerativeModel):
                 x = samplers.ddpm(
                     denoise, x, self.alpha_bar, variance=variance or "posterior", generator=gens
                 )
-            else:
+            elif sampler == "ddim":
                 steps = steps or c.steps
                 x = samplers.ddim(
                     denoise, x, self.alpha_bar, steps, eta=c.eta if eta is None else eta, generator=gens
                 )
+            else:
+                x = samplers.SAMPLERS[sampler](denoise, x, self.alpha_bar, steps or c.steps, generator=gens)
         finally:
             self.train(was_training)
         return x.clamp(-1, 1)
