@@ -3,7 +3,7 @@
 Three trainers, each given the same training-time budget in the same process:
 
 - ``genvision``: ``genvision.train("ddpm", ...)`` with the model's own defaults, sampled with its
-  default sampler (DDIM, 50 steps);
+  default sampler (DPM-Solver++(2M), 20 denoiser calls; v-prediction);
 - ``diffusers``: UNet2DModel (shaped like genvision's UNet, same widths) + DDPMScheduler + AdamW at
   the data's native resolution, sampled with 50-step DDIMScheduler (``peers.DiffusersDDPM``);
 - ``pythae-vae``: pythae's VAE with its default MLP networks (``peers.PythaeVAE``).
@@ -190,7 +190,13 @@ def main() -> None:
     common.emit(
         {
             "benchmark": "quality_budget",
-            "mode": "quick: 2 min per trainer on digits, 1 seed" if args.quick else "full",
+            "mode": "quick: 2 min per trainer on digits, 1 seed"
+            if args.quick
+            else "full"
+            if not (args.seeds or args.data or args.minutes)
+            else "partial full: "
+            + "; ".join(f"{d} {m:g} min" for d, m in budgets.items())
+            + f"; seeds {seeds}",
             "versions": common.peer_versions(),
             "matmul_peak_gflops": peak,
             "load": common.load_note(loads),
