@@ -54,15 +54,31 @@ def set_threads(args) -> None:
         torch.set_num_threads(args.threads)
 
 
+def busy(peak: float, threads: int) -> bool:
+    """True when a run's peak 1-min load exceeds its own torch threads by more than half a core."""
+    return peak > threads + 0.5
+
+
 def load_note(loads: list[float]) -> str:
-    """One sentence on how busy the machine was, from 1-minute load averages sampled during a run."""
+    """One sentence on how busy the machine was, from 1-minute load averages sampled during a run.
+
+    The run's own torch threads count towards the load average; "quiet" means that other work
+    added at most half a core on top of them.
+    """
+    import torch
+
     cores = os.cpu_count() or 1
+    threads = torch.get_num_threads()
     peak = max(loads) if loads else os.getloadavg()[0]
-    if peak <= 0.5 * cores:
-        return f"quiet machine (1-min load average at most {peak:.1f} on {cores} cores)"
+    if not busy(peak, threads):
+        return (
+            f"quiet machine (1-min load average at most {peak:.1f} on {cores} cores, "
+            f"this run's {threads} torch threads included)"
+        )
     return (
-        f"LOADED machine: 1-min load average up to {peak:.1f} on {cores} cores while this ran; "
-        "absolute speeds are low and noisy, ratios between trainers run in the same process are the figures to read"
+        f"LOADED machine: 1-min load average up to {peak:.1f} on {cores} cores while this ran with "
+        f"{threads} torch threads; absolute speeds are low and noisy, ratios between trainers run in "
+        "the same process are the figures to read"
     )
 
 
