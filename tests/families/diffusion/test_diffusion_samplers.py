@@ -82,6 +82,20 @@ def test_ddim_with_a_point_mass_target_lands_on_it_in_any_step_count():
             assert torch.allclose(out, c.expand(10, 1, 2, 2), atol=1e-5)
 
 
+def test_dpm_solver_pp_2m_with_two_calls_is_ddim():
+    # its first step has no earlier x0 to extrapolate from (first order: DDIM's update), and the
+    # last call returns x0 as DDIM's does; from the third call on the two differ
+    T, mu, s = 1000, 0.3, 0.6
+    ab = schedules.alpha_bar("cosine", T)
+    denoise, x = exact_denoiser(ab, mu, s), start_noise()
+    assert torch.allclose(
+        samplers.dpm_solver_pp_2m(denoise, x, ab, 2), samplers.ddim(denoise, x, ab, 2), atol=1e-5
+    )
+    assert not torch.allclose(
+        samplers.dpm_solver_pp_2m(denoise, x, ab, 3), samplers.ddim(denoise, x, ab, 3), atol=1e-3
+    )
+
+
 def test_dpm_solver_pp_2m_lands_on_a_point_mass_target_in_any_step_count():
     ab = schedules.alpha_bar("cosine", 100)
     c = torch.linspace(-1, 1, 4).view(1, 1, 2, 2)

@@ -166,5 +166,3 @@ def dpm_solver_pp_2m(
 
 
 SAMPLERS = {"ddpm": ddpm, "ddim": ddim, "dpm++2m": dpm_solver_pp_2m}
-#: samplers whose number of denoiser calls is the ``steps`` option (ddpm always takes all T)
-STEPPED = ("ddim", "dpm++2m")
