@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from genvision.seeding import image_generators, image_seed, randn
+from genvision.seeding import image_generators, image_seed, randn, uniform_labels
 
 
 def test_different_seeds_give_different_noise():
@@ -24,3 +24,11 @@ def test_image_k_does_not_depend_on_where_the_batch_starts():
     whole = randn((6, 2), image_generators(6, 3))
     tail = randn((2, 2), image_generators(2, 3, start=4))
     assert torch.equal(whole[4:], tail)
+
+
+def test_uniform_labels_cover_every_class_and_image_k_keeps_its_label():
+    labels = uniform_labels(2000, 10, image_generators(2000, seed=3))
+    assert labels.dtype == torch.long and int(labels.min()) == 0 and int(labels.max()) == 9
+    assert torch.bincount(labels, minlength=10).min() > 150  # 200 expected per class
+    alone = uniform_labels(1, 10, image_generators(1, seed=3, start=17))
+    assert alone.item() == labels[17].item()

@@ -66,6 +66,12 @@ def rand(shape, generator: Generators = None, device=None, dtype=torch.float32) 
     return _draw(torch.rand, shape, generator, device, dtype)
 
 
+def uniform_labels(n: int, num_classes: int, generator: Generators = None, device=None) -> torch.Tensor:
+    """(n,) int64 classes, uniform over ``num_classes``; image k's from its own generator like :func:`rand`."""
+    u = rand((n,), generator, device)
+    return (u * num_classes).long().clamp(max=num_classes - 1)
+
+
 def resolve(n: int, seed: int | None, generator, device) -> Generators:
     """The generator argument a sampler gets: per-image generators when a seed is given."""
     if seed is not None and generator is not None:

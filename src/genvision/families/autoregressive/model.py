@@ -210,8 +210,7 @@ class _RasterModel(GenerativeModel):
         gens = seeding.resolve(n, seed, generator, self.device)
         u = seeding.rand((n, c.channels, c.image_size, c.image_size), gens, self.device, torch.float64)
         if getattr(c, "conditional", False) and labels is None:
-            v = seeding.rand((n,), gens, self.device)
-            labels = (v * c.num_classes).long().clamp(max=c.num_classes - 1)
+            labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
         return u, labels
 
     @torch.no_grad()

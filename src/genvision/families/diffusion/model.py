@@ -277,8 +277,7 @@ class Diffusion(GenerativeModel):
             x = seeding.randn((n, c.channels, c.image_size, c.image_size), gens, self.device)
             if c.conditional and labels is None:
                 # no labels given: a uniform class per image, drawn from the image's own generator
-                u = seeding.rand((n,), gens, self.device)
-                labels = (u * c.num_classes).long().clamp(max=c.num_classes - 1)
+                labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
             denoise = self._denoiser(labels, scale)
             if sampler == "ddpm":
                 x = samplers.ddpm(

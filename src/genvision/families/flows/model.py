@@ -311,8 +311,7 @@ class Flow(GenerativeModel):
         try:
             eps = seeding.randn((n, *self.latent_shape), gens, self.device) * temperature
             if c.conditional and labels is None:
-                u = seeding.rand((n,), gens, self.device)
-                labels = (u * c.num_classes).long().clamp(max=c.num_classes - 1)
+                labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
             return self.decode(eps, labels)
         finally:
             self.train(was_training)

@@ -288,8 +288,7 @@ class GAN(GenerativeModel):
         gens = seeding.resolve(n, seed, generator, self.device)
         z = seeding.randn((n, c.latent_dim), gens, self.device) * psi
         if c.conditional and labels is None:
-            u = seeding.rand((n,), gens, self.device)
-            labels = (u * c.num_classes).long().clamp(max=c.num_classes - 1)
+            labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
         return self.decode(z, labels)
 
     def describe_start(self, n: int, seed: int | None = 0) -> str:
