@@ -63,6 +63,19 @@ def test_evaluate_prints_domain_fid(tiny_run, tmp_path):
     assert (tmp_path / "metrics.json").is_file()
 
 
+def test_distill_writes_a_few_step_student(tiny_run, tmp_path):
+    import json
+
+    out = tmp_path / "student"
+    args = ("--steps", "2", "--batch-size", "8", "--sampling-steps", "3", "--no-progress", "--out", out)
+    proc = run_cli("distill", tiny_run, *args)
+    assert "model directory" in proc.stdout
+    model = json.loads((out / "config.json").read_text())["model_config"]
+    assert (model["sampler"], model["steps"], model["teacher"]) == ("ddim", 3, str(tiny_run.resolve()))
+    run_cli("sample", out, "--n", "3", "--out", tmp_path / "s.png")
+    assert (tmp_path / "s.png").is_file()
+
+
 @pytest.mark.parametrize(
     "args, needle",
     [
@@ -78,6 +91,9 @@ def test_evaluate_prints_domain_fid(tiny_run, tmp_path):
         (["train", "ddpm", "--resume", "--out", "/nonexistent/run"], "does not exist"),
         (["train", "ddpm", "--resume"], "--resume needs --out"),
         (["evaluate", "npz:/nonexistent.npz", "--data", "digits"], "nonexistent"),
+        (["distill", "/nonexistent/run", "--steps", "1"], "does not exist"),
+        (["distill", "/nonexistent/run", "--set", "base_channels=4"], "train.FIELD"),
+        (["distill", "/nonexistent/run", "--resume"], "--resume needs --out"),
     ],
 )
 def test_bad_values_fail_in_one_line(args, needle, tmp_path, monkeypatch, capsys):

@@ -11,7 +11,17 @@ report = gv.evaluate(model, data="digits")   # every metric that applies, each w
 
 __version__ = "0.1.0"
 
-__all__ = ["create", "load", "train", "evaluate", "interpolate", "list_models", "save_grid", "__version__"]
+__all__ = [
+    "create",
+    "load",
+    "train",
+    "distill",
+    "evaluate",
+    "interpolate",
+    "list_models",
+    "save_grid",
+    "__version__",
+]
 
 
 def create(name: str, **config):
@@ -33,6 +43,14 @@ def train(model, data="digits", out=None, **train_config):
     from .training.trainer import train as _train
 
     return _train(model, data=data, out=out, **train_config)
+
+
+def distill(teacher, out=None, sampling_steps=10, **options):
+    """Few-step distillation of the diffusion model in ``teacher``: a student that samples with
+    ``sampling_steps`` DDIM steps; returns its run directory (see ``families.diffusion.distill``)."""
+    from .families.diffusion.distill import distill as _distill
+
+    return _distill(teacher, out=out, sampling_steps=sampling_steps, **options)
 
 
 def evaluate(source, data="digits", metrics=None, n=None, out=None, **options):

@@ -2,6 +2,7 @@
 
     genvision models
     genvision train MODEL --data SPEC [--steps N | --images N | --minutes M] [...] [--set key=value ...]
+    genvision distill TEACHER_DIR [--sampling-steps K] [--teacher-calls M] [--minutes M | --steps N] [...]
     genvision sample DIR --n N [--seed S] [--out FILE.png|FILE.npz] [--label K | --labels 0,1,...] [...]
     genvision evaluate SOURCE --data SPEC [--metrics LIST] [--n N] [--features domain|inception|FILE.py:Class]
         [--out DIR] [--seed S] [--reference-n N] [--likelihood-n N]
@@ -46,30 +47,19 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model; the run directory is a model directory")
     t.add_argument("model", help="registry name (see `genvision models`)")
     t.add_argument("--data", default=None, help="dataset spec: digits (default), mnist:DIR, folder:DIR, ...")
-    length = t.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int)
-    length.add_argument("--images", type=int, help="training length in images seen")
-    length.add_argument("--minutes", type=float, help="training length in minutes of training time")
-    for flag in ("batch_size", "lr", "seed", "ema_half_life", "save_every", "sample_every"):
-        t.add_argument(
-            "--" + flag.replace("_", "-"),
-            type=TRAIN_FLAGS[flag],
-            help="images" if flag == "ema_half_life" else None,
-        )
-    t.add_argument("--precision", choices=["fp32", "bf16"])
-    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    t.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="model config field, or train.FIELD for the trainer",
+    _trainer_flags(t, "model config field, or train.FIELD for the trainer")
+
+    ds = sub.add_parser(
+        "distill",
+        help="few-step distillation: train a student that samples a diffusion model's ODE in K DDIM steps",
     )
-    t.add_argument("--out", help="run directory (default runs/<model>-<data>-<time>)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    t.add_argument("--strict", action="store_true", help="corrupt data files are an error, not skipped")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ds.add_argument("teacher", help="a trained diffusion model directory")
+    ds.add_argument("--sampling-steps", type=int, default=10, help="the student's DDIM steps K (default 10)")
+    ds.add_argument(
+        "--teacher-calls", type=int, default=4, help="teacher ODE calls per student step (default 4)"
+    )
+    ds.add_argument("--data", default=None, help="dataset spec (default: the teacher's training data)")
+    _trainer_flags(ds, "train.FIELD for the trainer")
 
     s = sub.add_parser("sample", help="sample images from a model directory")
     s.add_argument("dir", help="model directory")
@@ -130,6 +120,42 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _trainer_flags(t: argparse.ArgumentParser, set_help: str) -> None:
+    """The trainer's options, shared by ``train`` and ``distill``."""
+    length = t.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="training length in optimiser steps")
+    length.add_argument("--images", type=int, help="training length in images seen")
+    length.add_argument("--minutes", type=float, help="training length in minutes of training time")
+    for flag in ("batch_size", "lr", "seed", "ema_half_life", "save_every", "sample_every"):
+        t.add_argument(
+            "--" + flag.replace("_", "-"),
+            type=TRAIN_FLAGS[flag],
+            help="images" if flag == "ema_half_life" else None,
+        )
+    t.add_argument("--precision", choices=["fp32", "bf16"])
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    t.add_argument("--out", help="run directory (default runs/<model>-<data>-<time>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    t.add_argument("--strict", action="store_true", help="corrupt data files are an error, not skipped")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _trainer_values(args, train_cfg: dict) -> dict:
+    """TrainConfig fields the user gave on the command line (flags, then --set train.FIELD)."""
+    given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
+    for k in ("precision", "device"):
+        if getattr(args, k) is not None:
+            given[k] = getattr(args, k)
+    if args.strict:
+        given["strict"] = True
+    if args.no_progress:
+        given["progress"] = False
+    given.update(train_cfg)
+    return given
+
+
 def _split_sets(items: list[str]) -> tuple[dict, dict]:
     model_cfg, train_cfg = {}, {}
     for item in items:
@@ -184,15 +210,7 @@ def cmd_train(args) -> int:
     from . import train
 
     model_cfg, train_cfg = _split_sets(args.set)
-    given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
-    for k in ("precision", "device"):
-        if getattr(args, k) is not None:
-            given[k] = getattr(args, k)
-    if args.strict:
-        given["strict"] = True
-    if args.no_progress:
-        given["progress"] = False
-    given.update(train_cfg)
+    given = _trainer_values(args, train_cfg)
     out = train(
         args.model,
         data=args.data,
@@ -201,6 +219,29 @@ def cmd_train(args) -> int:
         overwrite=args.overwrite,
         model_config=model_cfg,
         **given,
+    )
+    print(f"model directory: {out}")
+    print(f"report: {Path(out) / 'report.md'}")
+    return 0
+
+
+def cmd_distill(args) -> int:
+    from . import distill
+
+    model_cfg, train_cfg = _split_sets(args.set)
+    if model_cfg:
+        raise UsageError(
+            f"distill copies the teacher's model settings; --set takes train.FIELD only (got {sorted(model_cfg)})"
+        )
+    out = distill(
+        args.teacher,
+        out=args.out,
+        sampling_steps=args.sampling_steps,
+        teacher_calls=args.teacher_calls,
+        data=args.data,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        **_trainer_values(args, train_cfg),
     )
     print(f"model directory: {out}")
     print(f"report: {Path(out) / 'report.md'}")
@@ -322,6 +363,7 @@ def cmd_demo(args) -> int:
 COMMANDS = {
     "models": cmd_models,
     "train": cmd_train,
+    "distill": cmd_distill,
     "sample": cmd_sample,
     "evaluate": cmd_evaluate,
     "demo": cmd_demo,

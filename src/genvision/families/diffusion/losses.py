@@ -57,6 +57,18 @@ def eps_from_x0(x0: torch.Tensor, xt: torch.Tensor, a: torch.Tensor) -> torch.Te
     return (xt - a.sqrt() * x0) / (1 - a).sqrt()
 
 
+def ddim_x0_target(xt: torch.Tensor, xs: torch.Tensor, a_t: torch.Tensor, a_s: torch.Tensor) -> torch.Tensor:
+    """The x0 a DDIM step from ``xt`` (level ``a_t``) to level ``a_s`` must predict to land on ``xs``.
+
+    DDIM moves ``x_s = sqrt(a_s) x0 + sqrt(1 - a_s) (x_t - sqrt(a_t) x0) / sqrt(1 - a_t)``; solved for
+    x0 with ``r = sqrt((1 - a_s) / (1 - a_t))`` that is ``(x_s - r x_t) / (sqrt(a_s) - r sqrt(a_t))``
+    (``xs`` itself at the clean end, ``a_s = 1``). The target of few-step distillation (Salimans &
+    Ho, 2022): one student DDIM step lands where several teacher steps do.
+    """
+    r = ((1 - a_s) / (1 - a_t)).sqrt()
+    return (xs - r * xt) / (a_s.sqrt() - r * a_t.sqrt())
+
+
 def mse_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(B, ...) pair -> (B,) mean squared error of each image."""
     return (pred - target).pow(2).flatten(1).mean(dim=1)

@@ -11,12 +11,13 @@ generators (``seed``) or the one given.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from ... import seeding
 from ...nn.unet import UNet
-from ..base import GenerativeModel, ModelConfig
+from ..base import GenerativeModel, ModelConfig, load_model_dir
 from . import losses, samplers, schedules
 from .guidance import with_guidance
 
@@ -78,6 +79,10 @@ class DiffusionConfig(ModelConfig):
     eta: float = 0.0  # ddim noise: 0 deterministic, 1 = ddpm's posterior noise
     lr: float = 1e-3
     clip_x0: bool = True  # clamp predicted x0 to [-1, 1] at every sampling step
+    # few-step distillation (``genvision distill``): a trained diffusion directory whose
+    # probability-flow ODE this model learns to follow in ``steps`` DDIM steps
+    teacher: str = ""
+    teacher_calls: int = 4  # teacher denoiser calls per student step
 
     def __post_init__(self):
         super().__post_init__()
@@ -141,10 +146,21 @@ class DiffusionConfig(ModelConfig):
             )
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0 (got {self.lr}); try 1e-3")
+        if self.teacher_calls < 1:
+            raise ValueError(f"teacher_calls must be >= 1 (got {self.teacher_calls}); 4 is usual")
+        if self.teacher:
+            self.teacher = str(Path(self.teacher).expanduser().resolve())
+            if self.sampler != "ddim" or self.eta != 0:
+                raise ValueError(
+                    f"a distilled model learns deterministic DDIM steps (sampler=ddim, eta=0), not "
+                    f"sampler={self.sampler} eta={self.eta}; set sampler=ddim eta=0"
+                )
 
 
 #: trainer settings the defaults were tuned with (``model.train_defaults()``; user flags override)
 TRAIN_DEFAULTS = {"batch_size": 128, "ema_half_life": 25000, "warmup": 100}
+#: the same for few-step distillation (the student starts from the teacher's weights)
+DISTILL_TRAIN_DEFAULTS = {"batch_size": 128, "ema_half_life": 5000, "warmup": 0}
 
 
 class Diffusion(GenerativeModel):
@@ -186,25 +202,108 @@ class Diffusion(GenerativeModel):
                 its timestep, its noise and its label dropout from it, in that order.
         """
         c = self.config
+        if c.teacher:
+            return self._distillation_loss(x, y, generator)
         b, dev = x.shape[0], x.device
         u = seeding.rand((b,), generator, dev)  # (B,) uniform -> timestep
         t = (u * c.num_train_timesteps).long().clamp(max=c.num_train_timesteps - 1)
         eps = seeding.randn(x.shape, generator, dev, x.dtype)
         a = self.alpha_bar[t].view(b, 1, 1, 1)
         xt = losses.add_noise(x, eps, a)
-        labels = None
-        if c.conditional:
-            null = torch.full((b,), c.num_classes, dtype=torch.long, device=dev)
-            labels = null if y is None else y.to(dev).long()
-            drop = seeding.rand((b,), generator, dev) < c.cond_drop_prob  # classifier-free guidance dropout
-            labels = torch.where(drop | (labels < 0), null, labels)
+        labels = self._labels(b, y, generator, dev)
         pred = self.net(xt, t, labels)
         mse = losses.mse_per_image(pred, losses.target(c.objective, x, eps, a))  # (B,)
         return {"loss": mse.mean(), "mse": mse.mean().detach()}
 
+    def _labels(self, b: int, y, generator, dev) -> torch.Tensor | None:
+        """Training labels: the null class where unlabelled or dropped (classifier-free guidance)."""
+        c = self.config
+        if not c.conditional:
+            return None
+        null = torch.full((b,), c.num_classes, dtype=torch.long, device=dev)
+        labels = null if y is None else y.to(dev).long()
+        drop = seeding.rand((b,), generator, dev) < c.cond_drop_prob
+        return torch.where(drop | (labels < 0), null, labels)
+
+    # -- few-step distillation ----------------------------------------------------------
+    @property
+    def teacher(self) -> Diffusion:
+        """The frozen teacher of a distilled model (loaded on first use, kept out of the weights)."""
+        c = self.config
+        if not c.teacher:
+            raise ValueError("this model has no teacher; distil one with `genvision distill TEACHER_DIR`")
+        if getattr(self, "_teacher", None) is None:
+            teacher = load_model_dir(c.teacher)
+            if getattr(teacher, "family", None) != "diffusion":
+                raise ValueError(
+                    f"teacher {c.teacher} holds a {teacher.registry_name}; point it at a diffusion model"
+                )
+            mine = {k: v for k, v in self.net.state_dict().items()}
+            theirs = teacher.net.state_dict()
+            if mine.keys() != theirs.keys() or any(mine[k].shape != theirs[k].shape for k in mine):
+                raise ValueError(
+                    f"teacher {c.teacher} has another network than this model; "
+                    "`genvision distill TEACHER_DIR` copies the teacher's settings"
+                )
+            for field in ("objective", "schedule", "num_train_timesteps", "conditional"):
+                if getattr(teacher.config, field) != getattr(c, field):
+                    raise ValueError(
+                        f"teacher {c.teacher} has {field}={getattr(teacher.config, field)!r}, this model "
+                        f"{getattr(c, field)!r}; `genvision distill TEACHER_DIR` copies the teacher's settings"
+                    )
+            # outside the module tree: not a parameter, not saved, never trained
+            object.__setattr__(self, "_teacher", teacher.eval().requires_grad_(False))
+        return self._teacher.to(self.device)
+
+    def init_from_data(self, batch: torch.Tensor) -> None:
+        """A distilled model starts from its teacher's weights (the EMA ones it samples with)."""
+        if self.config.teacher:
+            self.net.load_state_dict(self.teacher.net.state_dict())
+
+    def _distillation_loss(self, x, y, generator) -> dict:
+        """One student DDIM step must land where ``teacher_calls`` teacher ODE steps do.
+
+        Image b draws one of the ``steps`` DDIM intervals ``t -> s`` of the student's sampler
+        (``samplers.timesteps``; after the last comes the clean end), its noise ``x_t ~ q(x_t | x)``
+        at ``t``, and (conditional) its label dropout, from its own generator. The teacher solves
+        the probability-flow ODE from ``x_t`` to ``s`` (:func:`samplers.ode_segment`, the teacher's
+        clipping included); :func:`losses.ddim_x0_target` turns where it lands into the x0 the
+        student must predict, and the loss is the MSE on the objective's output for that x0 (the
+        v objective weighs x0 errors by 1 + SNR, as in Salimans & Ho, 2022).
+        """
+        c = self.config
+        b, dev = x.shape[0], x.device
+        grid = torch.tensor(samplers.timesteps(c.num_train_timesteps, c.steps) + [-1], device=dev)
+        u = seeding.rand((b,), generator, dev)
+        i = (u * c.steps).long().clamp(max=c.steps - 1)
+        t, s = grid[i], grid[i + 1]
+        eps = seeding.randn(x.shape, generator, dev, x.dtype)
+        levels = torch.cat([self.alpha_bar, self.alpha_bar.new_ones(1)])
+        a_t = self.alpha_bar[t].view(b, 1, 1, 1)
+        a_s = levels[torch.where(s < 0, len(self.alpha_bar), s)].view(b, 1, 1, 1)
+        xt = losses.add_noise(x, eps, a_t)
+        labels = self._labels(b, y, generator, dev)
+        teacher = self.teacher
+
+        def teacher_x0(z, tt):
+            x0 = losses.to_x0(
+                teacher.config.objective,
+                teacher.net(z, tt, labels),
+                z,
+                teacher.alpha_bar[tt].view(b, 1, 1, 1),
+            )
+            return x0.clamp(-1, 1) if teacher.config.clip_x0 else x0
+
+        with torch.no_grad():
+            xs = samplers.ode_segment(teacher_x0, xt, self.alpha_bar, t, s, c.teacher_calls)
+            x0_target = losses.ddim_x0_target(xt, xs, a_t, a_s)
+        pred = self.net(xt, t, labels)
+        mse = losses.mse_per_image(pred, losses.from_x0(c.objective, x0_target, xt, a_t))
+        return {"loss": mse.mean(), "mse": mse.mean().detach()}
+
     def train_defaults(self) -> dict:
         """Trainer settings the defaults were tuned with (notes above DiffusionConfig)."""
-        return dict(TRAIN_DEFAULTS)
+        return dict(DISTILL_TRAIN_DEFAULTS if self.config.teacher else TRAIN_DEFAULTS)
 
     # -- sampling -------------------------------------------------------------------
     def denoise_x0(self, x: torch.Tensor, t: int, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -165,4 +165,79 @@ def dpm_solver_pp_2m(
     return x
 
 
+def ode_segment(
+    denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    alpha_bar: torch.Tensor,
+    t_from: torch.Tensor,
+    t_to: torch.Tensor,
+    calls: int,
+) -> torch.Tensor:
+    """Probability-flow ODE of each image from its own timestep to another, by DPM-Solver++(2M).
+
+    The few-step distillation target (``Diffusion`` with a ``teacher``): the teacher carries image b
+    from ``t_from[b]`` to ``t_to[b]`` (``-1`` = the clean end, alpha_bar = 1) in ``calls`` denoiser
+    calls on integer timesteps evenly spaced in ``sigma^(1/7)`` between the two, with
+    :func:`dpm_solver_pp_2m`'s update (first order on the first call); a segment to the clean end
+    goes to t = 0 in ``calls - 1`` of them and its last call returns its x0, as the samplers' last
+    step does. A sub-step that rounds to the timestep it starts from leaves the image as it is (and
+    the next one is first order).
+
+    Args:
+        denoise: (x_t, t) -> predicted x0, ``t`` a (B,) long tensor of per-image timesteps.
+        x: (B, C, H, W) images at ``t_from``.
+        alpha_bar: (T,) training schedule.
+        t_from, t_to: (B,) long, ``T - 1 >= t_from >= t_to >= -1``.
+        calls: denoiser calls, >= 1.
+
+    Returns:
+        (B, C, H, W) the images at ``t_to``.
+    """
+    if calls < 1:
+        raise ValueError(f"calls must be >= 1 (got {calls})")
+    T = len(alpha_bar)
+    one = torch.ones(1, dtype=torch.float64, device=x.device)
+    levels = torch.cat([alpha_bar.to(device=x.device, dtype=torch.float64), one])  # index T = clean
+    t_from, t_to = t_from.to(x.device).long(), t_to.to(x.device).long()
+    if bool((t_from < t_to).any() | (t_to < -1).any() | (t_from > T - 1).any()):
+        raise ValueError(f"ode_segment needs T - 1 >= t_from >= t_to >= -1 (T = {T})")
+    shape = (-1,) + (1,) * (x.dim() - 1)
+
+    # sub-step timesteps evenly spaced in sigma^(1/7), sigma = sqrt((1 - a) / a) (Karras et al., 2022):
+    # evenly spaced t puts too few near t = 0, evenly spaced log-SNR too many near t = T - 1 (on a
+    # Gaussian target at 4 calls the worst segment of a 10-step grid is off by 0.02, against 0.08
+    # and 0.03). To the clean end: to t = 0, then one step.
+    key = ((1 - levels[:T]) / levels[:T]).pow(1 / 14)  # increasing in t
+    to_clean = t_to < 0
+    end = torch.where(to_clean, torch.zeros_like(t_to), t_to)
+    spans = torch.where(to_clean, torch.full_like(t_to, calls - 1), torch.full_like(t_to, calls))
+    grid = [t_from]
+    for j in range(1, calls + 1):
+        frac = (torch.full_like(key[t_from], j) / spans.clamp(min=1)).clamp(max=1)
+        target = key[t_from] + (key[end] - key[t_from]) * frac
+        nearest = (key.view(1, -1) - target.view(-1, 1)).abs().argmin(dim=1)
+        nearest = torch.minimum(torch.maximum(nearest, end), grid[-1])  # inside the segment, descending
+        grid.append(torch.where((j > spans) & to_clean, torch.full_like(t_to, -1), nearest))
+    grid[-1] = t_to  # exact ends (a one-call segment to the clean end goes straight there)
+
+    x0_prev, h_prev = None, None
+    for j in range(calls):
+        t, t_next = grid[j], grid[j + 1]
+        x0 = denoise(x, t.clamp(min=0))
+        a = levels[t.clamp(min=0)].view(shape)
+        clean = (t_next < 0).view(shape)
+        a_next = torch.where(clean, torch.full_like(a, 0.5), levels[t_next.clamp(min=0)].view(shape))
+        h = 0.5 * ((a_next / (1 - a_next)).log() - (a / (1 - a)).log())  # lambda step (finite)
+        if x0_prev is None:
+            d = x0
+        else:
+            k = torch.where(h_prev > 0, 0.5 * h / h_prev.clamp(min=1e-12), torch.zeros_like(h))
+            d = (1 + k.to(x.dtype)) * x0 - k.to(x.dtype) * x0_prev
+        ratio = ((1 - a_next) / (1 - a)).sqrt().to(x.dtype)
+        moved = ratio * x - (a_next.sqrt() * torch.expm1(-h)).to(x.dtype) * d
+        x = torch.where(clean, x0, moved)  # a sub-step that rounds to t has h = 0: x stays
+        x0_prev, h_prev = x0, h  # after a step that stayed put (h = 0) the next is first order
+    return x
+
+
 SAMPLERS = {"ddpm": ddpm, "ddim": ddim, "dpm++2m": dpm_solver_pp_2m}
