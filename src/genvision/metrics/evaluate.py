@@ -260,6 +260,8 @@ def _inapplicable(names, model, train_ds, source) -> dict:
                 f"{name} needs a model with {cap}() and {source} holds only images; "
                 f"models that have it: {families_with(cap)}"
             )
+        elif cap and cap in getattr(model, "capability_notes", {}):
+            out[name] = f"{name} needs {cap}(): {model.capability_notes[cap]}"
         elif cap and not has(model, cap):
             out[name] = (
                 f"{name} needs {cap}(), which {model.registry_name} ({model.family}) does not have; "

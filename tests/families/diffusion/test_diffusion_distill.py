@@ -9,9 +9,10 @@ import torch
 from safetensors.torch import load_file
 
 import genvision as gv
-from genvision import seeding
+from genvision import data, seeding
 from genvision.families.base import save_model_dir
 from genvision.families.diffusion import losses, samplers, schedules
+from genvision.metrics.evaluate import _inapplicable
 
 TINY = dict(
     image_size=8, channels=1, base_channels=8, channel_mults=(1, 2), num_res_blocks=1, num_train_timesteps=20
@@ -141,6 +142,11 @@ def test_student_starts_from_the_teacher_and_its_two_steps_approach_the_teachers
 
     shutil.rmtree(tmp_path / "teacher")  # sampling a student never needs its teacher
     gv.load(out).sample(2, seed=0)
+    # its network is trained at the student's timesteps only: no likelihood bound is claimed
+    reasons = _inapplicable(["fid", "bpd", "nll"], gv.load(out), data.load("digits", "train"), out)
+    assert set(reasons) == {"bpd", "nll"} and "distilled student" in reasons["bpd"]  # n/a in a full report
+    with pytest.raises(ValueError, match="distilled student"):
+        gv.evaluate(out, data="digits", metrics="bpd")
 
 
 def test_a_resumed_distillation_equals_an_uninterrupted_one(tmp_path):
@@ -148,6 +154,8 @@ def test_a_resumed_distillation_equals_an_uninterrupted_one(tmp_path):
     common = dict(sampling_steps=3, teacher_calls=2, batch_size=32, progress=False, save_every=2)
     gv.distill(tmp_path / "teacher", tmp_path / "straight", steps=4, **common)
     gv.distill(tmp_path / "teacher", tmp_path / "split", steps=2, **common)
+    with pytest.raises(ValueError, match="pass that teacher"):
+        gv.distill(tmp_path / "straight", tmp_path / "split", steps=4, resume=True)
     gv.distill(tmp_path / "teacher", tmp_path / "split", steps=4, resume=True, progress=False)
     a = load_file(tmp_path / "straight" / "model.safetensors")
     b = load_file(tmp_path / "split" / "model.safetensors")

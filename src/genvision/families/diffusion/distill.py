@@ -46,9 +46,13 @@ def distill(
     if resume:
         if out is None:
             raise ValueError("--resume needs --out DIR (the student run to continue)")
-        return train(
-            read_config(out).get("registry_name", "ddpm"), data=data, out=out, resume=True, **train_values
-        )
+        meta = read_config(out)
+        stored = meta.get("model_config", {}).get("teacher", "")
+        if not stored:
+            raise ValueError(f"{out} is not a distillation run; continue it with genvision train --resume")
+        if Path(stored) != Path(teacher).expanduser().resolve():
+            raise ValueError(f"--resume: {out} distils {stored}, not {teacher}; pass that teacher")
+        return train(meta.get("registry_name", "ddpm"), data=data, out=out, resume=True, **train_values)
     meta = read_config(teacher)
     if meta.get("family") != "diffusion":
         raise ValueError(

@@ -188,6 +188,14 @@ class Diffusion(GenerativeModel):
         self.register_buffer(
             "alpha_bar", schedules.alpha_bar(c.schedule, c.num_train_timesteps), persistent=False
         )
+        if c.teacher:
+            # a student is trained at its K DDIM timesteps only: its network is no longer a
+            # denoiser at the others, so the likelihood bound (which calls every one) means nothing
+            self.log_likelihood = None
+            self.capability_notes = {
+                "log_likelihood": f"a distilled student ({c.steps} DDIM steps) has no meaningful likelihood "
+                f"bound; measure its teacher {c.teacher}"
+            }
 
     # -- training -------------------------------------------------------------------
     def loss(
