@@ -181,3 +181,15 @@ def test_distillation_refuses_what_it_cannot_use(tmp_path):
     )
     with pytest.raises(ValueError, match="another network"):
         other.loss(torch.zeros(2, 1, 8, 8), generator=seeding.image_generators(2, 0))
+
+
+def test_a_conditional_teacher_distils_and_the_student_takes_labels(tmp_path):
+    teacher = gv.create("ddpm-cond", **TINY, num_classes=10)
+    save_model_dir(teacher, tmp_path / "teacher")
+    out = gv.distill(
+        tmp_path / "teacher", tmp_path / "s", sampling_steps=3, steps=2, batch_size=16, progress=False
+    )
+    student = gv.load(out)
+    assert student.config.conditional and student.config.steps == 3
+    x = student.sample(4, y=[0, 1, 2, 3], seed=0)
+    assert x.shape == (4, 1, 8, 8) and torch.isfinite(x).all()

@@ -5,6 +5,11 @@ The student is the teacher's network and settings with ``teacher=DIR``, ``sample
 not an image, and may leave [-1, 1]); it starts from the teacher's weights and trains with the one
 Trainer on the teacher's data (``Diffusion._distillation_loss`` gives the objective). A student
 directory is an ordinary model directory: sampling never needs the teacher, resuming does.
+
+A class-conditional teacher is distilled without guidance: each image keeps its label (or the
+null class, dropped as in training), so the student learns both the conditional and the
+unconditional ODE; guidance on a student mixes its distilled predictions, an approximation of
+the guided teacher's ODE.
 """
 
 from __future__ import annotations

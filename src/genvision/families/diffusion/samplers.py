@@ -199,7 +199,7 @@ def ode_segment(
     one = torch.ones(1, dtype=torch.float64, device=x.device)
     levels = torch.cat([alpha_bar.to(device=x.device, dtype=torch.float64), one])  # index T = clean
     t_from, t_to = t_from.to(x.device).long(), t_to.to(x.device).long()
-    if bool((t_from < t_to).any() | (t_to < -1).any() | (t_from > T - 1).any()):
+    if bool((t_from < t_to).any() | (t_to < -1).any() | (t_from < 0).any() | (t_from > T - 1).any()):
         raise ValueError(f"ode_segment needs T - 1 >= t_from >= t_to >= -1 (T = {T})")
     shape = (-1,) + (1,) * (x.dim() - 1)
 
