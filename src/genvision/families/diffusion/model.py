@@ -255,8 +255,7 @@ class Diffusion(GenerativeModel):
                 raise ValueError(
                     f"teacher {c.teacher} holds a {teacher.registry_name}; point it at a diffusion model"
                 )
-            mine = {k: v for k, v in self.net.state_dict().items()}
-            theirs = teacher.net.state_dict()
+            mine, theirs = self.net.state_dict(), teacher.net.state_dict()
             if mine.keys() != theirs.keys() or any(mine[k].shape != theirs[k].shape for k in mine):
                 raise ValueError(
                     f"teacher {c.teacher} has another network than this model; "
@@ -295,22 +294,12 @@ class Diffusion(GenerativeModel):
         i = (u * c.steps).long().clamp(max=c.steps - 1)
         t, s = grid[i], grid[i + 1]
         eps = seeding.randn(x.shape, generator, dev, x.dtype)
-        levels = torch.cat([self.alpha_bar, self.alpha_bar.new_ones(1)])
         a_t = self.alpha_bar[t].view(b, 1, 1, 1)
-        a_s = levels[torch.where(s < 0, len(self.alpha_bar), s)].view(b, 1, 1, 1)
+        a_s = torch.where(s < 0, 1.0, self.alpha_bar[s.clamp(min=0)]).view(b, 1, 1, 1)  # -1: clean
         xt = losses.add_noise(x, eps, a_t)
         labels = self._labels(b, y, generator, dev)
-        teacher = self.teacher
-
-        def teacher_x0(z, tt):
-            x0 = losses.to_x0(
-                teacher.config.objective,
-                teacher.net(z, tt, labels),
-                z,
-                teacher.alpha_bar[tt].view(b, 1, 1, 1),
-            )
-            return x0.clamp(-1, 1) if teacher.config.clip_x0 else x0
-
+        # the teacher's own sampling denoiser (objective, clipping), unguided, per-image timesteps
+        teacher_x0 = self.teacher._denoiser(labels, 1.0)
         with torch.no_grad():
             xs = samplers.ode_segment(teacher_x0, xt, self.alpha_bar, t, s, c.teacher_calls)
             x0_target = losses.ddim_x0_target(xt, xs, a_t, a_s)
@@ -323,11 +312,16 @@ class Diffusion(GenerativeModel):
         return dict(DISTILL_TRAIN_DEFAULTS if self.config.teacher else TRAIN_DEFAULTS)
 
     # -- sampling -------------------------------------------------------------------
-    def denoise_x0(self, x: torch.Tensor, t: int, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Predicted clean image at timestep ``t`` (int) from the UNet, not clipped; y=None is the null class."""
-        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        pred = self.net(x, tt, y)
-        return losses.to_x0(self.config.objective, pred, x, self.alpha_bar[t])
+    def denoise_x0(self, x: torch.Tensor, t, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted clean image at timestep ``t`` from the UNet, not clipped; y=None is the null class.
+
+        ``t``: an int, or a (B,) long tensor of per-image timesteps (distillation's teacher).
+        """
+        if not torch.is_tensor(t):
+            t = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        pred = self.net(x, t, y)
+        a = self.alpha_bar[t].view(-1, *([1] * (x.dim() - 1)))
+        return losses.to_x0(self.config.objective, pred, x, a)
 
     def _denoiser(self, labels: torch.Tensor | None, scale: float):
         """The sampler's (x_t, t) -> x0: guidance when labelled, then clipping to [-1, 1] if configured."""
