@@ -7,7 +7,7 @@ import torch
 
 from genvision.nn.attention import SelfAttention2d, norm_groups
 from genvision.nn.embeddings import timestep_embedding
-from genvision.nn.unet import UNet
+from genvision.nn.unet import UNet, adaptive_group_norm
 
 
 def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
@@ -93,3 +93,29 @@ def test_norm_groups_divide_the_channels():
     for c in (4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 3):
         g = norm_groups(c)
         assert c % g == 0 and 1 <= g <= 32
+
+
+@pytest.mark.parametrize("channels, groups, size", [(32, 8, 8), (12, 3, 7), (6, 1, 4)])
+def test_adaptive_group_norm_is_groupnorm_then_scale_and_shift(channels, groups, size):
+    """The one-kernel form equals norm(h) * (1 + scale) + shift, values and every gradient."""
+    g = torch.Generator().manual_seed(0)
+    norm = torch.nn.GroupNorm(groups, channels)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(channels, generator=g))
+        norm.bias.copy_(torch.randn(channels, generator=g))
+    h = (torch.randn(3, channels, size, size, generator=g) * 2 + 1).requires_grad_()
+    scale = torch.randn(3, channels, generator=g).requires_grad_()
+    shift = torch.randn(3, channels, generator=g).requires_grad_()
+    up = torch.randn(3, channels, size, size, generator=g)
+
+    def grads(out):
+        inputs = (h, scale, shift, norm.weight, norm.bias)
+        return torch.autograd.grad((out * up).sum(), inputs)
+
+    fused = adaptive_group_norm(h, norm, scale, shift)
+    plain = norm(h) * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads(fused), grads(plain)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    # one image's scale reaches only that image
+    torch.testing.assert_close(adaptive_group_norm(h[:1], norm, scale[:1], shift[:1]), fused[:1])

@@ -50,11 +50,33 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """``emb`` is the embedding after its SiLU (the UNet applies it once for every block)."""
         h = self.conv1(F.silu(self.norm1(x)))  # (B, cout, H, W)
-        scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)  # (B, cout, 1, 1) each
-        h = self.norm2(h) * (1 + scale) + shift
+        scale, shift = self.emb(emb).chunk(2, dim=1)  # (B, cout) each
+        h = adaptive_group_norm(h, self.norm2, scale, shift)
         h = self.conv2(self.dropout(F.silu(h)))
-        return self.skip(x) + h
+        h += self.skip(x)  # in place: the conv's backward keeps its input, not its output
+        return h
+
+
+def adaptive_group_norm(
+    h: torch.Tensor, norm: nn.GroupNorm, scale: torch.Tensor, shift: torch.Tensor
+) -> torch.Tensor:
+    """``norm(h) * (1 + scale) + shift`` with per-image ``scale``/``shift`` of shape (B, C), in one kernel.
+
+    The FiLM is folded into GroupNorm's affine: image b gets weight ``gamma * (1 + scale[b])`` and
+    bias ``beta * (1 + scale[b]) + shift[b]``, and the batch is normalised as one sample of B * C
+    channels in B * groups groups (the same groups, since they never straddle images). The same
+    function as the three-step form, without two full-size element-wise passes forward and
+    backward (about 3% of a CPU training step at 32x32).
+    """
+    b, c = h.shape[:2]
+    weight = norm.weight * (1 + scale)  # (B, C)
+    bias = norm.bias * (1 + scale) + shift  # (B, C)
+    out = F.group_norm(
+        h.reshape(1, b * c, *h.shape[2:]), b * norm.num_groups, weight.reshape(-1), bias.reshape(-1), norm.eps
+    )
+    return out.view_as(h)
 
 
 class Downsample(nn.Module):
@@ -176,7 +198,7 @@ class UNet(nn.Module):
         Returns:
             (B, channels, H, W) prediction (noise, velocity or clean image: the caller decides).
         """
-        emb = self.embed(t, y)  # (B, E)
+        emb = F.silu(self.embed(t, y))  # (B, E), activated once for every block's projection
         h = self.conv_in(x)  # (B, C, H, W)
         skips = [h]
         for layers in self.down:
