@@ -18,10 +18,12 @@ MNIST, 3 seeds (full mode); ``--quick``: 2 minutes per trainer on digits, 1 seed
 Target (issue 4): genvision's mean FID at most half the best peer's mean FID.
 
     python benchmarks/quality_budget.py --quick [--threads 1]
+    python benchmarks/quality_budget.py --merge seed1.json seed2.json [--json pooled.json]  # no training
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import tempfile
@@ -132,6 +134,87 @@ def summarise(runs: list[dict]) -> dict:
     }
 
 
+def table_rows(datasets: dict) -> list[dict]:
+    """The README rows of each dataset: mean FIDs and floor, then the ratio and its verdict."""
+    table = []
+    for name, d in datasets.items():
+        m = d["mean_fid"]
+        table.append(
+            {
+                "figure": f"domain FID after {d['budget_minutes_per_trainer']:g} min on {name} "
+                f"({len(d['seeds'])} seed{'s' * (len(d['seeds']) > 1)})",
+                "value": ", ".join(f"{t} {v:.2f}" for t, v in m.items()) + f"; floor {d['floor']:.2f}",
+            }
+        )
+        table.append(
+            {
+                "figure": f"genvision / best peer ({d['best_peer']}) FID on {name}, target <= {TARGET_RATIO}",
+                "value": f"{d['ratio_genvision_to_best_peer']:.2f}"
+                + (" (met)" if d["target_met"] else " (NOT met)"),
+            }
+        )
+    return table
+
+
+def merge(paths: list[str]) -> dict:
+    """Several results of this script (e.g. one seed each, run side by side) as one.
+
+    Per dataset, the runs of every file are pooled and summarised again (mean over all seeds).
+    Refuses files whose budgets differ for a dataset or that repeat a seed. The merged result
+    keeps each part's command, date and load note, and is "loaded" when any part was.
+    """
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    pooled: dict[str, dict] = {}
+    for path, part in zip(paths, parts):
+        if part.get("benchmark") != "quality_budget":
+            raise SystemExit(f"{path} is not a quality_budget result; pass files this script wrote")
+        for name, d in part["datasets"].items():
+            entry = pooled.setdefault(
+                name, {"minutes": d["budget_minutes_per_trainer"], "picture": d["picture"], "runs": []}
+            )
+            if d["budget_minutes_per_trainer"] != entry["minutes"]:
+                got, want = d["budget_minutes_per_trainer"], entry["minutes"]
+                raise SystemExit(
+                    f"{path}: {name} budget {got} min, others {want} min; merge runs of one budget"
+                )
+            seen = {r["seed"] for r in entry["runs"]}
+            for run in d["per_seed"]:
+                if run["seed"] in seen:
+                    raise SystemExit(
+                        f"{path}: {name} seed {run['seed']} is already in another file; merge distinct seeds"
+                    )
+                entry["runs"].append(run)
+    datasets = {}
+    for name, entry in pooled.items():
+        runs = sorted(entry["runs"], key=lambda r: r["seed"])
+        datasets[name] = {
+            "budget_minutes_per_trainer": entry["minutes"],
+            "picture": entry["picture"],
+            **summarise(runs),
+        }
+    loaded = [p["load"] for p in parts if p.get("load", "").startswith("LOADED")]
+    return {
+        "benchmark": "quality_budget",
+        "mode": "merged full: "
+        + "; ".join(
+            f"{n} {d['budget_minutes_per_trainer']:g} min, seeds {d['seeds']}" for n, d in datasets.items()
+        )
+        + f" (from {len(parts)} runs)",
+        "versions": parts[0].get("versions"),
+        "load": loaded[0] if loaded else parts[0].get("load", ""),
+        "parts": [
+            {k: p.get(k) for k in ("command", "date", "mode", "load", "loadavg_samples")}
+            | {"torch_threads": p.get("machine", {}).get("torch_threads")}
+            for p in parts
+        ],
+        "peer_settings": parts[0].get("peer_settings"),
+        "slices": parts[0].get("slices"),
+        "datasets": datasets,
+        "table": table_rows(datasets),
+        "all_targets_met": all(d["target_met"] for d in datasets.values()),
+    }
+
+
 def main() -> None:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument(
@@ -141,8 +224,14 @@ def main() -> None:
     p.add_argument("--data", nargs="+", choices=["digits", "mnist"], help="datasets (default: the mode's)")
     p.add_argument("--slices", type=int, default=4, help="round-robin slices of each budget (default 4)")
     p.add_argument("--n", type=int, help="generated images per FID (default: 1000 digits, 2000 MNIST)")
+    p.add_argument(
+        "--merge", nargs="+", metavar="JSON", help="do not train: pool the seeds of these results into one"
+    )
     p.set_defaults(json=str(RESULTS / "quality_budget.json"))
     args = p.parse_args()
+    if args.merge:
+        common.emit(merge(args.merge), args)
+        return
     common.set_threads(args)
     mode = QUICK if args.quick else FULL
     budgets = {d: mode["budgets"].get(d, FULL["budgets"][d]) for d in (args.data or mode["budgets"])}
@@ -170,23 +259,7 @@ def main() -> None:
                 "picture": str(picture.relative_to(HERE.parent)),
                 **summarise(runs),
             }
-    table = []
-    for name, d in datasets.items():
-        m = d["mean_fid"]
-        table.append(
-            {
-                "figure": f"domain FID after {d['budget_minutes_per_trainer']:g} min on {name} "
-                f"({len(d['seeds'])} seed{'s' * (len(d['seeds']) > 1)})",
-                "value": ", ".join(f"{t} {v:.2f}" for t, v in m.items()) + f"; floor {d['floor']:.2f}",
-            }
-        )
-        table.append(
-            {
-                "figure": f"genvision / best peer ({d['best_peer']}) FID on {name}, target <= {TARGET_RATIO}",
-                "value": f"{d['ratio_genvision_to_best_peer']:.2f}"
-                + (" (met)" if d["target_met"] else " (NOT met)"),
-            }
-        )
+    table = table_rows(datasets)
     common.emit(
         {
             "benchmark": "quality_budget",
