@@ -140,6 +140,7 @@ def main() -> None:
             save_every=0,
             progress=False,
         )
+        student = gv.load(student_dir)
         distilled = json.loads((Path(student_dir) / "metrics.jsonl").read_text().splitlines()[-1])
         loads.append(os.getloadavg()[0])
         trained = {
@@ -150,7 +151,7 @@ def main() -> None:
                 "teacher": "the genvision model above",
                 "steps": distilled["step"],
                 "train_seconds": round(distilled["elapsed"], 1),
-                "teacher_calls_per_step": gv.load(student_dir).config.teacher_calls,
+                "teacher_calls_per_step": student.config.teacher_calls,
             },
             "diffusers": {"steps": theirs.steps, "train_seconds": round(theirs.elapsed, 1)},
         }
@@ -158,7 +159,7 @@ def main() -> None:
             "genvision": sweep("genvision", genvision_sampler(model), n, seeds, loads),
             "genvision-distilled": sweep(
                 "genvision-distilled",
-                genvision_sampler(gv.load(student_dir)),
+                genvision_sampler(student),
                 n,
                 seeds,
                 loads,

@@ -71,8 +71,9 @@ def adaptive_group_norm(
     backward (about 3% of a CPU training step at 32x32).
     """
     b, c = h.shape[:2]
-    weight = norm.weight * (1 + scale)  # (B, C)
-    bias = norm.bias * (1 + scale) + shift  # (B, C)
+    gain = 1 + scale  # (B, C)
+    weight = norm.weight * gain
+    bias = norm.bias * gain + shift
     out = F.group_norm(
         h.reshape(1, b * c, *h.shape[2:]), b * norm.num_groups, weight.reshape(-1), bias.reshape(-1), norm.eps
     )

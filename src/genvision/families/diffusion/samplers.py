@@ -151,18 +151,26 @@ def dpm_solver_pp_2m(
         x0 = denoise(x, t)
         if t_next is None:
             return x0
-        a, a_next = alpha_bar[t], alpha_bar[t_next]
-        lam, lam_next = 0.5 * (a / (1 - a)).log(), 0.5 * (a_next / (1 - a_next)).log()
-        h = lam_next - lam
-        if x0_prev is None:
-            d = x0
-        else:
-            k = (0.5 * h / h_prev).to(x.dtype)  # 1 / (2 r)
-            d = (1 + k) * x0 - k * x0_prev
-        ratio = ((1 - a_next) / (1 - a)).sqrt().to(x.dtype)
-        x = ratio * x - (a_next.sqrt() * torch.expm1(-h)).to(x.dtype) * d
+        x, h = _dpm_2m_update(x, x0, x0_prev, h_prev, alpha_bar[t], alpha_bar[t_next])
         x0_prev, h_prev = x0, h
     return x
+
+
+def _dpm_2m_update(x, x0, x0_prev, h_prev, a, a_next):
+    """One DPM-Solver++(2M) update from level ``a`` to ``a_next``: ``(x_next, h)``.
+
+    ``a``, ``a_next`` and ``h_prev`` are float64 tensors that broadcast against ``x`` (scalars, or
+    one per image). ``x0_prev`` None (the first call), or ``h_prev`` 0 (a step that stayed put),
+    gives the first-order (DDIM) update; otherwise D extrapolates x0 as in :func:`dpm_solver_pp_2m`.
+    """
+    h = 0.5 * ((a_next / (1 - a_next)).log() - (a / (1 - a)).log())  # lambda_next - lambda
+    if x0_prev is None:
+        d = x0
+    else:
+        k = torch.where(h_prev > 0, 0.5 * h / h_prev.clamp(min=1e-12), torch.zeros_like(h))  # 1 / (2 r)
+        d = (1 + k.to(x.dtype)) * x0 - k.to(x.dtype) * x0_prev
+    ratio = ((1 - a_next) / (1 - a)).sqrt().to(x.dtype)
+    return ratio * x - (a_next.sqrt() * torch.expm1(-h)).to(x.dtype) * d, h
 
 
 def ode_segment(
@@ -225,15 +233,9 @@ def ode_segment(
         x0 = denoise(x, t.clamp(min=0))
         a = levels[t.clamp(min=0)].view(shape)
         clean = (t_next < 0).view(shape)
+        # the clean end keeps x0 below; a stand-in level there keeps h finite
         a_next = torch.where(clean, torch.full_like(a, 0.5), levels[t_next.clamp(min=0)].view(shape))
-        h = 0.5 * ((a_next / (1 - a_next)).log() - (a / (1 - a)).log())  # lambda step (finite)
-        if x0_prev is None:
-            d = x0
-        else:
-            k = torch.where(h_prev > 0, 0.5 * h / h_prev.clamp(min=1e-12), torch.zeros_like(h))
-            d = (1 + k.to(x.dtype)) * x0 - k.to(x.dtype) * x0_prev
-        ratio = ((1 - a_next) / (1 - a)).sqrt().to(x.dtype)
-        moved = ratio * x - (a_next.sqrt() * torch.expm1(-h)).to(x.dtype) * d
+        moved, h = _dpm_2m_update(x, x0, x0_prev, h_prev, a, a_next)
         x = torch.where(clean, x0, moved)  # a sub-step that rounds to t has h = 0: x stays
         x0_prev, h_prev = x0, h  # after a step that stayed put (h = 0) the next is first order
     return x
