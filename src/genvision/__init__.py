@@ -9,7 +9,7 @@ gv.save_grid(images, "grid.png")
 report = gv.evaluate(model, data="digits")   # every metric that applies, each with its card
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "create",
@@ -33,7 +33,7 @@ def create(name: str, **config):
 
 def load(directory, device="cpu"):
     """Load a model directory (``config.json`` + ``model.safetensors``), never unpickling."""
-    from .families.base import load_model_dir
+    from .model_dir import load_model_dir
 
     return load_model_dir(directory, device=device)
 

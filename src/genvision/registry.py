@@ -33,7 +33,6 @@ MODELS: dict[str, Entry] = {
         {"conditional": True},
         "class-conditional DDPM with classifier-free guidance",
     ),
-    # --- VAE family (families/vae) ---
     "vae": Entry(
         "genvision.families.vae.model:VAE",
         {},
@@ -49,8 +48,6 @@ MODELS: dict[str, Entry] = {
         {},
         "VQ-VAE (van den Oord et al. 2017): EMA codebook, code maps for a learned prior",
     ),
-    # --- end VAE ---
-    # --- GAN family (families/gan) ---
     "gan": Entry(
         "genvision.families.gan.model:GAN",
         {"arch": "mlp", "loss": "ns"},
@@ -104,8 +101,6 @@ MODELS: dict[str, Entry] = {
         },
         "class-conditional SNGAN: conditional batch norm in G, projection D",
     ),
-    # --- end GAN ---
-    # --- autoregressive family (families/autoregressive) ---
     "pixelcnn": Entry(
         "genvision.families.autoregressive.model:PixelCNN",
         {},
@@ -131,8 +126,6 @@ MODELS: dict[str, Entry] = {
         {},
         "causal transformer prior over a trained VQ-VAE's codes (--set vqvae=DIR), KV-cached sampling",
     ),
-    # --- end autoregressive ---
-    # --- flows family (families/flows) ---
     "realnvp": Entry(
         "genvision.families.flows.model:RealNVP",
         {},
@@ -143,7 +136,6 @@ MODELS: dict[str, Entry] = {
         {},
         "Glow (Kingma & Dhariwal 2018): actnorm, LU 1x1 convs, learned priors; bits/dim, encode/decode",
     ),
-    # --- end flows ---
 }
 
 
@@ -164,10 +156,13 @@ def config_for(name: str, **overrides):
     return build_dataclass(cls.config_class, preset, what=f"{name} config")
 
 
-def create(name: str, **overrides) -> GenerativeModel:
-    """Build the model ``name`` with its preset, then ``overrides`` (config fields)."""
+def create(name: str, parents: dict | None = None, **overrides) -> GenerativeModel:
+    """Build the model ``name`` with its preset, then ``overrides`` (config fields).
+
+    ``parents``: role -> model, for a model built on others (``GenerativeModel.parents``).
+    """
     cls, _ = resolve(name)
-    model = cls(config_for(name, **overrides))
+    model = cls(config_for(name, **overrides), **(parents or {}))
     model.registry_name = name
     return model
 

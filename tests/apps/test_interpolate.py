@@ -14,7 +14,7 @@ import genvision as gv
 from genvision import seeding
 from genvision.apps import interpolate as li
 from genvision.cli import main
-from genvision.families.base import save_model_dir
+from genvision.model_dir import save_model_dir
 
 
 class Identity(nn.Module):

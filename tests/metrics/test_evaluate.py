@@ -10,9 +10,10 @@ import torch
 
 import genvision as gv
 from genvision import data, seeding
-from genvision.families.base import GenerativeModel, ModelConfig, save_model_dir
+from genvision.families.base import GenerativeModel, ModelConfig
 from genvision.metrics import baseline, features
 from genvision.metrics import evaluate as ev
+from genvision.model_dir import save_model_dir
 
 
 class Resampler(GenerativeModel):

@@ -215,7 +215,7 @@ def interpolation_grid(
     """
     from .. import data as gdata
     from .. import load
-    from ..families.base import read_config
+    from ..model_dir import read_config
     from ..viz import save_grid
 
     model = load(source) if isinstance(source, (str, Path)) else source

@@ -1,4 +1,4 @@
-"""The contract every model family implements, its configs, and model directories.
+"""The contract every model family implements, and its configs.
 
 A model is an ``nn.Module`` with a dataclass ``config`` and:
 
@@ -14,28 +14,25 @@ A model is an ``nn.Module`` with a dataclass ``config`` and:
 - Optional capabilities, present only where the family has them: ``log_likelihood(x)``,
   ``encode(x)``, ``decode(z)``, ``reconstruct(x)``. Ask with :func:`require`.
 - Optional trainer hooks: ``ema_parameters()``, ``after_step(phase)``, ``init_from_data(batch)``.
+- ``parents``: the models this one is built on (a prior's VQ-VAE, a student's teacher), passed to
+  ``__init__`` by whoever builds it; a family never loads a directory itself.
 
-A model directory is ``config.json`` (registry name, family, model config, train config, data
-description, genvision version) plus ``model.safetensors``. Loading builds the class named by
-the registry entry, so a directory can only build classes genvision ships, and never unpickles.
+Saving and loading model directories lives in :mod:`genvision.model_dir`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 import typing
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from .. import io
-
-CAPABILITIES = ("log_likelihood", "encode", "decode", "reconstruct", "complete")
+from .. import seeding
 
 
 # ----------------------------------------------------------------------------- configs
@@ -47,6 +44,9 @@ class ModelConfig:
     channels: int = 1
     num_classes: int = 0  # 0 = unconditional / unlabeled
     levels: int = 256  # grey levels of the data (17 for digits, 2 for binary MNIST)
+    conditional: bool = False  # class-conditional; only where the config sets supports_conditional
+    #: whether the family has a class-conditional variant
+    supports_conditional: ClassVar[bool] = False
 
     def __post_init__(self):
         if not 4 <= self.image_size <= 256:
@@ -57,8 +57,9 @@ class ModelConfig:
             raise ValueError(f"num_classes must be >= 0 (got {self.num_classes})")
         if self.levels < 2:
             raise ValueError(f"levels must be >= 2 (got {self.levels})")
-        # families with a class-conditional variant declare a ``conditional`` field
-        if getattr(self, "conditional", False) and self.num_classes < 1:
+        if self.conditional and not self.supports_conditional:
+            raise ValueError(f"{type(self).__name__} has no class-conditional variant; drop conditional=True")
+        if self.conditional and self.num_classes < 1:
             raise ValueError(
                 "conditional=True needs num_classes >= 1 (got 0); set num_classes "
                 "(genvision train fills it from the data)"
@@ -100,19 +101,57 @@ class Phase:
 
 # ----------------------------------------------------------------------------- contract
 class GenerativeModel(nn.Module):
-    """Base class of every genvision model. Subclasses set ``family`` and ``config_class``."""
+    """Base class of every genvision model. Subclasses set ``family`` and ``config_class``.
+
+    Everything a caller may ask of a model is declared here with a default, so no caller needs
+    ``getattr``: ``config.conditional``, ``parents``, ``latent_shape``, ``noise_shape``,
+    ``likelihood_note`` and ``capability_notes``.
+    """
 
     family: ClassVar[str] = "base"
     config_class: ClassVar[type] = ModelConfig
     #: sampling options this family accepts (beyond n, y, seed, generator)
     sample_options: ClassVar[tuple[str, ...]] = ()
+    #: models this one is built on, by role: "sample" (needed to sample, e.g. a prior's VQ-VAE) or
+    #: "train" (needed only to train or resume, e.g. a distilled student's teacher). The run layer
+    #: loads them from the directories named in config.json and passes them to ``__init__``.
+    parents: ClassVar[dict[str, str]] = {}
+    #: how ``log_likelihood`` treats the discrete levels (copied onto bpd/nll metric cards)
+    likelihood_note: ClassVar[str] = ""
+    #: capability -> why this model lacks it although its class has the method
+    capability_notes: ClassVar[dict[str, str]] = {}
+    #: shape of one image's latent z where the model has a Gaussian prior over one (VAE, GAN, flow)
+    latent_shape: ClassVar[tuple[int, ...] | None] = None
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, **parents: GenerativeModel):
         super().__init__()
         if not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}")
+        unknown = sorted(set(parents) - set(self.parents))
+        if unknown:
+            known = ", ".join(self.parents) or "none"
+            raise ValueError(
+                f"{type(self).__name__} takes no parent {', '.join(unknown)}; its parents: {known}"
+            )
         self.config = config
         self.registry_name = type(self).__name__.lower()  # set by genvision.create / load
+        # a plain dict: parents are not submodules, so they are neither saved nor trained here
+        self._parents: dict[str, GenerativeModel] = {}
+        for role, model in parents.items():
+            if model is not None:
+                self._parents[role] = model.eval().requires_grad_(False)
+
+    def parent(self, role: str) -> GenerativeModel:
+        """The frozen parent model ``role`` on this model's device (one-line error when absent)."""
+        if role not in self._parents:
+            raise ValueError(
+                f"{self.registry_name} needs its {role} model for this; load it with genvision.load(DIR) "
+                "(which loads the parents config.json names) or pass it to genvision.create"
+            )
+        return self._parents[role].to(self.device)
+
+    def has_parent(self, role: str) -> bool:
+        return role in self._parents
 
     # -- required -------------------------------------------------------------------
     def loss(
@@ -154,6 +193,10 @@ class GenerativeModel(nn.Module):
             return t.device
         return torch.device("cpu")
 
+    def eval_mode(self):
+        """Context: the model in eval mode inside, its previous mode restored after."""
+        return eval_mode(self)
+
     def check_sample_options(self, options: dict) -> None:
         """Refuse options this family does not use, naming the ones it accepts."""
         unknown = sorted(k for k, v in options.items() if v is not None and k not in self.sample_options)
@@ -169,7 +212,7 @@ class GenerativeModel(nn.Module):
         k = self.config.num_classes
         if y is None:
             return None
-        if not getattr(self.config, "conditional", False):
+        if not self.config.conditional:
             raise ValueError(f"{self.registry_name} is unconditional; drop the label(s)")
         y = torch.as_tensor(y, dtype=torch.long)
         if y.dim() == 0:
@@ -180,18 +223,50 @@ class GenerativeModel(nn.Module):
             raise ValueError(f"labels must be in 0..{k - 1}")
         return y.to(self.device)
 
-    def describe_start(self, n: int, seed: int | None = None) -> str:
-        """One line for ``genvision sample``: what sampling starts from."""
-        return f"{n} images from {self.registry_name}"
+    @property
+    def noise_shape(self) -> tuple[int, ...] | None:
+        """Shape of one image's Gaussian start noise for ``sample`` (None: it starts from no noise)."""
+        return self.latent_shape
+
+    #: what ``sample`` does with its start noise, for :meth:`describe_start`
+    start_note: ClassVar[str] = "through the generator"
+
+    def describe_start(self, n: int, seed: int | None = 0) -> str:
+        """One line for ``genvision sample``: the start noise's shape and image 0's first values."""
+        shape = self.noise_shape
+        if shape is None:
+            return f"{n} images from {self.registry_name}"
+        text = f"Gaussian noise ({n}, {', '.join(map(str, shape))})"
+        if seed is None:
+            return f"{text} from the given generator, {self.start_note}"
+        first = seeding.randn((1, *shape), seeding.image_generators(1, seed, self.device), self.device)
+        values = ", ".join(f"{v:.4f}" for v in first.flatten()[:4].tolist())
+        return f"{text}, first values [{values}, ...], {self.start_note}"
+
+
+@contextmanager
+def eval_mode(module: nn.Module):
+    """Put ``module`` in eval mode for the ``with`` block; restore its previous mode after."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def has(model, capability: str) -> bool:
-    return callable(getattr(model, capability, None))
+    """Whether ``model`` offers ``capability`` (a method it has and no capability note withdraws)."""
+    return callable(getattr(model, capability, None)) and capability not in model.capability_notes
 
 
 def require(model, capability: str, families: str = "") -> None:
     """Raise a clear error when ``model`` lacks ``capability``."""
     if not has(model, capability):
+        if capability in model.capability_notes:
+            raise ValueError(
+                f"{model.registry_name} has no {capability}(): {model.capability_notes[capability]}"
+            )
         hint = f"; models that have it: {families}" if families else ""
         raise ValueError(f"{model.registry_name} ({model.family}) has no {capability}(){hint}")
 
@@ -204,13 +279,11 @@ def sample_in_batches(
     Image k uses its own generator (``seeding.image_seed(seed, k)``), so the set does not depend on
     ``batch_size``. ``labels``: (n,) int64 for a conditional model, or None.
     """
-    from ..seeding import image_generators
-
     chunks = []
     with torch.no_grad():
         for start in range(0, n, batch_size):
             b = min(batch_size, n - start)
-            gens = image_generators(b, seed, model.device, start=start)
+            gens = seeding.image_generators(b, seed, model.device, start=start)
             y = labels[start : start + b] if labels is not None else None
             chunks.append(model.sample(b, y=y, generator=gens, **(options or {})).detach().float().cpu())
     return torch.cat(chunks)
@@ -272,99 +345,3 @@ def build_dataclass(cls, values: dict, what: str = "config"):
             v = tuple(v)
         parsed[k] = v
     return cls(**parsed)
-
-
-# ----------------------------------------------------------------------------- model directories
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-
-
-def model_state(model: GenerativeModel, params_override: dict | None = None) -> dict:
-    """The model's state dict, with ``params_override`` (name -> tensor, e.g. EMA) substituted."""
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    for name, value in (params_override or {}).items():
-        state[name] = value.detach().clone()
-    return state
-
-
-def write_config(model: GenerativeModel, directory: str | Path, extra: dict | None = None) -> Path:
-    """Write ``config.json`` atomically; fields of an existing one not in ``extra`` are kept."""
-    from .. import __version__
-
-    path = Path(directory) / CONFIG_FILE
-    meta: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    meta.update(
-        {
-            "registry_name": model.registry_name,
-            "family": model.family,
-            "model_config": model.config.to_dict(),
-            "genvision_version": __version__,
-        }
-    )
-    meta.update(extra or {})
-    return io.write_json(path, meta)
-
-
-def save_model_dir(
-    model: GenerativeModel,
-    directory: str | Path,
-    *,
-    state: dict | None = None,
-    extra: dict | None = None,
-) -> Path:
-    """Write ``model.safetensors`` then ``config.json`` atomically into ``directory``.
-
-    ``state`` replaces the model's own state dict (the trainer passes EMA weights); ``extra``
-    (train config, data description) is merged into config.json.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    io.save_safetensors(directory / WEIGHTS_FILE, state if state is not None else model_state(model))
-    write_config(model, directory, extra)
-    return directory
-
-
-def read_config(directory: str | Path) -> dict:
-    directory = Path(directory)
-    path = directory / CONFIG_FILE
-    if not directory.is_dir():
-        raise FileNotFoundError(
-            f"model directory {directory} does not exist; train one with `genvision train`"
-        )
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: {directory} is not a genvision model directory")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); restore it or retrain") from None
-
-
-def load_model_dir(directory: str | Path, device: str | torch.device = "cpu") -> GenerativeModel:
-    """Build the model named in ``config.json`` and load ``model.safetensors`` (no unpickling)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from .. import registry
-
-    directory = Path(directory)
-    meta = read_config(directory)
-    name = meta.get("registry_name")
-    if name is None:
-        raise ValueError(f"{directory / CONFIG_FILE} names no registry_name; it was not written by genvision")
-    model = registry.create(name, **meta.get("model_config", {}))
-    weights = directory / WEIGHTS_FILE
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} is missing; the run saved no checkpoint yet (resume or retrain)")
-    try:
-        state = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(
-            f"{weights} is not a readable safetensors file ({e}); restore it or retrain"
-        ) from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"{weights} does not match {name}'s config (missing {len(missing)} keys, "
-            f"unexpected {len(unexpected)}; e.g. {(missing or unexpected)[:3]})"
-        )
-    return model.to(device).eval()

@@ -37,7 +37,7 @@ def _batches(ds, n: int, batch_size: int):
 
 
 def _labels(model, y):
-    return y.to(model.device) if getattr(model.config, "conditional", False) else None
+    return y.to(model.device) if model.config.conditional else None
 
 
 def _accepts_generator(fn) -> bool:

@@ -26,7 +26,7 @@ def default_n(train_ds) -> int:
 
 def conditional(model) -> bool:
     """Whether ``model`` samples class-conditionally (its config says ``conditional``)."""
-    return bool(getattr(model.config, "conditional", False))
+    return bool(model.config.conditional)
 
 
 def quantise(images: torch.Tensor, levels: int) -> torch.Tensor:

@@ -37,14 +37,8 @@ from pathlib import Path
 import torch
 
 from .. import io
-from ..families.base import (
-    GenerativeModel,
-    build_dataclass,
-    model_state,
-    read_config,
-    save_model_dir,
-    write_config,
-)
+from ..families.base import GenerativeModel, build_dataclass
+from ..model_dir import model_state, read_config, save_model_dir, write_config
 from . import checkpoint, distributed
 from .ema import EMA
 
@@ -183,7 +177,7 @@ def default_run_dir(name: str, data: str) -> Path:
 
 def sample_labels(model: GenerativeModel, n: int):
     """Labels for a grid of a conditional model (cycling 0..K-1), else None."""
-    if getattr(model.config, "conditional", False) and model.config.num_classes > 0:
+    if model.config.conditional and model.config.num_classes > 0:
         return torch.arange(n) % model.config.num_classes
     return None
 
@@ -258,7 +252,7 @@ def _check_model_fits_data(model: GenerativeModel, dataset) -> None:
                 f"model has {key}={getattr(c, key)} but the data has {getattr(dataset, key)}; "
                 f"build the model with {key}={getattr(dataset, key)} (or --set {key}=...)"
             )
-    if getattr(c, "conditional", False):
+    if c.conditional:
         if dataset.num_classes == 0:
             raise ValueError(f"{model.registry_name} is class-conditional but {dataset.spec} has no labels")
         if c.num_classes != dataset.num_classes:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import genvision as gv
-from genvision.families.base import save_model_dir
+from genvision.model_dir import save_model_dir
 
 TINY = {
     "pixelcnn": {"width": 8, "num_layers": 1, "head_width": 8},

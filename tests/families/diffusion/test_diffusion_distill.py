@@ -10,9 +10,9 @@ from safetensors.torch import load_file
 
 import genvision as gv
 from genvision import data, seeding
-from genvision.families.base import save_model_dir
 from genvision.families.diffusion import losses, samplers, schedules
 from genvision.metrics.evaluate import _inapplicable
+from genvision.model_dir import save_model_dir
 
 TINY = dict(
     image_size=8, channels=1, base_channels=8, channel_mults=(1, 2), num_res_blocks=1, num_train_timesteps=20

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
+from typing import ClassVar
 
 import torch
 
@@ -94,7 +95,7 @@ class GatedPixelCNNConfig(PixelCNNConfig):
 
     width: int = 32
     num_layers: int = 6
-    conditional: bool = False
+    supports_conditional: ClassVar[bool] = True
 
 
 @dataclass
@@ -122,7 +123,7 @@ class _RasterModel(GenerativeModel):
         return c.channels * c.image_size**2
 
     def _labels(self, y):
-        return y if getattr(self.config, "conditional", False) else None
+        return y if self.config.conditional else None
 
     # -- training -------------------------------------------------------------------
     def loss(
@@ -134,7 +135,7 @@ class _RasterModel(GenerativeModel):
             x: (B, C, H, W) images in [-1, 1] on the ``levels`` grid.
             y: (B,) labels (conditional models) or None.
         """
-        if getattr(self.config, "conditional", False) and (y is None or (y < 0).any()):
+        if self.config.conditional and (y is None or (y < 0).any()):
             raise ValueError(f"{self.registry_name} is class-conditional: every training image needs a label")
         params = self.net(x, self._labels(y))
         nll = -losses.image_log_likelihood(self.config.head, params, x, self.config.levels)  # (B,) nats
@@ -166,7 +167,7 @@ class _RasterModel(GenerativeModel):
         was_training = self.training
         self.eval()
         try:
-            if not getattr(c, "conditional", False) or y is not None:
+            if not c.conditional or y is not None:
                 labels = None if y is None else self.check_labels(x.shape[0], y)
                 return losses.image_log_likelihood(c.head, self.net(x, labels), x, c.levels)
             per_class = [
@@ -209,7 +210,7 @@ class _RasterModel(GenerativeModel):
         labels = self.check_labels(n, y)
         gens = seeding.resolve(n, seed, generator, self.device)
         u = seeding.rand((n, c.channels, c.image_size, c.image_size), gens, self.device, torch.float64)
-        if getattr(c, "conditional", False) and labels is None:
+        if c.conditional and labels is None:
             labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
         return u, labels
 

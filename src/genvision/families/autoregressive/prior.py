@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import seeding
-from ..base import GenerativeModel, ModelConfig, load_model_dir
+from ..base import GenerativeModel, ModelConfig
 from . import samplers
 from .transformer import CausalTransformer
 
@@ -71,6 +71,8 @@ class VQVAETransformer(GenerativeModel):
     def __init__(self, config: VQVAETransformerConfig):
         super().__init__(config)
         c = config
+        from ...model_dir import load_model_dir  # temporary: the run layer injects it
+
         vq = load_model_dir(c.vqvae)
         for name in ("encode", "decode", "code_shape"):
             if not hasattr(vq, name):

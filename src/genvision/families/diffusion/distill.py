@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..base import load_model_dir, read_config
+from ...model_dir import load_model_dir, read_config
 
 
 def distill(

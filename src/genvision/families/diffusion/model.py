@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from ... import seeding
 from ...nn.unet import UNet
-from ..base import GenerativeModel, ModelConfig, load_model_dir
+from ..base import GenerativeModel, ModelConfig
 from . import losses, samplers, schedules
 from .guidance import with_guidance
 
@@ -70,7 +71,7 @@ class DiffusionConfig(ModelConfig):
     always takes every one of the ``num_train_timesteps``.
     """
 
-    conditional: bool = False
+    supports_conditional: ClassVar[bool] = True
     objective: str = "v"  # v | eps | x0: what the UNet predicts
     schedule: str = "cosine"  # linear | cosine
     num_train_timesteps: int = 1000
@@ -250,6 +251,8 @@ class Diffusion(GenerativeModel):
         if not c.teacher:
             raise ValueError("this model has no teacher; distil one with `genvision distill TEACHER_DIR`")
         if getattr(self, "_teacher", None) is None:
+            from ...model_dir import load_model_dir  # temporary: the run layer injects it
+
             teacher = load_model_dir(c.teacher)
             if getattr(teacher, "family", None) != "diffusion":
                 raise ValueError(

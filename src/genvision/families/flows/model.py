@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -57,7 +58,7 @@ def default_num_levels(image_size: int) -> int:
 class FlowConfig(ModelConfig):
     """Settings shared by RealNVP and Glow (each subclass sets its own defaults)."""
 
-    conditional: bool = False  # class-conditional prior: a per-class offset of every prior's mean/log-std
+    supports_conditional: ClassVar[bool] = True
     num_levels: int = 0  # scales (squeezes); 0 = by image size (default_num_levels)
     steps_per_level: int = 4
     hidden_channels: int = 64  # width of every coupling's conditioner (the dequantiser's: a quarter)

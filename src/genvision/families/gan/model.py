@@ -22,6 +22,7 @@ norm uses its running statistics and image k depends only on (seed, k).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -44,7 +45,7 @@ class GANConfig(ModelConfig):
 
     arch: str = "dcgan"  # mlp | dcgan
     loss: str = "ns"  # minimax | ns | wgan-gp | hinge (losses.py)
-    conditional: bool = False  # class-conditional G (conditional batch norm) and projection D
+    supports_conditional: ClassVar[bool] = True
     latent_dim: int = 100
     hidden: int = 256  # width of the MLP's hidden layer (arch=mlp)
     # conv width at full resolution, doubling per halving (arch=dcgan); 0 = by image size:

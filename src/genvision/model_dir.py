@@ -1,0 +1,214 @@
+"""Model directories: ``config.json`` + ``model.safetensors``, saved atomically, loaded without pickle.
+
+    DIR/config.json        registry name, family, model config, parents, genvision version
+                           (a training run adds train config, data description, status)
+    DIR/model.safetensors  the weights to sample with (EMA where on)
+
+Loading builds the class the registry names, so a directory can only build classes genvision
+ships. A model built on others (a prior on a VQ-VAE, a student on its teacher) names them in
+one format:
+
+    "parents": {"vqvae": {"path": "../vqvae", "sha256": "<sha256 of its model.safetensors>"}}
+
+A relative path is relative to the child's directory. Loading checks each parent's hash and
+loads it (recursively) before the child, then passes it to the child's ``__init__``; a parent
+that is missing or changed is a one-line error naming it. Directories written before parents
+existed (a ``teacher`` or ``vqvae`` path inside the model config) are read as parents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import io, registry
+from .families.base import GenerativeModel
+from .version import __version__
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+# ----------------------------------------------------------------------------- writing
+def model_state(model: GenerativeModel, params_override: dict | None = None) -> dict:
+    """The model's state dict, with ``params_override`` (name -> tensor, e.g. EMA) substituted."""
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for name, value in (params_override or {}).items():
+        state[name] = value.detach().clone()
+    return state
+
+
+def write_config(model: GenerativeModel, directory: str | Path, extra: dict | None = None) -> Path:
+    """Write ``config.json`` atomically; fields of an existing one not in ``extra`` are kept."""
+    path = Path(directory) / CONFIG_FILE
+    meta: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    meta.update(
+        {
+            "registry_name": model.registry_name,
+            "family": model.family,
+            "model_config": model.config.to_dict(),
+            "genvision_version": __version__,
+        }
+    )
+    meta.update(extra or {})
+    return io.write_json(path, meta)
+
+
+def save_model_dir(
+    model: GenerativeModel,
+    directory: str | Path,
+    *,
+    state: dict | None = None,
+    extra: dict | None = None,
+    parents: dict[str, str | Path] | None = None,
+) -> Path:
+    """Write ``model.safetensors`` then ``config.json`` atomically into ``directory``.
+
+    ``state`` replaces the model's own state dict (the trainer passes EMA weights); ``extra``
+    (train config, data description) is merged into config.json; ``parents`` (role -> the
+    parent's directory) are written as parent references (see the module docstring).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    io.save_safetensors(directory / WEIGHTS_FILE, state if state is not None else model_state(model))
+    extra = dict(extra or {})
+    if parents:
+        extra["parents"] = {role: parent_ref(directory, p) for role, p in parents.items()}
+    write_config(model, directory, extra)
+    return directory
+
+
+# ----------------------------------------------------------------------------- parents
+def weights_sha256(directory: str | Path) -> str:
+    """sha256 of ``DIR/model.safetensors`` (hex)."""
+    h = hashlib.sha256()
+    with open(Path(directory) / WEIGHTS_FILE, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def parent_ref(child: str | Path, parent: str | Path) -> dict:
+    """The reference ``child``'s config.json keeps to ``parent``: relative path and weights hash."""
+    parent = Path(parent).expanduser().resolve()
+    read_config(parent)  # one-line error when it is not a model directory
+    if not (parent / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(f"{parent} has no {WEIGHTS_FILE} yet; finish training it first")
+    path = os.path.relpath(parent, Path(child).expanduser().resolve())
+    return {"path": Path(path).as_posix(), "sha256": weights_sha256(parent)}
+
+
+def parent_dir(child: str | Path, role: str, ref: dict) -> Path:
+    """The directory of ``child``'s parent ``role``, checked against its recorded hash."""
+    path = Path(ref["path"]).expanduser()
+    path = path if path.is_absolute() else Path(child) / path
+    if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(
+            f"{child} is built on its {role} {ref['path']}, which is missing ({path}); "
+            "put that model directory back there"
+        )
+    if ref.get("sha256") and weights_sha256(path) != ref["sha256"]:
+        raise ValueError(
+            f"the {role} of {child} ({path}) has changed since it was used (sha256 differs); "
+            "restore that model or retrain this one on it"
+        )
+    return path.resolve()
+
+
+# ----------------------------------------------------------------------------- reading
+def read_config(directory: str | Path) -> dict:
+    """``config.json`` of a model directory, with a one-line error when it is missing or damaged."""
+    directory = Path(directory)
+    path = directory / CONFIG_FILE
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"model directory {directory} does not exist; train one with `genvision train`"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {directory} is not a genvision model directory")
+    try:
+        return _upgrade(json.loads(path.read_text()))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); restore it or retrain") from None
+
+
+def _upgrade(meta: dict) -> dict:
+    """Read a config.json of an older genvision in today's terms (never written back).
+
+    Before parent references, a distilled student was a ``ddpm``/``ddpm-cond`` whose model config
+    named ``teacher`` (and ``teacher_calls``), and a VQ-VAE prior named its ``vqvae`` in its
+    model config; both become parents (without a hash, so theirs is not checked).
+    """
+    cfg = meta.get("model_config", {})
+    name = meta.get("registry_name")
+    if name not in registry.MODELS or not registry.resolve(name)[0].parents:
+        return meta
+    if name in ("ddpm", "ddpm-cond") and cfg.get("teacher"):
+        meta = {**meta, "registry_name": "ddpm-student", "model_config": dict(cfg)}
+        meta["parents"] = {"teacher": {"path": meta["model_config"].pop("teacher")}}
+    elif name in ("ddpm", "ddpm-cond") and "teacher" in cfg:
+        meta = {
+            **meta,
+            "model_config": {k: v for k, v in cfg.items() if k not in ("teacher", "teacher_calls")},
+        }
+    elif name == "vqvae-transformer" and "vqvae" in cfg:
+        meta = {**meta, "model_config": dict(cfg)}
+        meta["parents"] = {"vqvae": {"path": meta["model_config"].pop("vqvae")}}
+    return meta
+
+
+def load_parents(directory: str | Path, meta: dict, when: tuple[str, ...] = ("sample",)) -> dict:
+    """The parents of the model in ``directory`` whose role is needed ``when``, loaded."""
+    cls, _ = registry.resolve(meta["registry_name"])
+    refs = meta.get("parents", {})
+    out = {}
+    for role, need in cls.parents.items():
+        if need not in when:
+            continue
+        if role not in refs:
+            raise ValueError(f"{Path(directory) / CONFIG_FILE} names no {role}; it cannot be built")
+        out[role] = load_model_dir(parent_dir(directory, role, refs[role]))
+    return out
+
+
+def load_model_dir(
+    directory: str | Path, device: str | torch.device = "cpu", *, parents: tuple[str, ...] = ("sample",)
+) -> GenerativeModel:
+    """Build the model named in ``config.json`` and load ``model.safetensors`` (no unpickling).
+
+    ``parents``: which parent roles to load with it; ``("sample",)`` (default) what sampling
+    needs, ``("sample", "train")`` also what training needs (the run layer's resume).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    meta = read_config(directory)
+    name = meta.get("registry_name")
+    if name is None:
+        raise ValueError(f"{directory / CONFIG_FILE} names no registry_name; it was not written by genvision")
+    registry.resolve(name)  # one-line error for a name genvision does not ship
+    model = registry.create(
+        name, parents=load_parents(directory, meta, parents), **meta.get("model_config", {})
+    )
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} is missing; the run saved no checkpoint yet (resume or retrain)")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(
+            f"{weights} is not a readable safetensors file ({e}); restore it or retrain"
+        ) from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{weights} does not match {name}'s config (missing {len(missing)} keys, "
+            f"unexpected {len(unexpected)}; e.g. {(missing or unexpected)[:3]})"
+        )
+    return model.to(device).eval()
