@@ -279,7 +279,7 @@ def interleaved_throughput(seconds: float, train01: torch.Tensor) -> dict:
     pythae: its model's forward (loss included), backward and Adam, on the same encoder and
     decoder modules.
     """
-    from genvision.training.trainer import image_generators
+    from genvision.training.order import training_generators as image_generators
 
     ds = gdata.load(f"binary-mnist:{MNIST}", "train")
     ours = gv.create("vae", image_size=28, levels=2, latent_dim=LATENT)

@@ -25,10 +25,14 @@ __all__ = [
 
 
 def create(name: str, **config):
-    """Build registry model ``name`` with config overrides (``image_size=``, ``channels=``, ...)."""
-    from .registry import create as _create
+    """Build registry model ``name`` with config overrides (``image_size=``, ``channels=``, ...).
 
-    return _create(name, **config)
+    A model built on another takes it by role, as a model or a model directory
+    (``gv.create("vqvae-transformer", vqvae="runs/vq")``).
+    """
+    from .model_dir import build
+
+    return build(name, **config)
 
 
 def load(directory, device="cpu"):
@@ -40,15 +44,15 @@ def load(directory, device="cpu"):
 
 def train(model, data="digits", out=None, **train_config):
     """Train ``model`` (a model or registry name) on dataset spec ``data``; returns the run directory."""
-    from .training.trainer import train as _train
+    from .training.run import train as _train
 
     return _train(model, data=data, out=out, **train_config)
 
 
 def distill(teacher, out=None, sampling_steps=10, **options):
     """Few-step distillation of the diffusion model in ``teacher``: a student that samples with
-    ``sampling_steps`` DDIM steps; returns its run directory (see ``families.diffusion.distill``)."""
-    from .families.diffusion.distill import distill as _distill
+    ``sampling_steps`` DDIM steps; returns its run directory (see ``training.recipes``)."""
+    from .training.recipes import distill as _distill
 
     return _distill(teacher, out=out, sampling_steps=sampling_steps, **options)
 

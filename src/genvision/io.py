@@ -1,6 +1,7 @@
 """Atomic file writes: every file goes to a temporary name in the same folder, then is renamed.
 
 A crash or kill at any moment leaves either the old file or the new one, never a torn one.
+Also the one reader of JSON-lines logs (``metrics.jsonl``), which tolerates a line torn by a kill.
 """
 
 from __future__ import annotations
@@ -62,3 +63,19 @@ def save_safetensors(path: str | Path, tensors: dict, metadata: dict[str, str] |
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file; torn or blank lines are skipped, a missing file is []."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out

@@ -71,9 +71,18 @@ def save_model_dir(
 
     ``state`` replaces the model's own state dict (the trainer passes EMA weights); ``extra``
     (train config, data description) is merged into config.json; ``parents`` (role -> the
-    parent's directory) are written as parent references (see the module docstring).
+    parent's directory; default: the directories the model's parents were loaded from) are
+    written as parent references (see the module docstring).
     """
     directory = Path(directory)
+    if parents is None:
+        parents = model.parent_origins()
+    missing = sorted(role for role, p in parents.items() if p is None)
+    if missing:
+        raise ValueError(
+            f"{model.registry_name}'s {', '.join(missing)} was never saved; save it first "
+            "(a model directory records its parents by path and hash)"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     io.save_safetensors(directory / WEIGHTS_FILE, state if state is not None else model_state(model))
     extra = dict(extra or {})
@@ -211,4 +220,22 @@ def load_model_dir(
             f"{weights} does not match {name}'s config (missing {len(missing)} keys, "
             f"unexpected {len(unexpected)}; e.g. {(missing or unexpected)[:3]})"
         )
+    model.origin = directory.resolve()
     return model.to(device).eval()
+
+
+def build(name: str, parents: dict | None = None, **config) -> GenerativeModel:
+    """``registry.create`` with parents given as models or model directories (loaded here).
+
+    A config key that names one of the class's parent roles (``vqvae=DIR``, as ``--set`` gives it)
+    is taken as a parent too.
+    """
+    cls, _ = registry.resolve(name)
+    parents = dict(parents or {})
+    for role in cls.parents:
+        if role in config:
+            parents[role] = config.pop(role)
+    loaded = {}
+    for role, p in parents.items():
+        loaded[role] = p if isinstance(p, GenerativeModel) else load_model_dir(p, parents=("sample", "train"))
+    return registry.create(name, parents=loaded, **config)

@@ -56,7 +56,7 @@ def test_monitor_turns_itself_off_on_unlabeled_data_and_training_goes_on(tmp_pat
 
 
 def test_collapse_threshold_is_validated():
-    from genvision.training.trainer import TrainConfig
+    from genvision.training.config import TrainConfig
 
     with pytest.raises(ValueError, match="collapse_threshold"):
         TrainConfig(steps=1, collapse_threshold=0.0)

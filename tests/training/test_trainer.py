@@ -9,8 +9,10 @@ import torch
 from gvtest import TINY_DDPM
 
 import genvision as gv
+from genvision.training.config import TrainConfig
 from genvision.training.ema import EMA
-from genvision.training.trainer import BatchStream, TrainConfig, TrainingError
+from genvision.training.order import BatchStream
+from genvision.training.trainer import TrainingError
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_last_checkpoint(tmp_path):

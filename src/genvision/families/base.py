@@ -27,6 +27,7 @@ import types
 import typing
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -135,6 +136,7 @@ class GenerativeModel(nn.Module):
             )
         self.config = config
         self.registry_name = type(self).__name__.lower()  # set by genvision.create / load
+        self.origin: Path | None = None  # the model directory it was loaded from (set by load)
         # a plain dict: parents are not submodules, so they are neither saved nor trained here
         self._parents: dict[str, GenerativeModel] = {}
         for role, model in parents.items():
@@ -152,6 +154,10 @@ class GenerativeModel(nn.Module):
 
     def has_parent(self, role: str) -> bool:
         return role in self._parents
+
+    def parent_origins(self) -> dict[str, Path | None]:
+        """role -> the model directory each parent was loaded from (None: never saved)."""
+        return {role: m.origin for role, m in self._parents.items()}
 
     # -- required -------------------------------------------------------------------
     def loss(

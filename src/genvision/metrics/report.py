@@ -45,17 +45,7 @@ def write_report(run_dir) -> Path:
 
 def read_records(path: Path) -> list[dict]:
     """The JSON objects of a metrics.jsonl file; torn or blank lines are skipped."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
+    return io.read_jsonl(path)
 
 
 # ----------------------------------------------------------------------------- sections

@@ -5,17 +5,16 @@ with a transformer in place of the PixelCNN as in Esser et al. 2021): config and
     start token -> transformer, code by code (KV cache) -> codes -> vqvae.decode -> image  (sampling)
 
 The VQ-VAE is used only through its contract (``encode``, ``decode``, ``code_shape``,
-``config.codebook_size``). It is loaded from the directory the config names (``vqvae``) and is
-neither trained nor saved here: the prior's ``model.safetensors`` holds the transformer only, so
-the two stay separately versioned and a retrained VQ-VAE cannot silently mix with an old prior
-(the codebook size and code map must match, checked at load). Moving the directory breaks the
-link; the path is stored absolute.
+``config.codebook_size``). It is this model's parent: whoever builds the prior passes it in
+(``genvision.load`` reads it from the ``parents`` reference in config.json, checked by hash;
+``genvision train vqvae-transformer --set vqvae=DIR`` names it). It is neither trained nor saved
+here: the prior's ``model.safetensors`` holds the transformer only, so the two stay separately
+versioned, and a retrained VQ-VAE cannot silently mix with an old prior.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,13 +27,12 @@ from .transformer import CausalTransformer
 
 @dataclass
 class VQVAETransformerConfig(ModelConfig):
-    """Prior settings. ``vqvae``: the trained VQ-VAE directory (``--set vqvae=DIR``), required.
+    """Prior settings (the VQ-VAE is a parent, not a setting).
 
     ``width`` model width, ``heads`` attention heads (divide ``width``), ``num_layers`` blocks;
     ``temperature`` the default sampling temperature.
     """
 
-    vqvae: str = ""
     width: int = 64
     heads: int = 4
     num_layers: int = 3
@@ -43,12 +41,6 @@ class VQVAETransformerConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if not self.vqvae:
-            raise ValueError(
-                "vqvae names no directory; train a VQ-VAE first (genvision train vqvae ...) "
-                "and pass --set vqvae=DIR"
-            )
-        self.vqvae = str(Path(self.vqvae).expanduser().resolve())
         if self.width < 1 or self.heads < 1 or self.width % self.heads:
             raise ValueError(f"heads ({self.heads}) must divide width ({self.width}); try width=64 heads=4")
         if self.num_layers < 1:
@@ -68,33 +60,36 @@ class VQVAETransformer(GenerativeModel):
     config_class = VQVAETransformerConfig
     sample_options = ("temperature", "cached")
 
-    def __init__(self, config: VQVAETransformerConfig):
-        super().__init__(config)
-        c = config
-        from ...model_dir import load_model_dir  # temporary: the run layer injects it
+    parents = {"vqvae": "sample"}
 
-        vq = load_model_dir(c.vqvae)
-        for name in ("encode", "decode", "code_shape"):
-            if not hasattr(vq, name):
-                raise ValueError(
-                    f"{c.vqvae} holds a {vq.registry_name}, which has no {name}; point vqvae at a VQ-VAE"
-                )
-        if (vq.config.image_size, vq.config.channels) != (c.image_size, c.channels):
+    def __init__(self, config: VQVAETransformerConfig, vqvae: GenerativeModel | None = None):
+        super().__init__(config, vqvae=vqvae)
+        c = config
+        if vqvae is None:
             raise ValueError(
-                f"the VQ-VAE in {c.vqvae} models {vq.config.channels}x{vq.config.image_size}px images but this "
-                f"prior is set to {c.channels}x{c.image_size}px; train it on the VQ-VAE's data"
+                "vqvae-transformer is a prior over a trained VQ-VAE: train one first (genvision train vqvae ...) "
+                "and pass --set vqvae=DIR"
             )
-        # kept outside the module tree: not a parameter, not in state_dict, never trained
-        object.__setattr__(self, "_vq", vq.eval().requires_grad_(False))
-        self.code_shape = tuple(vq.code_shape)
-        self.codebook_size = vq.config.codebook_size
+        for name in ("encode", "decode", "code_shape"):
+            if not hasattr(vqvae, name):
+                raise ValueError(
+                    f"{vqvae.origin or 'the vqvae parent'} holds a {vqvae.registry_name}, which has no {name}; "
+                    "point vqvae at a VQ-VAE"
+                )
+        if (vqvae.config.image_size, vqvae.config.channels) != (c.image_size, c.channels):
+            raise ValueError(
+                f"the VQ-VAE in {vqvae.origin or 'vqvae'} models {vqvae.config.channels}x{vqvae.config.image_size}px "
+                f"images but this prior is set to {c.channels}x{c.image_size}px; train it on the VQ-VAE's data"
+            )
+        self.code_shape = tuple(vqvae.code_shape)
+        self.codebook_size = vqvae.config.codebook_size
         length = self.code_shape[0] * self.code_shape[1]
         self.net = CausalTransformer(self.codebook_size, length, c.width, c.heads, c.num_layers)
 
     @property
     def vqvae(self) -> GenerativeModel:
         """The VQ-VAE (frozen), moved to this model's device."""
-        return self._vq.to(self.device)
+        return self.parent("vqvae")
 
     def _start(self, n: int) -> torch.Tensor:
         return torch.full((n, 1), self.codebook_size, dtype=torch.long, device=self.device)
@@ -150,15 +145,11 @@ class VQVAETransformer(GenerativeModel):
         h, w = self.code_shape
         gens = seeding.resolve(n, seed, generator, self.device)
         u = seeding.rand((n, h * w), gens, self.device, torch.float64)
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             if cached is None or cached:
                 codes = samplers.sequence_cached(self.net.step, self._start(n), u, t)
             else:
                 codes = samplers.sequence_naive(self.net, self._start(n), u, t)
-        finally:
-            self.train(was_training)
         return codes.view(n, h, w)
 
     @torch.no_grad()
@@ -175,8 +166,7 @@ class VQVAETransformer(GenerativeModel):
     ) -> torch.Tensor:
         """Codes from the prior (:meth:`sample_codes`), decoded by the VQ-VAE: (n, C, H, W) in [-1, 1]."""
         self.check_sample_options(options)
-        if y is not None:
-            raise ValueError(f"{self.registry_name} is unconditional; drop the label(s)")
+        self.check_labels(n, y)
         codes = self.sample_codes(n, seed, generator, temperature=temperature, cached=cached)
         return self.vqvae.decode(codes).clamp(-1, 1)
 
@@ -184,5 +174,5 @@ class VQVAETransformer(GenerativeModel):
         h, w = self.code_shape
         return (
             f"code by code, raster order: {n} x {h}x{w} VQ-VAE codes ({self.codebook_size} symbols) "
-            f"from the transformer prior, decoded by {self.config.vqvae}"
+            f"from the transformer prior, decoded by the VQ-VAE {self.vqvae.origin or ''}".rstrip()
         )

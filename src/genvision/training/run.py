@@ -1,0 +1,192 @@
+"""The run layer: build or resume a run directory, then fit, then report.
+
+    genvision.train(MODEL | model, data, out, resume=...)
+      -> new run:  data.load -> model_dir.build (registry + parents) -> TrainConfig -> out/config.json
+      -> resume:   out/config.json -> the same data, model (parents by hash) and settings
+      -> Fit(...).run()  (trainer.py: the optimisation, with its hooks)
+      -> config.json status, report.md (metrics/report.py)
+
+A run directory is a model directory (``model_dir.py``). A model built on others records them as
+parent references in ``config.json`` (path relative to the run, sha256 of their weights) and
+gets them back, checked, on resume. Recipes that train one model from another (few-step
+distillation: ``recipes.py``) build the child here and fit it like any other model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from .. import data as gdata
+from .. import registry
+from ..families.base import GenerativeModel, parse_value
+from ..model_dir import build, load_parents, parent_ref, read_config, write_config
+from . import checkpoint, distributed
+from .config import LENGTH_KEYS, TrainConfig, resolve_train_config
+from .trainer import Fit
+
+DATA_FIELDS = ("image_size", "channels", "num_classes", "levels")
+
+
+def default_run_dir(name: str, data: str) -> Path:
+    tag = "".join(c if c.isalnum() or c in "-_" else "-" for c in data.split(":")[0])
+    return Path("runs") / f"{name}-{tag}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(
+    model: GenerativeModel | str,
+    data: str | None = "digits",
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    model_config: dict | None = None,
+    **train_values,
+) -> Path:
+    """Train ``model`` (a registry name, or a model built with ``genvision.create``) on ``data``.
+
+    Args:
+        model: a registry name (then built with fields from the data and ``model_config``, where a
+            parent role such as ``vqvae=DIR`` names a parent directory) or a ``GenerativeModel``.
+        data: dataset spec (INTERFACES.md), train split.
+        out: run directory; default ``runs/<model>-<data>-<time>``.
+        resume: continue the run in ``out`` from its last checkpoint.
+        overwrite: replace an existing run directory.
+        **train_values: ``TrainConfig`` fields given by the user (override model defaults).
+
+    Returns:
+        The run directory (a model directory ``genvision.load`` accepts).
+    """
+    if resume:
+        return _resume(model, data, out, model_config or {}, train_values)
+    data = data or "digits"
+    given = dict(model_config or {})
+    image_size = None
+    if isinstance(model, str) and "image_size" in given:  # only an explicit size resizes the data
+        image_size = parse_value(int, str(given["image_size"]), "image_size")
+    dataset = gdata.load(data, "train", strict=bool(train_values.get("strict", False)), image_size=image_size)
+    if isinstance(model, str):
+        torch.manual_seed(int(train_values.get("seed", 0)))  # the same initial weights for the same seed
+        model = build(model, **{**{k: getattr(dataset, k) for k in DATA_FIELDS}, **given})
+    check_model_fits_data(model, dataset)
+    cfg = resolve_train_config(train_values, model.train_defaults())
+    out = Path(out) if out is not None else default_run_dir(model.registry_name, data)
+    parents = model.parent_origins()
+    check_not_a_parent(out, parents)
+    return _fit(model, dataset, cfg, out, resume=False, overwrite=overwrite, parents=parents)
+
+
+def _resume(model, data, out, model_config: dict, train_values: dict) -> Path:
+    """Continue the run in ``out``: its data, model and settings, refusing options that conflict."""
+    if out is None:
+        raise ValueError("--resume needs --out DIR (the run to continue)")
+    meta = read_config(out)  # one-line errors for a missing directory or a damaged config.json
+    name = meta.get("registry_name")
+    asked = model if isinstance(model, str) else getattr(model, "registry_name", None)
+    if asked is not None and asked != name:
+        raise ValueError(f"--resume: {out} trains {name}, not {asked}")
+    stored_data = meta.get("data", {}).get("spec", data)
+    if data not in (None, stored_data):
+        raise ValueError(f"--resume: {out} trains on {stored_data}, not {data}; drop --data")
+    stored_train, stored_model = meta.get("train_config", {}), meta.get("model_config", {})
+    if model_config:
+        was = registry.config_for(name, **stored_model).to_dict()
+        now = registry.config_for(name, **{**stored_model, **model_config}).to_dict()
+        conflicts = {k: v for k, v in now.items() if was.get(k) != v}
+        if conflicts:
+            raise ValueError(f"--resume: model settings {conflicts} differ from the run's; drop --set")
+    strict = bool(train_values.get("strict", stored_train.get("strict", False)))
+    image_size = stored_model.get("image_size")
+    dataset = gdata.load(stored_data, "train", strict=strict, image_size=image_size)
+    torch.manual_seed(int(stored_train.get("seed", 0)))
+    parents = load_parents(out, meta, when=("sample", "train"))
+    model = registry.create(name, parents=parents, **stored_model)
+    check_model_fits_data(model, dataset)
+    cfg = resolve_train_config(train_values, model.train_defaults(), stored_train)
+    return _fit(model, dataset, cfg, Path(out), resume=True, overwrite=False, parents=None)
+
+
+def _fit(model, dataset, cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool, parents) -> Path:
+    """Prepare ``out``, fit, and write the status and the report."""
+    from ..metrics.report import write_report
+
+    ctx = distributed.setup(cfg.device)
+    if cfg.batch_size % ctx.world:
+        raise ValueError(f"--batch-size {cfg.batch_size} must divide evenly over {ctx.world} processes")
+    if ctx.main:
+        if not resume:
+            prepare_dir(out, overwrite=overwrite)
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint.remove_stale_temporaries(out)
+    distributed.barrier(ctx)
+    fit = Fit(model, dataset, cfg, out, ctx, resume=resume)
+    record = {"data": dataset.describe(), "world_size": ctx.world}
+    if parents is not None:
+        record["parents"] = {role: parent_ref(out, p) for role, p in parents.items()}
+    if ctx.main:
+        _write_run_config(model, out, cfg, status="training", **record)
+    stopped_by = fit.run()
+    if ctx.main:
+        _write_run_config(model, out, cfg, status="interrupted" if stopped_by else "finished", **record)
+        write_report(out)
+        if stopped_by:
+            print(
+                f"stopped by {stopped_by} at step {fit.step}; checkpoint saved in {out}; "
+                f"continue with --resume --out {out}"
+            )
+    distributed.shutdown(ctx)
+    return out
+
+
+def _write_run_config(model, out: Path, cfg: TrainConfig, *, status: str, **record) -> None:
+    write_config(model, out, {"train_config": dataclasses.asdict(cfg), "status": status, **record})
+
+
+def prepare_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a non-empty ``out`` unless ``overwrite`` (and then only a genvision run directory)."""
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(
+                f"{out} exists and is not empty; pass --resume to continue it or --overwrite"
+            )
+        if not (out / "config.json").is_file():
+            raise FileExistsError(
+                f"{out} is not a genvision run directory; refusing to overwrite it, choose --out"
+            )
+        shutil.rmtree(out)
+
+
+def check_not_a_parent(out: Path, parents: dict) -> None:
+    """Refuse an ``out`` that is, or holds, a directory this model is built on."""
+    target = out.expanduser().resolve()
+    for role, p in parents.items():
+        if p is None:
+            raise ValueError(f"the {role} model was never saved; save it (or train it) before building on it")
+        p = Path(p).resolve()
+        if p == target or target in p.parents:
+            raise ValueError(f"--out {out} is (or holds) the {role} model {p}; choose another --out")
+
+
+def check_model_fits_data(model: GenerativeModel, dataset) -> None:
+    c = model.config
+    for key in ("image_size", "channels"):
+        if getattr(c, key) != getattr(dataset, key):
+            raise ValueError(
+                f"model has {key}={getattr(c, key)} but the data has {getattr(dataset, key)}; "
+                f"build the model with {key}={getattr(dataset, key)} (or --set {key}=...)"
+            )
+    if c.conditional:
+        if dataset.num_classes == 0:
+            raise ValueError(f"{model.registry_name} is class-conditional but {dataset.spec} has no labels")
+        if c.num_classes != dataset.num_classes:
+            raise ValueError(
+                f"model has num_classes={c.num_classes} but the data has {dataset.num_classes}; "
+                f"set num_classes={dataset.num_classes}"
+            )
+
+
+__all__ = ["train", "default_run_dir", "LENGTH_KEYS", "TrainConfig"]
