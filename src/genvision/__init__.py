@@ -15,6 +15,7 @@ __all__ = [
     "create",
     "load",
     "train",
+    "sample",
     "distill",
     "evaluate",
     "interpolate",
@@ -47,6 +48,16 @@ def train(model, data="digits", out=None, **train_config):
     from .training.run import train as _train
 
     return _train(model, data=data, out=out, **train_config)
+
+
+def sample(source, n, *, seed=0, labels=None, out=None, batch_size=256, device="auto", **options):
+    """Draw ``n`` images (image k fixed by (seed, k)) from a model directory or model; write ``out``
+    (.png grid or .npz) with its metadata record; returns a dict (see ``genvision.sampling.sample``)."""
+    from .sampling import sample as _sample
+
+    return _sample(
+        source, n, seed=seed, labels=labels, out=out, batch_size=batch_size, device=device, **options
+    )
 
 
 def distill(teacher, out=None, sampling_steps=10, **options):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 #: trainer flags: CLI option -> TrainConfig field (only passed when given)
@@ -76,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--guidance-scale", type=float)
     s.add_argument("--temperature", type=float)
     s.add_argument("--truncation", type=float)
-    s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    s.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when torch sees it"
+    )
 
     e = sub.add_parser("evaluate", help="measure a model directory, npz:FILE or folder:DIR")
     e.add_argument("source")
@@ -169,16 +170,6 @@ def _split_sets(items: list[str]) -> tuple[dict, dict]:
     return model_cfg, train_cfg
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
-    return name
-
-
 def _labels(args, n: int):
     import torch
 
@@ -249,12 +240,7 @@ def cmd_distill(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    import numpy as np
-
-    from . import io, load
-    from .data import to_uint8_255
-    from .families.base import sample_in_batches
-    from .viz import save_grid
+    from . import sample
 
     if args.n < 1:
         raise UsageError(f"--n must be >= 1 (got {args.n})")
@@ -265,43 +251,24 @@ def cmd_sample(args) -> int:
     out = Path(args.out) if args.out else Path(args.dir) / "samples" / f"seed{args.seed}_n{args.n}.png"
     if out.suffix not in (".png", ".npz"):
         raise UsageError(f"--out must end in .png or .npz (got {out.name})")
-    device = _device(args.device)
-    model = load(args.dir, device=device)
     options = {
         k: getattr(args, k)
         for k in ("sampler", "steps", "eta", "guidance_scale", "temperature", "truncation")
     }
-    options = {k: v for k, v in options.items() if v is not None}
-    model.check_sample_options(options)
-    labels = _labels(args, args.n)
-    if labels is not None:
-        model.check_labels(args.n, labels)
-    print(f"start: {model.describe_start(args.n, seed=args.seed)}")
-    t0 = time.perf_counter()
-    images = sample_in_batches(
-        model, args.n, seed=args.seed, batch_size=args.batch_size, labels=labels, options=options
+    result = sample(
+        args.dir,
+        args.n,
+        seed=args.seed,
+        labels=_labels(args, args.n),
+        out=out,
+        batch_size=args.batch_size,
+        device=args.device,
+        **options,
     )
-    seconds = time.perf_counter() - t0
-    levels = model.config.levels
-    if out.suffix == ".npz":
-        from .seeding import image_seed
-
-        arrays = {
-            "images": to_uint8_255(images, levels).permute(0, 2, 3, 1).numpy(),
-            "seeds": np.array([image_seed(args.seed, k) for k in range(args.n)], dtype=np.int64),
-        }
-        if labels is not None:
-            arrays["labels"] = labels.numpy().astype(np.int64)
-
-        def write(tmp):
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-
-        io.atomic_write(out, write)
-    else:
-        save_grid(images, out, levels=levels)
+    images, seconds = result["images"], result["seconds"]
+    print(f"start: {result['start']}")
     print(f"output: {tuple(images.shape)} float in [{images.min():.3f}, {images.max():.3f}]")
-    print(f"wrote {out}")
+    print(f"wrote {result['path']}")
     print(f"ok: {args.n} images in {seconds:.1f}s ({args.n / max(seconds, 1e-9):.1f} img/s)")
     return 0
 

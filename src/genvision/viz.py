@@ -7,6 +7,7 @@ switch), so plotting works headless and never changes the caller's matplotlib st
 from __future__ import annotations
 
 import io as _io
+import json
 import math
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from . import io
 
 MIN_TILE_PX = 32  # tiny images (8x8 digits) are upscaled so each tile is at least this wide
 PAD_VALUE = 128  # mid-grey padding separates tiles on black and white backgrounds alike
+PNG_TEXT_KEY = "genvision"  # the PNG text chunk that holds save_grid's metadata record (JSON)
 
 
 def grid_array(images, nrow: int | None = None, levels: int | None = None, pad: int = 1, scale=None):
@@ -59,15 +61,30 @@ def grid_array(images, nrow: int | None = None, levels: int | None = None, pad: 
 
 
 def save_grid(
-    images, path, nrow: int | None = None, levels: int | None = None, pad: int = 1, scale=None
+    images,
+    path,
+    nrow: int | None = None,
+    levels: int | None = None,
+    pad: int = 1,
+    scale=None,
+    metadata: dict | None = None,
 ) -> Path:
-    """Write a PNG grid of images in [-1, 1] (N, C, H, W); see :func:`grid_array` for the options."""
+    """Write a PNG grid of images in [-1, 1] (N, C, H, W); see :func:`grid_array` for the options.
+
+    ``metadata``: a JSON-able record stored as the PNG text chunk ``genvision`` (JSON); read it
+    back with ``genvision.sampling.read_record``. None writes no chunk.
+    """
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
     arr = grid_array(images, nrow=nrow, levels=levels, pad=pad, scale=scale)
     img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+    info = None
+    if metadata is not None:
+        info = PngInfo()
+        info.add_text(PNG_TEXT_KEY, json.dumps(metadata))
     buf = _io.BytesIO()
-    img.save(buf, format="PNG")
+    img.save(buf, format="PNG", pnginfo=info)
     return io.write_bytes(path, buf.getvalue())
 
 
