@@ -141,6 +141,9 @@ def _trainer_flags(t: argparse.ArgumentParser, set_help: str) -> None:
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     t.add_argument("--strict", action="store_true", help="corrupt data files are an error, not skipped")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--tensorboard", action="store_true", help="also log to DIR/tensorboard (needs the tensorboard package)"
+    )
 
 
 def _trainer_values(args, train_cfg: dict) -> dict:
@@ -153,6 +156,8 @@ def _trainer_values(args, train_cfg: dict) -> dict:
         given["strict"] = True
     if args.no_progress:
         given["progress"] = False
+    if args.tensorboard:
+        given["tensorboard"] = True
     given.update(train_cfg)
     return given
 

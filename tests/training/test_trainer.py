@@ -165,3 +165,44 @@ def test_bf16_autocast_trains(tmp_path):
     )
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in _records(out))
     assert json.loads((out / "config.json").read_text())["train_config"]["precision"] == "bf16"
+
+
+def test_tensorboard_logs_the_same_scalars_as_metrics_jsonl(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = gv.train(
+        "ddpm",
+        data="digits",
+        out=tmp_path / "tb",
+        steps=4,
+        batch_size=8,
+        log_every=2,
+        sample_every=0,
+        progress=False,
+        tensorboard=True,
+        model_config=TINY_DDPM,
+    )
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    loss = events.Scalars("loss")
+    assert [e.step for e in loss] == [r["step"] for r in logged] == [2, 4]
+    assert [e.value for e in loss] == pytest.approx([r["loss"] for r in logged], rel=1e-6)
+
+
+def test_tensorboard_without_the_package_is_a_one_line_error(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if absent
+    with pytest.raises(ValueError, match="--tensorboard needs the tensorboard package; pip install"):
+        gv.train(
+            "ddpm",
+            data="digits",
+            out=tmp_path / "tb",
+            steps=1,
+            batch_size=8,
+            sample_every=0,
+            progress=False,
+            tensorboard=True,
+            model_config=TINY_DDPM,
+        )
