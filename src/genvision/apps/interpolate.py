@@ -94,7 +94,7 @@ def encode_continuous(model, x: torch.Tensor) -> torch.Tensor:
 def prior_latent(model, seed: int) -> torch.Tensor:
     """z ~ N(0, I) of ``model.latent_shape`` from the generator of image 0 of seed ``seed``."""
     _require_decode(model)
-    shape = getattr(model, "latent_shape", None)
+    shape = model.latent_shape
     if shape is None:
         raise ValueError(
             f"{model.registry_name} ({model.family}) has no latent_shape; it has no Gaussian prior"

@@ -32,7 +32,6 @@ MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-MNIST_SIZES = {"train": 60000, "test": 10000}
 
 _CACHE: dict[tuple, np.ndarray] = {}
 _CACHE_MAX = 8  # arrays; the four MNIST files plus room for a second copy

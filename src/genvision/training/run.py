@@ -86,7 +86,7 @@ def _resume(model, data, out, model_config: dict, train_values: dict) -> Path:
         raise ValueError("--resume needs --out DIR (the run to continue)")
     meta = read_config(out)  # one-line errors for a missing directory or a damaged config.json
     name = meta.get("registry_name")
-    asked = model if isinstance(model, str) else getattr(model, "registry_name", None)
+    asked = model if model is None or isinstance(model, str) else model.registry_name
     if asked is not None and asked != name:
         raise ValueError(f"--resume: {out} trains {name}, not {asked}")
     stored_data = meta.get("data", {}).get("spec", data)
