@@ -9,6 +9,10 @@
 - ``reconstruction``: ``model.reconstruct(x)``: mean squared error per pixel on the [-1, 1]
   scale over the test images, and a grid (originals above their reconstructions).
 
+The ``*_metric(inputs)`` functions at the end are these metrics' entries in the metric table
+(:mod:`.table`): each returns its ``metrics.json`` entry with its card; bpd and nll share one
+pass over the split.
+
 Images go through in batches (memory bounded by one batch), with a progress bar. Image i of the
 split draws its noise from generator ``seeding.image_seed(seed, i)`` (``image_generators``), so a
 stochastic bound does not depend on the batch size. Conditional models get the test labels.
@@ -18,12 +22,16 @@ from __future__ import annotations
 
 import inspect
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .. import seeding
 from .features import progress_batches
+
+if TYPE_CHECKING:
+    from .table import Inputs
 
 BATCH_SIZE = 100
 
@@ -108,3 +116,77 @@ def reconstruction(model, ds, *, n=None, batch_size=BATCH_SIZE, progress=False) 
     e = torch.cat(errors).numpy()
     se = float(e.std(ddof=1) / np.sqrt(len(e))) if len(e) > 1 else 0.0
     return {"mse": float(e.mean()), "mse_se": se, "n": len(e)}, grid
+
+
+# ----------------------------------------------------------------------------- table entries
+def nll_metric(which: str, inputs: Inputs) -> dict:
+    """``bpd`` or ``nll`` (``which``) of the test split; one log_likelihood pass serves both."""
+    s = _summary(inputs, "log_likelihood")
+    card = inputs.once("log_likelihood card", lambda: {**_card(inputs), "n": s["n"]})
+    if which == "bpd":
+        return {"value": s["bpd"], "se": s["bpd_se"], "card": card}
+    return {"value": s["nll_nats"], "se": s["nll_se"], "card": card}
+
+
+def elbo_metric(inputs: Inputs) -> dict:
+    """The evidence lower bound of the test split, nats per image (and its bits/dim)."""
+    s = _summary(inputs, "elbo")
+    return {
+        "value": -s["nll_nats"],
+        "se": s["nll_se"],
+        "bpd": s["bpd"],
+        "card": {**_card(inputs), "n": s["n"]},
+    }
+
+
+def reconstruction_metric(inputs: Inputs) -> dict:
+    """Mean squared reconstruction error of the test split, with a picture of the first images."""
+    settings, test_ds = inputs.settings, inputs.test_ds
+    figures, grid = reconstruction(
+        inputs.model,
+        test_ds,
+        n=settings.likelihood_n,
+        batch_size=settings.batch_size,
+        progress=settings.progress,
+    )
+    picture = None
+    if inputs.target is not None:
+        from ..viz import save_grid
+
+        picture = "reconstructions.png"
+        save_grid(grid, inputs.target / picture, nrow=len(grid) // 2, levels=test_ds.levels)
+    card = {**_card(inputs), "n": figures["n"], "units": "mean squared error per pixel, [-1, 1] scale"}
+    return {"value": figures["mse"], "se": figures["mse_se"], "picture": picture, "card": card}
+
+
+def _summary(inputs: Inputs, capability: str) -> dict:
+    """:func:`summarise` of :func:`per_image_nats` of the test split, computed once per capability."""
+
+    def run():
+        s, ds = inputs.settings, inputs.test_ds
+        nats = per_image_nats(
+            inputs.model,
+            ds,
+            capability,
+            n=s.likelihood_n,
+            seed=s.seed,
+            batch_size=s.batch_size,
+            progress=s.progress,
+        )
+        return summarise(nats, ds.channels * ds.image_size**2)
+
+    return inputs.once(capability, run)
+
+
+def _card(inputs: Inputs) -> dict:
+    """The likelihood metrics' shared card: the common card plus split, noise, note and units."""
+    s, ds = inputs.settings, inputs.test_ds
+    return {
+        **inputs.common,
+        "split": f"{ds.spec} test split",
+        "batch_size": s.batch_size,
+        "noise": f"image i of the split uses generator seeding.image_seed(seed, i) (seed {s.seed})",
+        "likelihood_note": inputs.model.likelihood_note or "not stated by the model",
+        "units": "nats per image; bits/dim = nats / (C*H*W*ln 2)",
+        "levels": ds.levels,
+    }

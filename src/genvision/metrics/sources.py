@@ -43,8 +43,8 @@ def source_images(source, train_ds, *, n=None, seed=0, batch_size=250, sample_op
         images = sample_model(model, n, seed=seed, batch_size=batch_size, options=sample_options or {})
         info = {
             "kind": "model directory" if not isinstance(source, torch.nn.Module) else "model",
-            "registry_name": getattr(model, "registry_name", type(model).__name__),
-            "family": getattr(model, "family", ""),
+            "registry_name": model.registry_name,
+            "family": model.family,
             "seed": seed,
             "sample_options": sample_options or {},
         }

@@ -1,0 +1,161 @@
+"""Every metric ``genvision evaluate`` knows, as one table: name -> what it needs, how it is computed.
+
+A :class:`Metric` says what it needs and holds a small ``compute(inputs) -> dict`` (the entry of
+``metrics.json``: ``value`` and its ``card``, plus extras). The driver (:mod:`.evaluate`) decides
+which metrics apply from ``needs``, gathers what the applicable ones need once into
+:class:`Inputs`, then calls each ``compute``. The vocabulary of ``needs``:
+
+- ``samples``: generated images and their features (one sampling, one feature pass for all);
+- ``train_features`` / ``test_features``: the reference features of the train / test split
+  (the train split is gathered with any sample metric: the shared card names it);
+- ``logits``: class logits from the feature extractor (the Inception Score);
+- ``conditional``: a class-conditional model (image k asks for class k mod K) and labelled data;
+- a model capability (:data:`CAPABILITIES`): ``log_likelihood``, ``elbo``, ``reconstruct``, ...,
+  present when ``genvision.families.base.has`` says so (a capability note withdraws it).
+
+Aliases expand in place: ``pr`` = precision + recall, ``dc`` = density + coverage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from . import likelihood as lk
+from . import sample_metrics as sm
+
+if TYPE_CHECKING:
+    from .evaluate import Settings
+    from .features import Extractor, Reference
+
+SAMPLES = "samples"
+TRAIN_FEATURES = "train_features"
+TEST_FEATURES = "test_features"
+LOGITS = "logits"
+CONDITIONAL = "conditional"
+#: model methods a metric may need (asked through ``genvision.families.base.has``)
+CAPABILITIES = ("log_likelihood", "elbo", "reconstruct", "encode", "decode")
+NEEDS = (SAMPLES, TRAIN_FEATURES, TEST_FEATURES, LOGITS, CONDITIONAL, *CAPABILITIES)
+
+
+@dataclass
+class Inputs:
+    """What the applicable metrics need, gathered once by the driver.
+
+    The sample fields stay None when no applicable metric needs samples.
+
+    Attributes:
+        settings: the run's settings (seed, batch size, metric settings...).
+        train_ds, test_ds: the data's splits; model: the model, or None for image files.
+        target: folder for pictures, or None (nothing written).
+        common: the card every metric shares (seed, versions, dtype...).
+        images: generated images, float (N, C, H, W) on the data's levels.
+        extractor: the feature extractor; gen_features (N, D) float32, gen_logits (N, K) or None.
+        train_ref, test_ref: reference features of the splits (test_ref only when needed).
+        labels: (N,) int64 requested classes of a conditional model, else None.
+        card: the sample metrics' shared card (common card + extractor and counts).
+    """
+
+    settings: Settings
+    train_ds: object
+    test_ds: object
+    model: torch.nn.Module | None
+    target: Path | None
+    common: dict
+    images: torch.Tensor | None = None
+    extractor: Extractor | None = None
+    gen_features: torch.Tensor | None = None
+    gen_logits: torch.Tensor | None = None
+    train_ref: Reference | None = None
+    test_ref: Reference | None = None
+    labels: torch.Tensor | None = None
+    card: dict = field(default_factory=dict)
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    def once(self, key: str, make: Callable[[], object]):
+        """``make()`` the first time ``key`` is asked for, the same value after (shared work)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: its name, what it needs (see the module docstring), its compute, a summary."""
+
+    name: str
+    needs: tuple[str, ...]
+    compute: Callable[[Inputs], dict]
+    summary: str
+
+    def __post_init__(self):
+        unknown = [n for n in self.needs if n not in NEEDS]
+        if unknown:
+            raise ValueError(
+                f"metric {self.name} needs unknown {', '.join(unknown)}; known: {', '.join(NEEDS)}"
+            )
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """The model methods this metric needs."""
+        return tuple(n for n in self.needs if n in CAPABILITIES)
+
+
+# fmt: off
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("fid", (SAMPLES, TRAIN_FEATURES, TEST_FEATURES), sm.fid_metric,
+           "Frechet distance to the train split, with its floor (test vs train) and per-class FIDs"),
+    Metric("kid", (SAMPLES, TRAIN_FEATURES), sm.kid_metric,
+           "kernel inception distance (unbiased MMD^2, cubic kernel) over random subsets"),
+    Metric("is", (SAMPLES, LOGITS), sm.is_metric,
+           "Inception Score: exp of the mean KL between class posteriors and their marginal"),
+    Metric("precision", (SAMPLES, TRAIN_FEATURES), partial(sm.prdc_metric, "precision"),
+           "share of samples inside the real data's k-NN manifold (fidelity)"),
+    Metric("recall", (SAMPLES, TRAIN_FEATURES), partial(sm.prdc_metric, "recall"),
+           "share of real images inside the samples' k-NN manifold (diversity)"),
+    Metric("density", (SAMPLES, TRAIN_FEATURES), partial(sm.prdc_metric, "density"),
+           "mean count of real k-NN balls holding each sample, over k (fidelity)"),
+    Metric("coverage", (SAMPLES, TRAIN_FEATURES), partial(sm.prdc_metric, "coverage"),
+           "share of real images whose k-NN ball holds a sample (diversity)"),
+    Metric("memorization", (SAMPLES, TRAIN_FEATURES, TEST_FEATURES), sm.memorization_metric,
+           "share of samples nearer a training image than test images come, with a picture"),
+    Metric("conditional_accuracy", (SAMPLES, CONDITIONAL), sm.conditional_accuracy_metric,
+           "how often the domain judge agrees with the class a conditional model was asked for"),
+    Metric("bpd", ("log_likelihood",), partial(lk.nll_metric, "bpd"),
+           "bits per dimension on the test split, from log_likelihood()"),
+    Metric("nll", ("log_likelihood",), partial(lk.nll_metric, "nll"),
+           "negative log-likelihood on the test split, nats per image"),
+    Metric("elbo", ("elbo",), lk.elbo_metric,
+           "evidence lower bound on the test split, nats per image"),
+    Metric("reconstruction", ("reconstruct",), lk.reconstruction_metric,
+           "mean squared reconstruction error per pixel on the test split, with a picture"),
+)}
+# fmt: on
+KNOWN = tuple(METRICS)
+ALIASES = {"pr": ("precision", "recall"), "dc": ("density", "coverage")}
+
+
+def resolve_metrics(metrics) -> list[str] | None:
+    """Metric names (list or comma-separated string, aliases expanded, in order); None = all."""
+    if metrics is None:
+        return None
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    names: list[str] = []
+    for m in metrics:
+        for name in ALIASES.get(m, (m,)):
+            if name not in METRICS:
+                raise ValueError(
+                    f"unknown metric {m!r}; known: {', '.join(KNOWN)} (aliases: pr = precision+recall, "
+                    "dc = density+coverage)"
+                )
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise ValueError(f"no metric named; known: {', '.join(KNOWN)}")
+    return names
