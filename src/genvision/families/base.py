@@ -263,13 +263,14 @@ def eval_mode(module: nn.Module):
 
 def has(model, capability: str) -> bool:
     """Whether ``model`` offers ``capability`` (a method it has and no capability note withdraws)."""
-    return callable(getattr(model, capability, None)) and capability not in model.capability_notes
+    notes = model.capability_notes if isinstance(model, GenerativeModel) else {}
+    return callable(getattr(model, capability, None)) and capability not in notes
 
 
 def require(model, capability: str, families: str = "") -> None:
     """Raise a clear error when ``model`` lacks ``capability``."""
     if not has(model, capability):
-        if capability in model.capability_notes:
+        if isinstance(model, GenerativeModel) and capability in model.capability_notes:
             raise ValueError(
                 f"{model.registry_name} has no {capability}(): {model.capability_notes[capability]}"
             )

@@ -45,8 +45,6 @@ def distill(
     Returns:
         The student's run directory (a model directory; it samples with DDIM in K steps).
     """
-    from ..families.diffusion.distill import student_config
-
     if resume:
         if out is None:
             raise ValueError("--resume needs --out DIR (the student run to continue)")
@@ -70,6 +68,8 @@ def distill(
             )
         )
         raise ValueError(f"{teacher} holds {what}")
+    from ..families.diffusion.distill import student_config
+
     model = load_model_dir(teacher)
     student = registry.create(
         STUDENT, parents={"teacher": model}, **student_config(model, sampling_steps, teacher_calls)
