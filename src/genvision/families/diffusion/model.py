@@ -1,9 +1,10 @@
 """Denoising diffusion (Ho et al., 2020) with DDIM sampling (Song et al., 2021) and classifier-free
 guidance (Ho & Salimans, 2022): config and model glue.
 
-The pieces live beside this file: ``schedules.py`` (alpha_bar), ``losses.py`` (objectives,
-conversions, likelihood bound), ``samplers.py`` (ddpm, ddim, dpm++2m), ``guidance.py``; the network is
-``nn.unet.UNet``. Training draws ``t``, the noise and the label dropout from the per-image
+The pieces live beside this file: ``schedules.py`` (alpha_bar and the noise levels sigma),
+``losses.py`` (objectives, conversions, likelihood bound), ``samplers.py`` (ddpm, ddim, dpm++2m on
+a grid of noise levels, and the table ``sample`` dispatches through), ``guidance.py``, and
+``distill.py`` (the few-step student, a subclass); the network is ``nn.unet.UNet``. Training draws ``t``, the noise and the label dropout from the per-image
 generators the trainer passes (else the global RNG); sampling draws only from per-image
 generators (``seed``) or the one given.
 """
@@ -46,9 +47,13 @@ class DiffusionConfig(ModelConfig):
     """
 
     supports_conditional: ClassVar[bool] = True
+    # the process and its training
     objective: str = "v"  # v | eps | x0: what the UNet predicts
     schedule: str = "cosine"  # linear | cosine
     num_train_timesteps: int = 1000
+    lr: float = 1e-3
+    cond_drop_prob: float = 0.1  # label dropout for classifier-free guidance (conditional only)
+    # the network (nn.unet.UNet)
     base_channels: int = 32
     # () = by image size: 8 -> (1, 2), 16/28 -> (1, 2, 2), 32+ -> (1, 2, 2, 2)
     channel_mults: tuple[int, ...] = ()
@@ -56,12 +61,11 @@ class DiffusionConfig(ModelConfig):
     attention_resolutions: tuple[int, ...] = ()
     attention_heads: int = 4
     dropout: float = 0.0
-    cond_drop_prob: float = 0.1  # label dropout for classifier-free guidance (conditional only)
-    guidance_scale: float = 1.0  # default for sampling a conditional model; 1 = no guidance
-    sampler: str = "dpm++2m"  # dpm++2m | ddim | ddpm
+    # sampling defaults (``sample`` options override them)
+    sampler: str = "dpm++2m"  # a name in samplers.SAMPLERS: dpm++2m | ddim | ddpm
     steps: int = 20  # denoiser calls of dpm++2m / ddim
     eta: float = 0.0  # ddim noise: 0 deterministic, 1 = ddpm's posterior noise
-    lr: float = 1e-3
+    guidance_scale: float = 1.0  # default for sampling a conditional model; 1 = no guidance
     clip_x0: bool = True  # clamp predicted x0 to [-1, 1] at every sampling step
 
     def __post_init__(self):
@@ -120,7 +124,7 @@ class DiffusionConfig(ModelConfig):
             raise ValueError(f"steps must be in 1..num_train_timesteps={T} (got {self.steps}); lower steps")
         if self.eta < 0:
             raise ValueError(f"eta must be >= 0 (got {self.eta}); 0 is deterministic DDIM")
-        if self.eta > 0 and self.sampler != "ddim":
+        if self.eta > 0 and "eta" not in samplers.SAMPLERS[self.sampler].options:
             raise ValueError(
                 f"eta applies to the ddim sampler only (sampler is {self.sampler!r}); set sampler=ddim"
             )
