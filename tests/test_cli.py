@@ -70,8 +70,10 @@ def test_distill_writes_a_few_step_student(tiny_run, tmp_path):
     args = ("--steps", "2", "--batch-size", "8", "--sampling-steps", "3", "--no-progress", "--out", out)
     proc = run_cli("distill", tiny_run, *args)
     assert "model directory" in proc.stdout
-    model = json.loads((out / "config.json").read_text())["model_config"]
-    assert (model["sampler"], model["steps"], model["teacher"]) == ("ddim", 3, str(tiny_run.resolve()))
+    meta = json.loads((out / "config.json").read_text())
+    model, teacher = meta["model_config"], (out / meta["parents"]["teacher"]["path"]).resolve()
+    assert (meta["registry_name"], model["sampler"], model["steps"]) == ("ddpm-student", "ddim", 3)
+    assert teacher == tiny_run.resolve()
     run_cli("sample", out, "--n", "3", "--out", tmp_path / "s.png")
     assert (tmp_path / "s.png").is_file()
 

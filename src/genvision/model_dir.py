@@ -155,8 +155,6 @@ def _upgrade(meta: dict) -> dict:
     """
     cfg = meta.get("model_config", {})
     name = meta.get("registry_name")
-    if name not in registry.MODELS or not registry.resolve(name)[0].parents:
-        return meta
     if name in ("ddpm", "ddpm-cond") and cfg.get("teacher"):
         meta = {**meta, "registry_name": "ddpm-student", "model_config": dict(cfg)}
         meta["parents"] = {"teacher": {"path": meta["model_config"].pop("teacher")}}
@@ -165,7 +163,7 @@ def _upgrade(meta: dict) -> dict:
             **meta,
             "model_config": {k: v for k, v in cfg.items() if k not in ("teacher", "teacher_calls")},
         }
-    elif name == "vqvae-transformer" and "vqvae" in cfg:
+    elif name == "vqvae-transformer" and "vqvae" in cfg and registry.resolve(name)[0].parents:
         meta = {**meta, "model_config": dict(cfg)}
         meta["parents"] = {"vqvae": {"path": meta["model_config"].pop("vqvae")}}
     return meta

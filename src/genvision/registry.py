@@ -33,6 +33,11 @@ MODELS: dict[str, Entry] = {
         {"conditional": True},
         "class-conditional DDPM with classifier-free guidance",
     ),
+    "ddpm-student": Entry(
+        "genvision.families.diffusion.distill:DiffusionStudent",
+        {"sampler": "ddim", "clip_x0": False},
+        "few-step DDIM student distilled from a ddpm / ddpm-cond teacher (genvision distill)",
+    ),
     "vae": Entry(
         "genvision.families.vae.model:VAE",
         {},

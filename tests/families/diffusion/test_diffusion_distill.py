@@ -11,19 +11,20 @@ from safetensors.torch import load_file
 import genvision as gv
 from genvision import data, seeding
 from genvision.families.diffusion import losses, samplers, schedules
+from genvision.families.diffusion.distill import student_config
 from genvision.metrics.evaluate import _inapplicable
-from genvision.model_dir import save_model_dir
+from genvision.model_dir import parent_dir, read_config, save_model_dir
 
 TINY = dict(
     image_size=8, channels=1, base_channels=8, channel_mults=(1, 2), num_res_blocks=1, num_train_timesteps=20
 )
 
 
-def exact_denoiser(alpha_bar, mu, s):
-    """E[x0 | x_t] for N(mu, s^2) data, with per-image timesteps t (a (B,) tensor)."""
+def exact_denoiser(mu, s):
+    """E[x0 | x_t] for N(mu, s^2) data, with per-image noise levels sigma (a (B,) tensor)."""
 
-    def denoise(x, t):
-        a = alpha_bar[t].double().view(-1, 1, 1, 1)
+    def denoise(x, sigma):
+        a = schedules.alpha_bar_of(sigma.double()).view(-1, 1, 1, 1)
         return (mu + a.sqrt() * s**2 / (a * s**2 + 1 - a) * (x.double() - a.sqrt() * mu)).float()
 
     return denoise
@@ -55,17 +56,16 @@ def test_ddim_step_with_the_target_x0_lands_on_the_given_point():
 def test_ode_segment_follows_the_exact_flow_at_second_order():
     """Every segment of a 10-step student grid at once (per-image timesteps), against the exact flow."""
     T, mu, s = 1000, 0.3, 0.6
-    ab = schedules.alpha_bar("cosine", T)
-    den = exact_denoiser(ab, mu, s)
-    grid = samplers.timesteps(T, 10) + [-1]
-    t_from = torch.tensor(grid[:-1] * 400)
-    t_to = torch.tensor(grid[1:] * 400)
-    x = torch.randn(len(t_from), 1, 2, 2, generator=torch.Generator().manual_seed(0))
-    levels = torch.cat([ab.double(), torch.ones(1, dtype=torch.float64)])
-    exact = gaussian_flow(x, levels[t_from].view(-1, 1, 1, 1), levels[t_to].view(-1, 1, 1, 1), mu, s)
+    sig = schedules.sigmas(schedules.alpha_bar("cosine", T))
+    den = exact_denoiser(mu, s)
+    grid = samplers.grid("ddim", sig, 10)
+    s_from, s_to = grid[:-1].repeat(400), grid[1:].repeat(400)
+    x = torch.randn(len(s_from), 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    a_from, a_to = schedules.alpha_bar_of(s_from), schedules.alpha_bar_of(s_to)
+    exact = gaussian_flow(x, a_from.view(-1, 1, 1, 1), a_to.view(-1, 1, 1, 1), mu, s)
     errors = []
     for calls in (8, 16, 32):
-        out = samplers.ode_segment(den, x, ab, t_from, t_to, calls)
+        out = samplers.ode_segment(den, x, s_from, s_to, calls, sig)
         errors.append((out.double() - exact).abs().max().item())
     assert errors[-1] < 3e-3, errors
     assert errors[0] / errors[1] > 2 and errors[1] / errors[2] > 2.5, errors  # second order: ~4x per halving
@@ -73,24 +73,25 @@ def test_ode_segment_follows_the_exact_flow_at_second_order():
 
 def test_ode_segment_to_the_clean_end_returns_the_last_x0_and_an_empty_segment_is_identity():
     T = 50
-    ab = schedules.alpha_bar("cosine", T)
+    sig = schedules.sigmas(schedules.alpha_bar("cosine", T))
     x = torch.randn(3, 1, 2, 2, generator=torch.Generator().manual_seed(1))
     seen = []
 
-    def den(z, t):
-        seen.append(t.tolist())
-        return 0.5 * z + t.view(-1, 1, 1, 1).float() / 100
+    def den(z, sigma):
+        seen.append(sigma.tolist())
+        return 0.5 * z + sigma.view(-1, 1, 1, 1).float() / 100
 
-    same = samplers.ode_segment(den, x, ab, torch.tensor([10, 0, 49]), torch.tensor([10, 0, 49]), 3)
+    same = samplers.ode_segment(den, x, sig[[10, 0, 49]], sig[[10, 0, 49]], 3, sig)
     torch.testing.assert_close(same, x)
     seen.clear()
-    out = samplers.ode_segment(den, x, ab, torch.tensor([0, 0, 0]), torch.tensor([-1, -1, -1]), 2)
-    assert seen[-1] == [0, 0, 0]
-    torch.testing.assert_close(out, 0.5 * x)  # x0 of the call at t = 0, from x (the first call stays put)
-    with pytest.raises(ValueError, match="t_from >= t_to"):
-        samplers.ode_segment(den, x, ab, torch.tensor([1, 2, 3]), torch.tensor([2, 2, 2]), 2)
+    out = samplers.ode_segment(den, x, sig[[0, 0, 0]], torch.zeros(3, dtype=torch.float64), 2, sig)
+    assert seen[-1] == sig[[0, 0, 0]].tolist()
+    # x0 of the call at the lowest level, from x (the first call stays put)
+    torch.testing.assert_close(out, 0.5 * x + sig[0].float() / 100)
+    with pytest.raises(ValueError, match="sigma_from >= sigma_to"):
+        samplers.ode_segment(den, x, sig[[1, 2, 3]], sig[[2, 2, 2]], 2, sig)
     with pytest.raises(ValueError, match="calls must be"):
-        samplers.ode_segment(den, x, ab, torch.tensor([1, 2, 3]), torch.tensor([0, 0, 0]), 0)
+        samplers.ode_segment(den, x, sig[[1, 2, 3]], sig[[0, 0, 0]], 0, sig)
 
 
 # ----------------------------------------------------------------------------- the student
@@ -125,13 +126,10 @@ def test_student_starts_from_the_teacher_and_its_two_steps_approach_the_teachers
     )
     student = gv.load(out)
     c = student.config
-    assert (c.sampler, c.steps, c.eta, c.clip_x0, c.teacher) == (
-        "ddim",
-        2,
-        0.0,
-        False,
-        str((tmp_path / "teacher").resolve()),
-    )
+    assert student.registry_name == "ddpm-student"
+    assert (c.sampler, c.steps, c.eta, c.clip_x0, c.teacher_calls) == ("ddim", 2, 0.0, False, 4)
+    ref = read_config(out)["parents"]["teacher"]
+    assert parent_dir(out, "teacher", ref) == (tmp_path / "teacher").resolve()
     assert c.base_channels == TINY["base_channels"] and c.num_train_timesteps == 20
 
     ref = teacher_reference(teacher, 256, seed=5)
@@ -166,21 +164,26 @@ def test_a_resumed_distillation_equals_an_uninterrupted_one(tmp_path):
 
 def test_distillation_refuses_what_it_cannot_use(tmp_path):
     with pytest.raises(ValueError, match="sampler=ddim"):
-        gv.create("ddpm", teacher=str(tmp_path), sampler="dpm++2m")
+        gv.create("ddpm-student", sampler="dpm++2m")
     with pytest.raises(ValueError, match="teacher_calls"):
-        gv.create("ddpm", teacher_calls=0)
-    with pytest.raises(ValueError, match="no teacher"):
-        gv.create("ddpm", **TINY).teacher  # noqa: B018
+        gv.create("ddpm-student", teacher_calls=0)
+    with pytest.raises(ValueError, match="needs its teacher"):
+        gv.create("ddpm-student", **TINY).loss(torch.zeros(2, 1, 8, 8))
     vae = gv.create("vae", image_size=8, channels=1)
     save_model_dir(vae, tmp_path / "vae")
     with pytest.raises(ValueError, match="needs a diffusion model"):
         gv.distill(tmp_path / "vae", tmp_path / "out", steps=1)
-    make_teacher(tmp_path / "teacher")
-    other = gv.create(
-        "ddpm", **{**TINY, "base_channels": 16}, teacher=str(tmp_path / "teacher"), sampler="ddim"
-    )
+    teacher = make_teacher(tmp_path / "teacher")
     with pytest.raises(ValueError, match="another network"):
-        other.loss(torch.zeros(2, 1, 8, 8), generator=seeding.image_generators(2, 0))
+        gv.create("ddpm-student", parents={"teacher": teacher}, **{**TINY, "base_channels": 16})
+    with pytest.raises(ValueError, match="objective"):
+        gv.create("ddpm-student", parents={"teacher": teacher}, **{**TINY, "objective": "eps"})
+    student = gv.create("ddpm-student", parents={"teacher": teacher}, **student_config(teacher, 2, 2))
+    with pytest.raises(ValueError, match="itself a distilled model"):
+        gv.create("ddpm-student", parents={"teacher": student}, **student_config(teacher, 2, 2))
+    assert torch.isfinite(
+        student.loss(torch.zeros(2, 1, 8, 8), generator=seeding.image_generators(2, 0))["loss"]
+    )
 
 
 def test_a_conditional_teacher_distils_and_the_student_takes_labels(tmp_path):

@@ -18,11 +18,11 @@ import torch
 
 
 def with_guidance(
-    denoise: Callable[[torch.Tensor, int, torch.Tensor | None], torch.Tensor],
+    denoise: Callable[[torch.Tensor, float | torch.Tensor, torch.Tensor | None], torch.Tensor],
     y: torch.Tensor,
     scale: float,
-) -> Callable[[torch.Tensor, int], torch.Tensor]:
-    """Turn a conditional denoiser ``(x_t, t, y) -> x0`` into a guided ``(x_t, t) -> x0``.
+) -> Callable[[torch.Tensor, float | torch.Tensor], torch.Tensor]:
+    """Turn a conditional denoiser ``(x, sigma, y) -> x0`` into a guided ``(x, sigma) -> x0``.
 
     Args:
         denoise: conditional denoiser; ``y=None`` must mean "no label" (the null class).
@@ -32,13 +32,13 @@ def with_guidance(
     if scale < 0:
         raise ValueError(f"guidance scale must be >= 0 (got {scale})")
 
-    def guided(x: torch.Tensor, t: int) -> torch.Tensor:
+    def guided(x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         if scale == 1:
-            return denoise(x, t, y)
-        uncond = denoise(x, t, None)
+            return denoise(x, sigma, y)
+        uncond = denoise(x, sigma, None)
         if scale == 0:
             return uncond
-        cond = denoise(x, t, y)
+        cond = denoise(x, sigma, y)
         return uncond + scale * (cond - uncond)
 
     return guided

@@ -123,8 +123,8 @@ def variational_bound(denoise, x0: torch.Tensor, alpha_bar: torch.Tensor, levels
     draws it. The decoder ``p(x0 | x_t0)`` is a Gaussian at the predicted x0 with half the noise
     level of ``x_t0`` (in x0 units), discretised to the ``levels`` grey levels. Below ``t0`` the
     noise is too small to move a pixel to another grey level, yet each step there still charges
-    for the network's imprecision: on 8x8 digits the full chain (t0 = 0) costs about 1.3 bits/dim
-    more. Costs one denoiser call per step above ``t0`` plus one.
+    for the network's imprecision (measured: docs/notes/diffusion.md). Costs one denoiser call
+    per step above ``t0`` plus one.
 
     Args:
         denoise: (x_t, t) -> predicted x0.

@@ -1,9 +1,10 @@
 """Denoising diffusion (Ho et al., 2020) with DDIM sampling (Song et al., 2021) and classifier-free
 guidance (Ho & Salimans, 2022): config and model glue.
 
-The pieces live beside this file: ``schedules.py`` (alpha_bar), ``losses.py`` (objectives,
-conversions, likelihood bound), ``samplers.py`` (ddpm, ddim, dpm++2m), ``guidance.py``; the network is
-``nn.unet.UNet``. Training draws ``t``, the noise and the label dropout from the per-image
+The pieces live beside this file: ``schedules.py`` (alpha_bar and the noise levels sigma),
+``losses.py`` (objectives, conversions, likelihood bound), ``samplers.py`` (ddpm, ddim, dpm++2m on
+a grid of noise levels, and the table ``sample`` dispatches through), ``guidance.py``, and
+``distill.py`` (the few-step student, a subclass); the network is ``nn.unet.UNet``. Training draws ``t``, the noise and the label dropout from the per-image
 generators the trainer passes (else the global RNG); sampling draws only from per-image
 generators (``seed``) or the one given.
 """
@@ -11,7 +12,6 @@ generators (``seed``) or the one given.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -37,44 +37,23 @@ def default_channel_mults(image_size: int) -> tuple[int, ...]:
     return tuple(mults)
 
 
-# How the defaults were chosen (8x8 digits, 1347 train images, CPU). Domain FID of 1000 samples
-# against the train split, in a small CNN judge's features (test-vs-train floor 3.59 at this N;
-# per-pixel independent baseline 292). Batch 128, AdamW, warm-up 100, grad clip 1, EMA 25k images;
-# step time on 2 quiet cores, base 32: 0.13 s (base 48: 0.28 s, base 64: 0.45 s).
-#   base 32, (1, 2), 2 blocks, cosine, lr 1e-3 (lr 2e-4 and 2e-3 were worse; a linear schedule
-#   too; 1 block per level 0.87x the step time but worse at equal steps; attention at 4x4 1.6x slower)
-#   Objective and sampler, 1400 steps (the demo recipe), two training seeds each (2026-11-24):
-#                     DDPM-1000   DDIM-50     DDIM-10       DPM++2M-10   DPM++2M-20
-#     eps objective   2.42 / -    5.92 / 4.90 21.2 / 16.4   11.2 / 9.5   - / 5.48
-#     v objective     1.98 / -    3.94 / 6.36 11.1 / 14.1   3.36 / 5.33  2.97 / 4.69
-#   (DPM++2M at 15 and 30 steps: 3.01 / 4.69 and 2.95 / 5.30, so 20 is past the knee.)
-#   v is the default: an eps network's x0 at the first step (sqrt(alpha_bar) ~ 1e-4 on the cosine
-#   schedule) is its noise error amplified 10^4 times, which the clip turns into a random +-1 image
-#   that DDIM then carries (replacing that one x0 by 0 took eps DDIM-10 from 21.2 to 9.1); v
-#   predicts x0 directly where the signal vanishes. dpm++2m with 20 calls is the default sampler:
-#   better than DDIM-50 at 2.5x fewer calls. DDPM-1000 (ancestral) is still the best and 50x slower.
-#   conditional, guidance 1 / 1.5 / 2 / 3: 0.6 / 2.4 / 4.7 / 11.5 (eps, DDIM-50, older judge)
-#   Few-step distillation (`genvision distill`, teacher_calls 4, the teacher's lr 1e-3, 600 steps,
-#   222 s on 2 loaded cores) of the demo-recipe v model, N = 1000, sampling seeds 0 / 1 / 2
-#   (benchmarks/sampling_speed.py full mode, 2026-11-24):
-#     DDPM-1000 1.98 / 4.25 / 6.77 (mean 4.34)   DDIM-10 11.14 / 12.80 / 11.88 (11.94)
-#     DPM++2M-10 3.36 / 5.66 / 4.74 (4.59)        distilled student DDIM-10 4.80 / 5.72 / 5.06 (5.19)
-#   The ODE itself (DPM++2M-100) scores 3.37 / 4.84 / 4.33 (4.18): a faithful student cannot beat
-#   it, and it does not beat DDPM-1000 on every seed. 4 vs 8 teacher calls at equal time score the
-#   same (lr 5e-4, seeds 0 / 1: 4.28 / 6.07 after 600 steps with 4, 4.26 / 6.13 after 300 with 8);
-#   the loss levels off after ~200 steps.
+# The measurements behind these defaults: docs/notes/diffusion.md
 @dataclass
 class DiffusionConfig(ModelConfig):
-    """Diffusion model settings; the defaults are tuned for 8x8 digits on a CPU (numbers above).
+    """Diffusion model settings; the defaults are tuned for 8x8 digits on a CPU.
 
     ``steps`` is the number of denoiser calls of the ``dpm++2m`` and ``ddim`` samplers; ``ddpm``
     always takes every one of the ``num_train_timesteps``.
     """
 
     supports_conditional: ClassVar[bool] = True
+    # the process and its training
     objective: str = "v"  # v | eps | x0: what the UNet predicts
     schedule: str = "cosine"  # linear | cosine
     num_train_timesteps: int = 1000
+    lr: float = 1e-3
+    cond_drop_prob: float = 0.1  # label dropout for classifier-free guidance (conditional only)
+    # the network (nn.unet.UNet)
     base_channels: int = 32
     # () = by image size: 8 -> (1, 2), 16/28 -> (1, 2, 2), 32+ -> (1, 2, 2, 2)
     channel_mults: tuple[int, ...] = ()
@@ -82,17 +61,12 @@ class DiffusionConfig(ModelConfig):
     attention_resolutions: tuple[int, ...] = ()
     attention_heads: int = 4
     dropout: float = 0.0
-    cond_drop_prob: float = 0.1  # label dropout for classifier-free guidance (conditional only)
-    guidance_scale: float = 1.0  # default for sampling a conditional model; 1 = no guidance
-    sampler: str = "dpm++2m"  # dpm++2m | ddim | ddpm
+    # sampling defaults (``sample`` options override them)
+    sampler: str = "dpm++2m"  # a name in samplers.SAMPLERS: dpm++2m | ddim | ddpm
     steps: int = 20  # denoiser calls of dpm++2m / ddim
     eta: float = 0.0  # ddim noise: 0 deterministic, 1 = ddpm's posterior noise
-    lr: float = 1e-3
+    guidance_scale: float = 1.0  # default for sampling a conditional model; 1 = no guidance
     clip_x0: bool = True  # clamp predicted x0 to [-1, 1] at every sampling step
-    # few-step distillation (``genvision distill``): a trained diffusion directory whose
-    # probability-flow ODE this model learns to follow in ``steps`` DDIM steps
-    teacher: str = ""
-    teacher_calls: int = 4  # teacher denoiser calls per student step
 
     def __post_init__(self):
         super().__post_init__()
@@ -150,38 +124,34 @@ class DiffusionConfig(ModelConfig):
             raise ValueError(f"steps must be in 1..num_train_timesteps={T} (got {self.steps}); lower steps")
         if self.eta < 0:
             raise ValueError(f"eta must be >= 0 (got {self.eta}); 0 is deterministic DDIM")
-        if self.eta > 0 and self.sampler != "ddim":
+        if self.eta > 0 and "eta" not in samplers.SAMPLERS[self.sampler].options:
             raise ValueError(
                 f"eta applies to the ddim sampler only (sampler is {self.sampler!r}); set sampler=ddim"
             )
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0 (got {self.lr}); try 1e-3")
-        if self.teacher_calls < 1:
-            raise ValueError(f"teacher_calls must be >= 1 (got {self.teacher_calls}); 4 is usual")
-        if self.teacher:
-            self.teacher = str(Path(self.teacher).expanduser().resolve())
-            if self.sampler != "ddim" or self.eta != 0:
-                raise ValueError(
-                    f"a distilled model learns deterministic DDIM steps (sampler=ddim, eta=0), not "
-                    f"sampler={self.sampler} eta={self.eta}; set sampler=ddim eta=0"
-                )
 
 
 #: trainer settings the defaults were tuned with (``model.train_defaults()``; user flags override)
 TRAIN_DEFAULTS = {"batch_size": 128, "ema_half_life": 25000, "warmup": 100}
-#: the same for few-step distillation (the student starts from the teacher's weights)
-DISTILL_TRAIN_DEFAULTS = {"batch_size": 128, "ema_half_life": 5000, "warmup": 0}
 
 
 class Diffusion(GenerativeModel):
-    """DDPM / DDIM over a UNet; class-conditional with classifier-free guidance when configured."""
+    """DDPM / DDIM over a UNet; class-conditional with classifier-free guidance when configured.
+
+    The UNet is trained at integer timesteps; samplers see continuous noise levels
+    ``sigma = sqrt((1 - alpha_bar) / alpha_bar)`` (``samplers``' notation): the model builds their
+    grid from its training levels (``self.sigmas``) and its denoiser maps a level back to the
+    timestep it came from.
+    """
 
     family = "diffusion"
     config_class = DiffusionConfig
     sample_options = ("sampler", "steps", "eta", "guidance_scale", "variance")
+    start_note = "denoised by the sampler"
 
-    def __init__(self, config: DiffusionConfig):
-        super().__init__(config)
+    def __init__(self, config: DiffusionConfig, **parents: GenerativeModel):
+        super().__init__(config, **parents)
         c = config
         self.net = UNet(
             c.channels,
@@ -195,17 +165,14 @@ class Diffusion(GenerativeModel):
             heads=c.attention_heads,
         )
         # derived from the config, so not saved with the weights
-        self.register_buffer(
-            "alpha_bar", schedules.alpha_bar(c.schedule, c.num_train_timesteps), persistent=False
-        )
-        if c.teacher:
-            # a student is trained at its K DDIM timesteps only: its network is no longer a
-            # denoiser at the others, so the likelihood bound (which calls every one) means nothing
-            self.log_likelihood = None
-            self.capability_notes = {
-                "log_likelihood": f"a distilled student ({c.steps} DDIM steps) has no meaningful likelihood "
-                f"bound; measure its teacher {c.teacher}"
-            }
+        alpha_bar = schedules.alpha_bar(c.schedule, c.num_train_timesteps)
+        self.register_buffer("alpha_bar", alpha_bar, persistent=False)  # (T,) float32
+        self.register_buffer("sigmas", schedules.sigmas(alpha_bar), persistent=False)  # (T,) float64
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        c = self.config
+        return (c.channels, c.image_size, c.image_size)
 
     # -- training -------------------------------------------------------------------
     def loss(
@@ -220,8 +187,6 @@ class Diffusion(GenerativeModel):
                 its timestep, its noise and its label dropout from it, in that order.
         """
         c = self.config
-        if c.teacher:
-            return self._distillation_loss(x, y, generator)
         b, dev = x.shape[0], x.device
         u = seeding.rand((b,), generator, dev)  # (B,) uniform -> timestep
         t = (u * c.num_train_timesteps).long().clamp(max=c.num_train_timesteps - 1)
@@ -243,95 +208,60 @@ class Diffusion(GenerativeModel):
         drop = seeding.rand((b,), generator, dev) < c.cond_drop_prob
         return torch.where(drop | (labels < 0), null, labels)
 
-    # -- few-step distillation ----------------------------------------------------------
-    @property
-    def teacher(self) -> Diffusion:
-        """The frozen teacher of a distilled model (loaded on first use, kept out of the weights)."""
-        c = self.config
-        if not c.teacher:
-            raise ValueError("this model has no teacher; distil one with `genvision distill TEACHER_DIR`")
-        if getattr(self, "_teacher", None) is None:
-            from ...model_dir import load_model_dir  # temporary: the run layer injects it
-
-            teacher = load_model_dir(c.teacher)
-            if getattr(teacher, "family", None) != "diffusion":
-                raise ValueError(
-                    f"teacher {c.teacher} holds a {teacher.registry_name}; point it at a diffusion model"
-                )
-            mine, theirs = self.net.state_dict(), teacher.net.state_dict()
-            if mine.keys() != theirs.keys() or any(mine[k].shape != theirs[k].shape for k in mine):
-                raise ValueError(
-                    f"teacher {c.teacher} has another network than this model; "
-                    "`genvision distill TEACHER_DIR` copies the teacher's settings"
-                )
-            for field in ("objective", "schedule", "num_train_timesteps", "conditional"):
-                if getattr(teacher.config, field) != getattr(c, field):
-                    raise ValueError(
-                        f"teacher {c.teacher} has {field}={getattr(teacher.config, field)!r}, this model "
-                        f"{getattr(c, field)!r}; `genvision distill TEACHER_DIR` copies the teacher's settings"
-                    )
-            # outside the module tree: not a parameter, not saved, never trained
-            object.__setattr__(self, "_teacher", teacher.eval().requires_grad_(False))
-        return self._teacher.to(self.device)
-
-    def init_from_data(self, batch: torch.Tensor) -> None:
-        """A distilled model starts from its teacher's weights (the EMA ones it samples with)."""
-        if self.config.teacher:
-            self.net.load_state_dict(self.teacher.net.state_dict())
-
-    def _distillation_loss(self, x, y, generator) -> dict:
-        """One student DDIM step must land where ``teacher_calls`` teacher ODE steps do.
-
-        Image b draws one of the ``steps`` DDIM intervals ``t -> s`` of the student's sampler
-        (``samplers.timesteps``; after the last comes the clean end), its noise ``x_t ~ q(x_t | x)``
-        at ``t``, and (conditional) its label dropout, from its own generator. The teacher solves
-        the probability-flow ODE from ``x_t`` to ``s`` (:func:`samplers.ode_segment`, the teacher's
-        clipping included); :func:`losses.ddim_x0_target` turns where it lands into the x0 the
-        student must predict, and the loss is the MSE on the objective's output for that x0 (the
-        v objective weighs x0 errors by 1 + SNR, as in Salimans & Ho, 2022).
-        """
-        c = self.config
-        b, dev = x.shape[0], x.device
-        grid = torch.tensor(samplers.timesteps(c.num_train_timesteps, c.steps) + [-1], device=dev)
-        u = seeding.rand((b,), generator, dev)
-        i = (u * c.steps).long().clamp(max=c.steps - 1)
-        t, s = grid[i], grid[i + 1]
-        eps = seeding.randn(x.shape, generator, dev, x.dtype)
-        a_t = self.alpha_bar[t].view(b, 1, 1, 1)
-        a_s = torch.where(s < 0, 1.0, self.alpha_bar[s.clamp(min=0)]).view(b, 1, 1, 1)  # -1: clean
-        xt = losses.add_noise(x, eps, a_t)
-        labels = self._labels(b, y, generator, dev)
-        # the teacher's own sampling denoiser (objective, clipping), unguided, per-image timesteps
-        teacher_x0 = self.teacher._denoiser(labels, 1.0)
-        with torch.no_grad():
-            xs = samplers.ode_segment(teacher_x0, xt, self.alpha_bar, t, s, c.teacher_calls)
-            x0_target = losses.ddim_x0_target(xt, xs, a_t, a_s)
-        pred = self.net(xt, t, labels)
-        mse = losses.mse_per_image(pred, losses.from_x0(c.objective, x0_target, xt, a_t))
-        return {"loss": mse.mean(), "mse": mse.mean().detach()}
-
     def train_defaults(self) -> dict:
-        """Trainer settings the defaults were tuned with (notes above DiffusionConfig)."""
-        return dict(DISTILL_TRAIN_DEFAULTS if self.config.teacher else TRAIN_DEFAULTS)
+        """Trainer settings the defaults were tuned with (docs/notes/diffusion.md)."""
+        return dict(TRAIN_DEFAULTS)
 
     # -- sampling -------------------------------------------------------------------
-    def denoise_x0(self, x: torch.Tensor, t, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Predicted clean image at timestep ``t`` from the UNet, not clipped; y=None is the null class.
+    def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        """(B,) long training timestep of (B,) float64 levels: the one a level of ``self.sigmas``
+        came from, else the one nearest in log sigma."""
+        levels = self.sigmas
+        i = torch.searchsorted(levels, sigma).clamp(1, len(levels) - 1)
+        below = sigma.log() - levels[i - 1].log() <= levels[i].log() - sigma.log()
+        return torch.where(below, i - 1, i)
 
-        ``t``: an int, or a (B,) long tensor of per-image timesteps (distillation's teacher).
+    def denoise_x0(self, x: torch.Tensor, sigma, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted clean image at noise level ``sigma`` from the UNet, not clipped; y=None is the null class.
+
+        ``sigma``: a float, or a (B,) tensor of per-image levels (distillation's teacher). The UNet
+        runs at :meth:`timestep`; the conversion to x0 uses ``alpha_bar`` of ``sigma`` itself
+        (on the training grid, exactly ``self.alpha_bar[t]``).
         """
-        if not torch.is_tensor(t):
-            t = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        pred = self.net(x, t, y)
-        a = self.alpha_bar[t].view(-1, *([1] * (x.dim() - 1)))
+        sigma = torch.as_tensor(sigma, dtype=torch.float64, device=x.device).expand(x.shape[0]).contiguous()
+        pred = self.net(x, self.timestep(sigma), y)
+        a = schedules.alpha_bar_of(sigma).to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
         return losses.to_x0(self.config.objective, pred, x, a)
 
     def _denoiser(self, labels: torch.Tensor | None, scale: float):
-        """The sampler's (x_t, t) -> x0: guidance when labelled, then clipping to [-1, 1] if configured."""
+        """The sampler's (x, sigma) -> x0: guidance when labelled, then clipping to [-1, 1] if configured."""
         guided = with_guidance(self.denoise_x0, labels, scale) if labels is not None else self.denoise_x0
         if not self.config.clip_x0:
             return guided
-        return lambda x, t: guided(x, t).clamp(-1, 1)
+        return lambda x, sigma: guided(x, sigma).clamp(-1, 1)
+
+    def _sampler_options(self, sampler: str, steps: int | None, given: dict) -> dict:
+        """Check ``steps`` and the per-sampler options against the table; the options to pass."""
+        T = self.config.num_train_timesteps
+        if sampler not in samplers.SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; known: {', '.join(samplers.SAMPLERS)}")
+        spec = samplers.SAMPLERS[sampler]
+        if steps is not None and not 1 <= steps <= T:
+            raise ValueError(f"steps must be in 1..{T} (num_train_timesteps) (got {steps})")
+        if spec.every_step and steps is not None and steps != T:
+            few = [n for n, s in samplers.SAMPLERS.items() if not s.every_step]
+            few.sort(key=lambda n: n != DiffusionConfig.sampler)  # the default first
+            raise ValueError(
+                f"the {sampler} sampler takes all {T} steps; "
+                f"use sampler={' or '.join(map(repr, few))} for fewer steps"
+            )
+        samplers.check_options(sampler, given)
+        options = {k: v for k, v in given.items() if v is not None}
+        # options the config holds a default for (eta)
+        options.update(
+            {k: getattr(self.config, k) for k in spec.options if k not in options and hasattr(self.config, k)}
+        )
+        return options
 
     @torch.no_grad()
     def sample(
@@ -354,7 +284,8 @@ class Diffusion(GenerativeModel):
             y: conditional models: an int or (n,) labels; None draws a uniform class per image from
                 its own generator (after its start noise), so image k stays fixed by (seed, k).
             seed: per-image seeds (image k is the same whatever n); or give ``generator``.
-            sampler: "ddim", "dpm++2m" or "ddpm" (default: config.sampler).
+            sampler: a name in ``samplers.SAMPLERS``: "ddpm", "ddim" or "dpm++2m" (default:
+                config.sampler).
             steps: denoiser calls of ddim / dpm++2m (default config.steps); ddpm always uses
                 num_train_timesteps.
             eta: ddim noise level (default config.eta).
@@ -363,48 +294,21 @@ class Diffusion(GenerativeModel):
         """
         self.check_sample_options(options)
         c = self.config
-        T = c.num_train_timesteps
         sampler = c.sampler if sampler is None else sampler
-        if sampler not in samplers.SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; known: {', '.join(samplers.SAMPLERS)}")
-        if steps is not None and not 1 <= steps <= T:
-            raise ValueError(f"steps must be in 1..{T} (num_train_timesteps) (got {steps})")
-        if sampler == "ddpm":
-            if steps is not None and steps != T:
-                raise ValueError(
-                    f"the ddpm sampler takes all {T} steps; use sampler='dpm++2m' or 'ddim' for fewer steps"
-                )
-        elif variance is not None:
-            raise ValueError("variance applies to the ddpm sampler only; use sampler='ddpm'")
-        if eta is not None and sampler != "ddim":
-            raise ValueError("eta applies to the ddim sampler only; use sampler='ddim'")
+        opts = self._sampler_options(sampler, steps, {"eta": eta, "variance": variance})
         labels = self.check_labels(n, y)
         if guidance_scale is not None and not c.conditional:
             raise ValueError("guidance_scale applies to conditional models only (e.g. ddpm-cond); drop it")
         scale = c.guidance_scale if guidance_scale is None else guidance_scale
 
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             gens = seeding.resolve(n, seed, generator, self.device)
-            x = seeding.randn((n, c.channels, c.image_size, c.image_size), gens, self.device)
+            x = seeding.randn((n, *self.noise_shape), gens, self.device)
             if c.conditional and labels is None:
                 # no labels given: a uniform class per image, drawn from the image's own generator
                 labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
-            denoise = self._denoiser(labels, scale)
-            if sampler == "ddpm":
-                x = samplers.ddpm(
-                    denoise, x, self.alpha_bar, variance=variance or "posterior", generator=gens
-                )
-            elif sampler == "ddim":
-                steps = steps or c.steps
-                x = samplers.ddim(
-                    denoise, x, self.alpha_bar, steps, eta=c.eta if eta is None else eta, generator=gens
-                )
-            else:
-                x = samplers.SAMPLERS[sampler](denoise, x, self.alpha_bar, steps or c.steps, generator=gens)
-        finally:
-            self.train(was_training)
+            levels = samplers.grid(sampler, self.sigmas, steps or c.steps)
+            x = samplers.SAMPLERS[sampler].fn(self._denoiser(labels, scale), x, levels, gens, **opts)
         return x.clamp(-1, 1)
 
     @property
@@ -435,22 +339,12 @@ class Diffusion(GenerativeModel):
         x = x.to(self.device)
         labels = None if y is None else self.check_labels(x.shape[0], y)
         gens = generator if generator is not None else seeding.image_generators(x.shape[0], seed, self.device)
-
         denoise = self._denoiser(labels, 1.0)
-        was_training = self.training
-        self.eval()
-        try:
-            return losses.variational_bound(denoise, x, self.alpha_bar, self.config.levels, generator=gens)
-        finally:
-            self.train(was_training)
 
-    def describe_start(self, n: int, seed: int | None = 0) -> str:
-        """What ``sample(n, seed=seed)`` starts from: the noise shape and image 0's first values."""
-        c = self.config
-        shape = f"Gaussian noise ({n}, {c.channels}, {c.image_size}, {c.image_size})"
-        if seed is None:
-            return f"{shape} from the given generator"
-        gens = seeding.image_generators(1, seed, self.device)
-        first = seeding.randn((1, c.channels, c.image_size, c.image_size), gens, self.device)
-        values = ", ".join(f"{v:.4f}" for v in first.flatten()[:4].tolist())
-        return f"{shape}, first values [{values}, ...]"
+        def at_timestep(xt, t):  # the bound walks the training steps
+            return denoise(xt, self.sigmas[t])
+
+        with self.eval_mode():
+            return losses.variational_bound(
+                at_timestep, x, self.alpha_bar, self.config.levels, generator=gens
+            )

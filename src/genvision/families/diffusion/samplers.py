@@ -1,169 +1,186 @@
-"""Samplers: plain functions of a denoiser, a start tensor and the training schedule.
+"""Samplers: plain functions of a denoiser, a start tensor and a grid of continuous noise levels.
 
-Every sampler takes ``denoise(x_t, t) -> predicted x_0`` (same shape as ``x_t``, ``t`` a Python int
-in 0..T-1), so the parameterisation (eps / v / x0), clipping and guidance all live in the
-denoiser and no sampler knows about them. Randomness comes only from ``generator``: one
-``torch.Generator`` or a list of per-image generators (see :mod:`genvision.seeding`).
+Every sampler has one signature::
 
-Notation (Ho et al., 2020; Song et al., 2021): ``a = alpha_bar[t]``, ``a_prev`` / ``a_next`` the
-level of the step the sampler moves to (1 after the last step), ``x0`` the predicted clean
-image, ``eps`` the noise it implies at ``x_t``.
+    sampler(denoise, x, noise_levels, generators, **opts) -> x_0
+
+``denoise(x, sigma) -> predicted x_0`` (same shape as ``x``; ``sigma`` a float, or a (B,) tensor
+of per-image levels) holds the parameterisation (eps / v / x0), clipping and guidance, so no
+sampler knows about them. Randomness comes only from ``generators``: one ``torch.Generator``,
+a list of per-image generators (see :mod:`genvision.seeding`) or None (the global RNG).
+:data:`SAMPLERS` is the table ``Diffusion.sample`` dispatches through; :func:`grid` builds a
+sampler's levels from a discrete model's training levels.
+
+Notation (Ho et al., 2020; Song et al., 2021; Karras et al., 2022):
+
+- ``sigma = sqrt((1 - a) / a)``: the noise level, ``a = alpha_bar`` the variance-preserving (VP)
+  signal level, ``a = 1 / (1 + sigma^2)``; ``sigma = 0`` is the clean end.
+- ``x`` is VP-scaled: ``x = sqrt(a) x_0 + sqrt(1 - a) eps = sqrt(a) (x_0 + sigma eps)`` (the
+  variance-exploding ``x_0 + sigma eps`` times ``sqrt(a)``); the start noise is N(0, I).
+- ``noise_levels``: (N + 1,) float64, ``sigma_0 > sigma_1 > ... > sigma_N = 0``: N denoiser calls,
+  one at every level but the last. ``a`` / ``a_next`` are the levels of a step's two ends.
+- ``x0`` the predicted clean image, ``eps`` the noise it implies at ``x``, ``lambda = -log sigma``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from ... import seeding
+from . import schedules
 
-Denoiser = Callable[[torch.Tensor, int], torch.Tensor]
+Denoiser = Callable[[torch.Tensor, "float | torch.Tensor"], torch.Tensor]
 VARIANCES = ("posterior", "beta")
+
+
+def _levels(noise_levels: torch.Tensor) -> list[float]:
+    """The grid as Python floats (exact float64 values), after checking its shape and order."""
+    levels = torch.as_tensor(noise_levels, dtype=torch.float64).flatten()
+    if len(levels) < 2 or levels[-1] != 0 or bool((levels[1:] >= levels[:-1]).any()):
+        raise ValueError("noise_levels must decrease strictly to 0 (at least one step)")
+    return levels.tolist()
+
+
+def _a(sigma: float) -> torch.Tensor:
+    """alpha_bar of the level ``sigma`` as a float64 scalar tensor."""
+    return schedules.alpha_bar_of(torch.tensor(sigma, dtype=torch.float64))
 
 
 def ddpm(
     denoise: Denoiser,
     x: torch.Tensor,
-    alpha_bar: torch.Tensor,
+    noise_levels: torch.Tensor,
+    generators: seeding.Generators = None,
     *,
     variance: str = "posterior",
-    generator: seeding.Generators = None,
 ) -> torch.Tensor:
-    """Ancestral sampling (Ho et al., 2020, Algorithm 2), one denoiser call per training step.
+    """Ancestral sampling (Ho et al., 2020, Algorithm 2), one denoiser call per level.
 
-    Each step draws ``x_{t-1} ~ N(mean, var)`` with the posterior mean of
-    ``q(x_{t-1} | x_t, x_0 = predicted x0)`` (eq. 7) and ``var`` either that posterior's variance
-    ``beta~_t = beta_t (1 - a_prev) / (1 - a)`` (``"posterior"``, exact when the data is a point) or
-    ``beta_t`` (``"beta"``, exact when the data is N(0, I)). No noise is added at the last step.
+    Each step draws ``x_next ~ N(mean, var)`` with the posterior mean of
+    ``q(x_next | x, x_0 = predicted x0)`` (eq. 7) and ``var`` either that posterior's variance
+    ``beta~ = beta (1 - a_next) / (1 - a)`` (``"posterior"``, exact when the data is a point) or
+    ``beta = 1 - a / a_next`` (``"beta"``, exact when the data is N(0, I)). No noise is added at the
+    last step. Run on every training level it is the paper's sampler.
 
     Args:
-        denoise: (x_t, t) -> predicted x0.
-        x: (B, C, H, W) start noise x_{T-1} ~ N(0, I).
-        alpha_bar: (T,) training schedule.
+        denoise: (x, sigma) -> predicted x0.
+        x: (B, C, H, W) start noise ~ N(0, I) at ``noise_levels[0]``.
+        noise_levels: (N + 1,) float64 levels down to 0.
+        generators: torch.Generator, list of per-image generators, or None (global RNG).
         variance: "posterior" or "beta".
-        generator: torch.Generator, list of per-image generators, or None (global RNG).
 
     Returns:
         (B, C, H, W) samples x_0 (not clamped).
     """
     if variance not in VARIANCES:
         raise ValueError(f"unknown ddpm variance {variance!r}; known: {', '.join(VARIANCES)}")
-    alpha_bar = alpha_bar.to(device=x.device, dtype=torch.float64)
-    for t in range(len(alpha_bar) - 1, -1, -1):
-        a = alpha_bar[t]
-        a_prev = alpha_bar[t - 1] if t > 0 else a.new_tensor(1.0)
-        beta = 1 - a / a_prev
-        x0 = denoise(x, t)
-        # posterior q(x_{t-1} | x_t, x_0): mean = c0 * x0 + ct * x_t (Ho et al., eq. 7)
-        c0 = a_prev.sqrt() * beta / (1 - a)
-        ct = (1 - beta).sqrt() * (1 - a_prev) / (1 - a)
+    levels = _levels(noise_levels)
+    for sigma, sigma_next in zip(levels, levels[1:]):
+        a, a_next = _a(sigma), _a(sigma_next)
+        beta = 1 - a / a_next
+        x0 = denoise(x, sigma)
+        # posterior q(x_next | x, x_0): mean = c0 * x0 + ct * x (Ho et al., eq. 7)
+        c0 = a_next.sqrt() * beta / (1 - a)
+        ct = (1 - beta).sqrt() * (1 - a_next) / (1 - a)
         x = (c0 * x0 + ct * x).to(x.dtype)
-        if t > 0:
-            var = beta * (1 - a_prev) / (1 - a) if variance == "posterior" else beta
-            x = x + var.sqrt().to(x.dtype) * seeding.randn(x.shape, generator, x.device, x.dtype)
+        if sigma_next > 0:
+            var = beta * (1 - a_next) / (1 - a) if variance == "posterior" else beta
+            x = x + var.sqrt().to(x.dtype) * seeding.randn(x.shape, generators, x.device, x.dtype)
     return x
-
-
-def timesteps(T: int, steps: int) -> list[int]:
-    """``steps`` timesteps from T-1 down to 0, evenly spaced (all of them when steps == T)."""
-    if not 1 <= steps <= T:
-        raise ValueError(f"steps must be in 1..{T} (got {steps})")
-    return torch.linspace(T - 1, 0, steps, dtype=torch.float64).round().long().tolist()
 
 
 def ddim(
     denoise: Denoiser,
     x: torch.Tensor,
-    alpha_bar: torch.Tensor,
-    steps: int,
+    noise_levels: torch.Tensor,
+    generators: seeding.Generators = None,
     *,
     eta: float = 0.0,
-    generator: seeding.Generators = None,
 ) -> torch.Tensor:
-    """DDIM (Song et al., 2021, eq. 12) on ``steps`` evenly spaced timesteps; deterministic at eta = 0.
+    """DDIM (Song et al., 2021, eq. 12); deterministic at eta = 0.
 
-    ``eta = 1`` with every step (``steps = T``) is DDPM's ancestral sampler with posterior variance.
+    ``eta = 1`` on every training level is DDPM's ancestral sampler with posterior variance.
 
     Args:
-        denoise: (x_t, t) -> predicted x0.
-        x: (B, C, H, W) start noise ~ N(0, I).
-        alpha_bar: (T,) training schedule.
-        steps: number of denoiser calls, 1..T.
+        denoise: (x, sigma) -> predicted x0.
+        x: (B, C, H, W) start noise ~ N(0, I) at ``noise_levels[0]``.
+        noise_levels: (N + 1,) float64 levels down to 0 (N denoiser calls).
+        generators: torch.Generator, list of per-image generators, or None (global RNG).
         eta: 0 deterministic; 1 the DDPM posterior noise level.
-        generator: torch.Generator, list of per-image generators, or None (global RNG).
 
     Returns:
         (B, C, H, W) samples x_0 (not clamped).
     """
     if eta < 0:
         raise ValueError(f"eta must be >= 0 (got {eta})")
-    alpha_bar = alpha_bar.to(device=x.device, dtype=torch.float64)
-    ts = timesteps(len(alpha_bar), steps)
-    for t, t_next in zip(ts, ts[1:] + [None]):
-        a = alpha_bar[t]
-        a_next = alpha_bar[t_next] if t_next is not None else a.new_tensor(1.0)
-        x0 = denoise(x, t)
+    levels = _levels(noise_levels)
+    for sigma, sigma_next in zip(levels, levels[1:]):
+        a, a_next = _a(sigma), _a(sigma_next)
+        x0 = denoise(x, sigma)
         eps = (x - a.sqrt().to(x.dtype) * x0) / (1 - a).sqrt().to(x.dtype)
-        sigma = eta * ((1 - a_next) / (1 - a) * (1 - a / a_next)).sqrt()
-        x = a_next.sqrt().to(x.dtype) * x0 + (1 - a_next - sigma**2).clamp(min=0).sqrt().to(x.dtype) * eps
-        if eta > 0 and t_next is not None:
-            x = x + sigma.to(x.dtype) * seeding.randn(x.shape, generator, x.device, x.dtype)
+        s = eta * ((1 - a_next) / (1 - a) * (1 - a / a_next)).sqrt()
+        x = a_next.sqrt().to(x.dtype) * x0 + (1 - a_next - s**2).clamp(min=0).sqrt().to(x.dtype) * eps
+        if eta > 0 and sigma_next > 0:
+            x = x + s.to(x.dtype) * seeding.randn(x.shape, generators, x.device, x.dtype)
     return x
 
 
 def dpm_solver_pp_2m(
     denoise: Denoiser,
     x: torch.Tensor,
-    alpha_bar: torch.Tensor,
-    steps: int,
-    *,
-    generator: seeding.Generators = None,
+    noise_levels: torch.Tensor,
+    generators: seeding.Generators = None,
 ) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al., 2022, Algorithm 2): a second-order multistep probability-flow solver.
 
-    Deterministic, on the same ``steps`` evenly spaced timesteps as :func:`ddim` and with the same
-    number of denoiser calls, but each step extrapolates the predicted x0 linearly in
-    ``lambda = log(sqrt(a) / sqrt(1 - a))`` from the last two calls instead of holding it constant
-    (DDIM is the first-order member of the family: drop the extrapolation and it is ``ddim``).
-    With ``h = lambda_next - lambda`` and ``r = h_prev / h``:
+    Deterministic, with the same denoiser calls as :func:`ddim` on the same grid, but each step
+    extrapolates the predicted x0 linearly in ``lambda = -log sigma`` from the last two calls
+    instead of holding it constant (DDIM is the first-order member of the family: drop the
+    extrapolation and it is ``ddim``). With ``h = lambda_next - lambda`` and ``r = h_prev / h``:
 
         D = (1 + 1 / (2 r)) x0 - 1 / (2 r) x0_prev      (D = x0 on the first step)
-        x_next = sigma_next / sigma * x - alpha_next * (exp(-h) - 1) * D
+        x_next = sqrt(1 - a_next) / sqrt(1 - a) * x - sqrt(a_next) * (exp(-h) - 1) * D
 
-    The last call (t = 0, or the last timestep) returns its x0 itself, as DDIM's last step does.
-    ``generator`` is accepted for a uniform sampler signature and unused.
+    The last call (the step to sigma = 0) returns its x0 itself, as DDIM's last step does.
+    ``generators`` is accepted for the uniform sampler signature and unused.
 
     Args:
-        denoise: (x_t, t) -> predicted x0.
-        x: (B, C, H, W) start noise ~ N(0, I).
-        alpha_bar: (T,) training schedule.
-        steps: number of denoiser calls, 1..T.
+        denoise: (x, sigma) -> predicted x0.
+        x: (B, C, H, W) start noise ~ N(0, I) at ``noise_levels[0]``.
+        noise_levels: (N + 1,) float64 levels down to 0 (N denoiser calls).
 
     Returns:
         (B, C, H, W) samples x_0 (not clamped).
     """
-    del generator
-    alpha_bar = alpha_bar.to(device=x.device, dtype=torch.float64)
-    ts = timesteps(len(alpha_bar), steps)
+    del generators
+    levels = _levels(noise_levels)
     x0_prev, h_prev = None, None
-    for t, t_next in zip(ts, ts[1:] + [None]):
-        x0 = denoise(x, t)
-        if t_next is None:
+    for sigma, sigma_next in zip(levels, levels[1:]):
+        x0 = denoise(x, sigma)
+        if sigma_next == 0:
             return x0
-        x, h = _dpm_2m_update(x, x0, x0_prev, h_prev, alpha_bar[t], alpha_bar[t_next])
+        sig, sig_next = (
+            torch.tensor(sigma, dtype=torch.float64),
+            torch.tensor(sigma_next, dtype=torch.float64),
+        )
+        x, h = _dpm_2m_update(x, x0, x0_prev, h_prev, sig, sig_next)
         x0_prev, h_prev = x0, h
     return x
 
 
-def _dpm_2m_update(x, x0, x0_prev, h_prev, a, a_next):
-    """One DPM-Solver++(2M) update from level ``a`` to ``a_next``: ``(x_next, h)``.
+def _dpm_2m_update(x, x0, x0_prev, h_prev, sigma, sigma_next):
+    """One DPM-Solver++(2M) update from level ``sigma`` to ``sigma_next > 0``: ``(x_next, h)``.
 
-    ``a``, ``a_next`` and ``h_prev`` are float64 tensors that broadcast against ``x`` (scalars, or
-    one per image). ``x0_prev`` None (the first call), or ``h_prev`` 0 (a step that stayed put),
-    gives the first-order (DDIM) update; otherwise D extrapolates x0 as in :func:`dpm_solver_pp_2m`.
+    ``sigma``, ``sigma_next`` and ``h_prev`` are float64 tensors that broadcast against ``x``
+    (scalars, or one per image). ``x0_prev`` None (the first call), or ``h_prev`` 0 (a step that
+    stayed put), gives the first-order (DDIM) update; otherwise D extrapolates x0 as in
+    :func:`dpm_solver_pp_2m`.
     """
-    h = 0.5 * ((a_next / (1 - a_next)).log() - (a / (1 - a)).log())  # lambda_next - lambda
+    a, a_next = schedules.alpha_bar_of(sigma), schedules.alpha_bar_of(sigma_next)
+    h = sigma.log() - sigma_next.log()  # lambda_next - lambda
     if x0_prev is None:
         d = x0
     else:
@@ -176,69 +193,111 @@ def _dpm_2m_update(x, x0, x0_prev, h_prev, a, a_next):
 def ode_segment(
     denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     x: torch.Tensor,
-    alpha_bar: torch.Tensor,
-    t_from: torch.Tensor,
-    t_to: torch.Tensor,
+    sigma_from: torch.Tensor,
+    sigma_to: torch.Tensor,
     calls: int,
+    train_levels: torch.Tensor,
 ) -> torch.Tensor:
-    """Probability-flow ODE of each image from its own timestep to another, by DPM-Solver++(2M).
+    """Probability-flow ODE of each image from its own noise level to a lower one, by DPM-Solver++(2M).
 
-    The few-step distillation target (``Diffusion`` with a ``teacher``): the teacher carries image b
-    from ``t_from[b]`` to ``t_to[b]`` (``-1`` = the clean end, alpha_bar = 1) in ``calls`` denoiser
-    calls on integer timesteps evenly spaced in ``sigma^(1/7)`` between the two, with
-    :func:`dpm_solver_pp_2m`'s update (first order on the first call); a segment to the clean end
-    goes to t = 0 in ``calls - 1`` of them and its last call returns its x0, as the samplers' last
-    step does. A sub-step that rounds to the timestep it starts from leaves the image as it is (and
-    the next one is first order).
+    The few-step distillation target (``DiffusionStudent``): the teacher carries image b from
+    ``sigma_from[b]`` to ``sigma_to[b]`` (0 = the clean end) in ``calls`` denoiser calls on levels of
+    its training grid ``train_levels`` evenly spaced in ``sigma^(1/7)`` between the two (each
+    rounded to the nearest training level), with :func:`dpm_solver_pp_2m`'s update (first order
+    on the first call); a segment to the clean end goes to the lowest training level in
+    ``calls - 1`` of them and its last call returns its x0, as the samplers' last step does. A
+    sub-step that rounds to the level it starts from leaves the image as it is (and the next one
+    is first order).
 
     Args:
-        denoise: (x_t, t) -> predicted x0, ``t`` a (B,) long tensor of per-image timesteps.
-        x: (B, C, H, W) images at ``t_from``.
-        alpha_bar: (T,) training schedule.
-        t_from, t_to: (B,) long, ``T - 1 >= t_from >= t_to >= -1``.
+        denoise: (x, sigma) -> predicted x0, ``sigma`` a (B,) float64 tensor of per-image levels.
+        x: (B, C, H, W) images at ``sigma_from``.
+        sigma_from, sigma_to: (B,) levels of ``train_levels`` (or 0 for ``sigma_to``),
+            ``sigma_from >= sigma_to``.
         calls: denoiser calls, >= 1.
+        train_levels: (T,) increasing levels the denoiser was trained at (``schedules.sigmas``).
 
     Returns:
-        (B, C, H, W) the images at ``t_to``.
+        (B, C, H, W) the images at ``sigma_to``.
     """
     if calls < 1:
         raise ValueError(f"calls must be >= 1 (got {calls})")
-    T = len(alpha_bar)
-    levels = alpha_bar.to(device=x.device, dtype=torch.float64)
-    t_from, t_to = t_from.to(x.device).long(), t_to.to(x.device).long()
-    if bool((t_from < t_to).any() | (t_to < -1).any() | (t_from < 0).any() | (t_from > T - 1).any()):
-        raise ValueError(f"ode_segment needs T - 1 >= t_from >= t_to >= -1 (T = {T})")
+    levels = train_levels.to(device=x.device, dtype=torch.float64)
+    sigma_from = sigma_from.to(device=x.device, dtype=torch.float64)
+    sigma_to = sigma_to.to(device=x.device, dtype=torch.float64)
+    if bool((sigma_from < sigma_to).any() | (sigma_to < 0).any() | (sigma_from <= 0).any()):
+        raise ValueError("ode_segment needs sigma_from >= sigma_to >= 0 (0 = the clean end)")
     shape = (-1,) + (1,) * (x.dim() - 1)
 
-    # sub-step timesteps evenly spaced in sigma^(1/7), sigma = sqrt((1 - a) / a) (Karras et al., 2022):
-    # evenly spaced t puts too few near t = 0, evenly spaced log-SNR too many near t = T - 1 (on a
-    # Gaussian target at 4 calls the worst segment of a 10-step grid is off by 0.02, against 0.08
-    # and 0.03). To the clean end: to t = 0, then one step.
-    key = ((1 - levels) / levels).pow(1 / 14)  # increasing in t
-    to_clean = t_to < 0
-    end = torch.where(to_clean, torch.zeros_like(t_to), t_to)
-    spans = torch.where(to_clean, torch.full_like(t_to, calls - 1), torch.full_like(t_to, calls))
-    grid = [t_from]
+    # sub-steps evenly spaced in sigma^(1/7) (Karras et al., 2022), as indices into the training
+    # grid (-1 = the clean end); why this spacing: docs/notes/diffusion.md
+    key = levels.pow(1 / 7)  # increasing in t
+
+    def index(sigma):
+        return (key.view(1, -1) - sigma.pow(1 / 7).view(-1, 1)).abs().argmin(dim=1)
+
+    start = index(sigma_from)
+    to_clean = sigma_to == 0
+    end = torch.where(to_clean, torch.zeros_like(start), index(sigma_to))
+    spans = torch.where(to_clean, torch.full_like(start, calls - 1), torch.full_like(start, calls))
+    grid = [start]
     for j in range(1, calls + 1):
-        frac = (torch.full_like(key[t_from], j) / spans.clamp(min=1)).clamp(max=1)
-        target = key[t_from] + (key[end] - key[t_from]) * frac
+        frac = (torch.full_like(key[start], j) / spans.clamp(min=1)).clamp(max=1)
+        target = key[start] + (key[end] - key[start]) * frac
         nearest = (key.view(1, -1) - target.view(-1, 1)).abs().argmin(dim=1)
         nearest = torch.minimum(torch.maximum(nearest, end), grid[-1])  # inside the segment, descending
-        grid.append(torch.where((j > spans) & to_clean, torch.full_like(t_to, -1), nearest))
-    grid[-1] = t_to  # exact ends (a one-call segment to the clean end goes straight there)
+        grid.append(torch.where((j > spans) & to_clean, torch.full_like(start, -1), nearest))
+    grid[-1] = torch.where(to_clean, torch.full_like(start, -1), end)  # exact ends
 
     x0_prev, h_prev = None, None
     for j in range(calls):
-        t, t_next = grid[j], grid[j + 1]
-        x0 = denoise(x, t.clamp(min=0))
-        a = levels[t.clamp(min=0)].view(shape)
-        clean = (t_next < 0).view(shape)
-        # the clean end keeps x0 below; a stand-in level there keeps h finite
-        a_next = torch.where(clean, torch.full_like(a, 0.5), levels[t_next.clamp(min=0)].view(shape))
-        moved, h = _dpm_2m_update(x, x0, x0_prev, h_prev, a, a_next)
-        x = torch.where(clean, x0, moved)  # a sub-step that rounds to t has h = 0: x stays
+        i, i_next = grid[j], grid[j + 1]
+        sigma = levels[i]
+        x0 = denoise(x, sigma)
+        clean = (i_next < 0).view(shape)
+        # the clean end keeps x0 below; a stand-in level there (sigma = 1) keeps h finite
+        sigma_next = torch.where(i_next < 0, torch.ones_like(sigma), levels[i_next.clamp(min=0)])
+        moved, h = _dpm_2m_update(x, x0, x0_prev, h_prev, sigma.view(shape), sigma_next.view(shape))
+        x = torch.where(clean, x0, moved)  # a sub-step that rounds to its start has h = 0: x stays
         x0_prev, h_prev = x0, h  # after a step that stayed put (h = 0) the next is first order
     return x
 
 
-SAMPLERS = {"ddpm": ddpm, "ddim": ddim, "dpm++2m": dpm_solver_pp_2m}
+# ----------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class Sampler:
+    """An entry of :data:`SAMPLERS`: the function and what it accepts beyond the grid."""
+
+    fn: Callable[..., torch.Tensor]
+    options: tuple[str, ...] = ()  # keyword options of ``fn``; every other sampler refuses them
+    every_step: bool = False  # runs on every training level (no ``steps``)
+
+
+SAMPLERS: dict[str, Sampler] = {
+    "ddpm": Sampler(ddpm, ("variance",), every_step=True),
+    "ddim": Sampler(ddim, ("eta",)),
+    "dpm++2m": Sampler(dpm_solver_pp_2m),
+}
+
+
+def check_options(name: str, options: dict) -> None:
+    """Refuse options (given, not None) that sampler ``name`` does not take, naming the one that does."""
+    for option, value in options.items():
+        if value is None or option in SAMPLERS[name].options:
+            continue
+        owners = [n for n, s in SAMPLERS.items() if option in s.options]
+        raise ValueError(
+            f"{option} applies to the {' / '.join(owners)} sampler only; use sampler='{owners[0]}'"
+        )
+
+
+def grid(name: str, train_levels: torch.Tensor, steps: int) -> torch.Tensor:
+    """The levels sampler ``name`` runs on for a model trained at the (T,) increasing ``train_levels``.
+
+    ``steps`` training levels evenly spaced in timestep from the noisiest (every one for a sampler
+    that runs on every step), then 0: a (steps + 1,) float64 grid, ``steps`` denoiser calls.
+    """
+    T = len(train_levels)
+    ts = schedules.timesteps(T, T if SAMPLERS[name].every_step else steps)
+    levels = train_levels.to(torch.float64)[ts]
+    return torch.cat([levels, levels.new_zeros(1)])

@@ -9,6 +9,10 @@ Notation (Ho et al., 2020): ``x_t = sqrt(alpha_bar[t]) * x_0 + sqrt(1 - alpha_ba
   capped at 0.999 so the last step stays finite.
 
 Schedules are computed in float64 and returned as float32 (T,) tensors in (0, 1), decreasing.
+
+Samplers see continuous noise levels ``sigma = sqrt((1 - alpha_bar) / alpha_bar)`` (the noise to
+signal ratio; 0 is the clean end): :func:`sigmas` gives those of the training steps, and
+:func:`timesteps` the evenly spaced steps a few-step sampler visits.
 """
 
 from __future__ import annotations
@@ -53,3 +57,21 @@ def betas_from_alpha_bar(alpha_bar: torch.Tensor) -> torch.Tensor:
 def snr(alpha_bar: torch.Tensor) -> torch.Tensor:
     """Signal-to-noise ratio ``alpha_bar / (1 - alpha_bar)`` of each step."""
     return alpha_bar / (1 - alpha_bar)
+
+
+def sigmas(alpha_bar: torch.Tensor) -> torch.Tensor:
+    """(T,) float64 noise levels ``sigma[t] = sqrt((1 - alpha_bar[t]) / alpha_bar[t])``, increasing in t."""
+    a = alpha_bar.double()
+    return ((1 - a) / a).sqrt()
+
+
+def alpha_bar_of(sigma: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`sigmas`: ``alpha_bar = 1 / (1 + sigma^2)`` (1 at the clean end, sigma = 0)."""
+    return 1 / (1 + sigma**2)
+
+
+def timesteps(T: int, steps: int) -> list[int]:
+    """``steps`` timesteps from T-1 down to 0, evenly spaced (all of them when steps == T)."""
+    if not 1 <= steps <= T:
+        raise ValueError(f"steps must be in 1..{T} (got {steps})")
+    return torch.linspace(T - 1, 0, steps, dtype=torch.float64).round().long().tolist()
