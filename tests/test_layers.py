@@ -4,7 +4,7 @@
     data, fit loop} -> families -> nn
 
 Every import counts, lazy ones inside functions included (a lazy import hides a circle from
-Python, not from a reader).
+Python, not from a reader); only ``if TYPE_CHECKING:`` imports, which never run, are left out.
 """
 
 from __future__ import annotations
@@ -29,8 +29,18 @@ def imports_of(path: Path, known: set[str]) -> set[str]:
     """genvision modules imported anywhere in ``path`` (``from pkg import mod`` counts as ``pkg.mod``)."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text())
+    typing_only = {  # ``if TYPE_CHECKING:`` imports are for annotations and never run
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for stmt in node.body
+        for inner in ast.walk(stmt)
+    }
     out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name.startswith("genvision")}
         elif isinstance(node, ast.ImportFrom):

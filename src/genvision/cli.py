@@ -142,7 +142,9 @@ def _trainer_flags(t: argparse.ArgumentParser, set_help: str) -> None:
     t.add_argument("--strict", action="store_true", help="corrupt data files are an error, not skipped")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument(
-        "--tensorboard", action="store_true", help="also log to DIR/tensorboard (needs the tensorboard package)"
+        "--tensorboard",
+        action="store_true",
+        help="also log to DIR/tensorboard (needs the tensorboard package)",
     )
 
 

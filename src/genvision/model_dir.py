@@ -163,7 +163,7 @@ def _upgrade(meta: dict) -> dict:
             **meta,
             "model_config": {k: v for k, v in cfg.items() if k not in ("teacher", "teacher_calls")},
         }
-    elif name == "vqvae-transformer" and "vqvae" in cfg and registry.resolve(name)[0].parents:
+    elif name == "vqvae-transformer" and "vqvae" in cfg:
         meta = {**meta, "model_config": dict(cfg)}
         meta["parents"] = {"vqvae": {"path": meta["model_config"].pop("vqvae")}}
     return meta

@@ -310,7 +310,7 @@ def _gather_samples(inputs: Inputs, source, extractor, need_test: bool) -> dict:
 def _common_card(seed: int, batch_size: int, train_ds) -> dict:
     import scipy
 
-    from .. import __version__
+    from ..version import __version__
 
     return {
         "seed": seed,

@@ -17,7 +17,6 @@ the guided teacher's ODE.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -144,69 +143,3 @@ class DiffusionStudent(Diffusion):
 
 
 # moves to the run layer
-def distill(
-    teacher: str | Path,
-    out: str | Path | None = None,
-    *,
-    sampling_steps: int = 10,
-    teacher_calls: int = 4,
-    data: str | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    **train_values,
-) -> Path:
-    """Train a ``sampling_steps``-step DDIM student of the diffusion model in ``teacher``.
-
-    Args:
-        teacher: a trained diffusion model directory.
-        out: the student's run directory (default ``runs/<name>-distill<K>-<data>-<time>``).
-        sampling_steps: the student's DDIM steps K (denoiser calls per image).
-        teacher_calls: teacher ODE calls per student step (its target's accuracy).
-        data: dataset spec (default: the teacher's training data).
-        resume: continue the student run in ``out``.
-        overwrite: replace an existing ``out``.
-        **train_values: trainer settings, as for ``genvision.train`` (``minutes=``, ``steps=``,
-            ``lr=``, ...); the distillation defaults are ``DiffusionStudent.train_defaults()``'s.
-
-    Returns:
-        The student's run directory (a model directory; it samples with DDIM in K steps).
-    """
-    from ... import registry
-    from ...model_dir import load_model_dir, parent_dir, parent_ref, read_config, write_config
-    from ...training.trainer import default_run_dir, train
-
-    teacher = Path(teacher).expanduser().resolve()
-    if resume:
-        if out is None:
-            raise ValueError("--resume needs --out DIR (the student run to continue)")
-        meta = read_config(out)
-        ref = meta.get("parents", {}).get("teacher")
-        if meta.get("registry_name") != "ddpm-student" or ref is None:
-            raise ValueError(f"{out} is not a distillation run; continue it with genvision train --resume")
-        stored = parent_dir(out, "teacher", ref)
-        if stored != teacher:
-            raise ValueError(f"--resume: {out} distils {stored}, not {teacher}; pass that teacher")
-        student = registry.create(
-            "ddpm-student", parents={"teacher": load_model_dir(stored)}, **meta["model_config"]
-        )
-        out = train(student, data=data, out=out, resume=True, **train_values)
-    else:
-        meta = read_config(teacher)
-        if meta.get("family") != "diffusion":
-            raise ValueError(
-                f"{teacher} holds a {meta.get('registry_name')} ({meta.get('family')}); distillation needs a "
-                "diffusion model (genvision train ddpm ...)"
-            )
-        model = load_model_dir(teacher)
-        student = registry.create(
-            "ddpm-student",
-            parents={"teacher": model},
-            **student_config(model, sampling_steps, teacher_calls),
-        )
-        data = data or meta.get("data", {}).get("spec", "digits")
-        if out is None:
-            out = default_run_dir(f"{model.registry_name}-distill{sampling_steps}", data)
-        out = train(student, data=data, out=out, overwrite=overwrite, **train_values)
-    # the trainer does not know parents yet: name the teacher in config.json afterwards
-    write_config(student, out, {"parents": {"teacher": parent_ref(out, teacher)}})
-    return out
