@@ -54,11 +54,6 @@ def betas_from_alpha_bar(alpha_bar: torch.Tensor) -> torch.Tensor:
     return 1 - alpha_bar / prev
 
 
-def snr(alpha_bar: torch.Tensor) -> torch.Tensor:
-    """Signal-to-noise ratio ``alpha_bar / (1 - alpha_bar)`` of each step."""
-    return alpha_bar / (1 - alpha_bar)
-
-
 def sigmas(alpha_bar: torch.Tensor) -> torch.Tensor:
     """(T,) float64 noise levels ``sigma[t] = sqrt((1 - alpha_bar[t]) / alpha_bar[t])``, increasing in t."""
     a = alpha_bar.double()
