@@ -24,6 +24,7 @@ from typing import ClassVar
 import torch
 
 from ... import seeding
+from ...nn import pixels
 from ..base import GenerativeModel, ModelConfig
 from . import layers, losses, samplers
 
@@ -138,9 +139,8 @@ class _RasterModel(GenerativeModel):
         if self.config.conditional and (y is None or (y < 0).any()):
             raise ValueError(f"{self.registry_name} is class-conditional: every training image needs a label")
         params = self.net(x, self._labels(y))
-        nll = -losses.image_log_likelihood(self.config.head, params, x, self.config.levels)  # (B,) nats
-        per_dim = nll.float() / self.dims
-        return {"loss": per_dim.mean(), "bpd": per_dim.mean().detach() / math.log(2)}
+        ll = losses.image_log_likelihood(self.config.head, params, x, self.config.levels).float()  # (B,) nats
+        return {"loss": -ll.mean() / self.dims, "bpd": pixels.bits_per_dim(ll.mean().detach(), self.dims)}
 
     def train_defaults(self) -> dict:
         """Batch 64 and 100 warm-up steps up to 16 px; above, batch 32 and 20 steps, so a
@@ -272,7 +272,7 @@ class _RasterModel(GenerativeModel):
         x = x.to(self.device)
         known = torch.as_tensor(mask, device=self.device).bool().expand_as(x)
         u, labels = self._draws(x.shape[0], y, seed, generator)
-        x = losses.from_levels(losses.to_levels(x, c.levels), c.levels)
+        x = pixels.snap(x, c.levels)
         return self._raster(x, known, u, labels, temperature, cached)
 
     def describe_start(self, n: int, seed: int | None = 0) -> str:

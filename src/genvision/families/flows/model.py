@@ -24,6 +24,7 @@ from typing import ClassVar
 import torch
 
 from ... import seeding
+from ...nn import pixels
 from ..base import GenerativeModel, ModelConfig
 from . import nets, preprocessing
 
@@ -205,10 +206,10 @@ class Flow(GenerativeModel):
                 noise comes from its own.
         """
         ll, log_q = self._bound(x, y, generator)
-        bpd = preprocessing.bits_per_dim(ll, self.dims).mean()
+        bpd = pixels.bits_per_dim(ll, self.dims).mean()
         out = {"loss": bpd, "bpd": bpd.detach()}
         if self.dequantizer is not None:  # the entropy of q(U | x), in bits/dim: how much noise it adds
-            out["log_q_bpd"] = preprocessing.bits_per_dim(-log_q, self.dims).mean().detach()
+            out["log_q_bpd"] = pixels.bits_per_dim(-log_q, self.dims).mean().detach()
         return out
 
     def train_defaults(self) -> dict:
