@@ -164,9 +164,7 @@ class _RasterModel(GenerativeModel):
         """
         x = x.to(self.device)
         c = self.config
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             if not c.conditional or y is not None:
                 labels = None if y is None else self.check_labels(x.shape[0], y)
                 return losses.image_log_likelihood(c.head, self.net(x, labels), x, c.levels)
@@ -177,8 +175,6 @@ class _RasterModel(GenerativeModel):
                 for k in range(c.num_classes)
             ]
             return torch.logsumexp(torch.stack(per_class), dim=0) - math.log(c.num_classes)
-        finally:
-            self.train(was_training)
 
     # -- sampling -------------------------------------------------------------------
     def _raster(self, x, known, u, labels, temperature, cached) -> torch.Tensor:
@@ -186,9 +182,7 @@ class _RasterModel(GenerativeModel):
         t = c.temperature if temperature is None else temperature
         if not t > 0:
             raise ValueError(f"temperature must be > 0 (got {t})")
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             if cached is None or cached:
                 return samplers.raster_cached(
                     partial(self.net.begin_row, y=labels),
@@ -201,8 +195,6 @@ class _RasterModel(GenerativeModel):
                     t,
                 )
             return samplers.raster_naive(partial(self.net, y=labels), c.head, x, known, u, c.levels, t)
-        finally:
-            self.train(was_training)
 
     def _draws(self, n: int, y, seed, generator):
         """Per-image uniforms (n, C, H, W) float64, then labels (drawn per image when y is None)."""

@@ -249,12 +249,8 @@ class Flow(GenerativeModel):
         """
         x = x.to(self.device)
         gens = generator if generator is not None else seeding.image_generators(x.shape[0], seed, self.device)
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             ll, _ = self._bound(x, y, gens)
-        finally:
-            self.train(was_training)
         return ll.double()
 
     # -- latent tools -------------------------------------------------------------------
@@ -308,15 +304,11 @@ class Flow(GenerativeModel):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0 (got {temperature}); 0.7 is usual for flows")
         gens = seeding.resolve(n, seed, generator, self.device)
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             eps = seeding.randn((n, *self.latent_shape), gens, self.device) * temperature
             if c.conditional and labels is None:
                 labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
             return self.decode(eps, labels)
-        finally:
-            self.train(was_training)
 
     def describe_start(self, n: int, seed: int | None = 0) -> str:
         """What ``sample(n, seed=seed)`` starts from: the latent's shape and image 0's first values."""

@@ -261,12 +261,8 @@ class GAN(GenerativeModel):
         labels = self.check_labels(z.shape[0], y)
         if c.conditional and labels is None:
             raise ValueError(f"{self.registry_name} is class-conditional: decode(z, y) needs labels")
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             return self.generator(z.to(self.device), labels).clamp(-1, 1)
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def sample(

@@ -109,6 +109,7 @@ class VAE(GenerativeModel):
     family = "vae"
     config_class = VAEConfig
     sample_options = ("temperature", "pixels")
+    start_note = "decoded to the mean image"
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)
@@ -273,8 +274,7 @@ class VAE(GenerativeModel):
                 p(x | z) on the data's grid, after z, from the image's own generator).
         """
         self.check_sample_options(options)
-        if y is not None:
-            raise ValueError(f"{self.registry_name} is unconditional; drop the label(s)")
+        self.check_labels(n, y)
         temperature = 1.0 if temperature is None else float(temperature)
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0 (got {temperature})")
@@ -289,12 +289,3 @@ class VAE(GenerativeModel):
             return losses.pixel_mean(c.likelihood, out)
         u = seeding.rand((n, c.channels, c.image_size, c.image_size), gens, self.device)
         return losses.pixel_sample(c.likelihood, out, c.levels, u)
-
-    def describe_start(self, n: int, seed: int | None = 0) -> str:
-        """What ``sample(n, seed=seed)`` starts from: the latent shape and image 0's first values."""
-        shape = f"latents z ~ N(0, I) of shape ({n}, {self.config.latent_dim})"
-        if seed is None:
-            return f"{shape} from the given generator"
-        first = seeding.randn((1, self.config.latent_dim), seeding.image_generators(1, seed), "cpu")
-        values = ", ".join(f"{v:.4f}" for v in first.flatten()[:4].tolist())
-        return f"{shape}, first values [{values}, ...], decoded to the mean image"

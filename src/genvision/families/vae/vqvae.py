@@ -234,8 +234,7 @@ class VQVAE(GenerativeModel):
                 p(x | codes) on the data's grid, after the codes, from the image's own generator).
         """
         self.check_sample_options(options)
-        if y is not None:
-            raise ValueError(f"{self.registry_name} is unconditional; drop the label(s)")
+        self.check_labels(n, y)
         pixels = pixels or "mean"
         if pixels not in ("mean", "sample"):
             raise ValueError(f"pixels must be 'mean' or 'sample' (got {pixels!r})")
