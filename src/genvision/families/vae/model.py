@@ -47,13 +47,7 @@ def resolve_likelihood(likelihood: str, levels: int) -> str:
     return likelihood
 
 
-# How the defaults were chosen (one torch thread on a 2-core machine shared with other jobs).
-# 28x28 binarised MNIST, batch 128, Adam 1e-3: base 32 with a 3x3 convolution at the bottom ran
-# at 340 images/s (52 MFLOP per image, forward + backward); base 32 without it 515 images/s;
-# base 16 without it 1050 images/s (10 MFLOP), and batch 256 was no faster. With base 16, 5
-# minutes (286k images) gave a test ELBO of 94.3 nats and an IWAE bound (K=100) of 89.9 nats on
-# the first 500 test images. 8x8 digits, 400 steps: IWAE bits/dim 2.00 against 2.44 for the
-# per-pixel independent model, and 93% of reconstructions keep their label (tests/families/vae).
+# Defaults: base_channels 16, batch 128, Adam 1e-3; the measurements behind them: docs/notes/vae.md
 @dataclass
 class VAEConfig(ModelConfig):
     """Gaussian-latent VAE settings; ``beta`` > 1 is a beta-VAE (registry name ``beta-vae``)."""
@@ -65,9 +59,7 @@ class VAEConfig(ModelConfig):
     beta: float = 1.0
     kl_warmup_steps: int = 0  # KL weight ramps 0 -> beta over this many optimiser steps
     free_bits: float = 0.0  # nats per latent dimension kept free of KL pressure
-    # K of log_likelihood (the IWAE bound; 1 = the ELBO). 50: the 10,000 MNIST test images take
-    # about 2 minutes on one busy CPU core (13 s per 500 images at K=100, measured)
-    iwae_samples: int = 50
+    iwae_samples: int = 50  # K of log_likelihood (the IWAE bound; 1 = the ELBO); cost: docs/notes/vae.md
     lr: float = 1e-3
 
     def __post_init__(self):
