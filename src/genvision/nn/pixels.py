@@ -22,7 +22,8 @@ on them (VAE and diffusion bounds, PixelCNN, flows) are in the same units.
 
 Every log-probability here is elementwise (one value per sub-pixel, in nats) and computed in the
 dtype of its inputs; callers sum over pixels and pick float64 where they need it. Scales are not
-clamped here: a network's floor on its log-scale (e.g. PixelCNN++'s -7) belongs to the caller.
+clamped here: a network that predicts its log-scale floors it first (``MIN_LOG_SCALE``, the
+VAE decoder and the PixelCNN++ head); the diffusion bound's scale is fixed and not floored.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+#: floor on a predicted log-scale (PixelCNN++): a bin of 2/255 is still ~100 scales wide at exp(-7)
+MIN_LOG_SCALE = -7.0
 
 
 # ----------------------------------------------------------------------------- the levels grid

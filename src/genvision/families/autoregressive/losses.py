@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from ...nn import pixels
 
 HEADS = ("softmax", "logistic")
-LOG_SCALE_MIN = -7.0  # smallest log scale of a logistic (PixelCNN++), keeps bins from vanishing
 
 
 def num_params(head: str, levels: int, mixtures: int) -> int:
@@ -33,7 +32,7 @@ def num_params(head: str, levels: int, mixtures: int) -> int:
 def _mixture(params: torch.Tensor):
     """Split (B, C, 3K, ...) into mixture log-weights, means and clamped log scales, (B, C, K, ...)."""
     logit, mean, log_scale = params.chunk(3, dim=2)
-    return F.log_softmax(logit, dim=2), mean, log_scale.clamp(min=LOG_SCALE_MIN)
+    return F.log_softmax(logit, dim=2), mean, log_scale.clamp(min=pixels.MIN_LOG_SCALE)
 
 
 def log_prob_at(head: str, params: torch.Tensor, v: torch.Tensor, levels: int) -> torch.Tensor:

@@ -8,8 +8,8 @@ the same units as the exact likelihoods of PixelCNN and the flows.
 
 - ``bernoulli``: 2 levels; the decoder gives one logit per pixel.
 - ``logistic`` / ``gaussian``: any number of levels; the decoder gives a mean and a log-scale
-  per pixel (log-scales floored at ``MIN_LOG_SCALE``), and the pixel's probability is the mass
-  of its bin.
+  per pixel (floored at ``pixels.MIN_LOG_SCALE``), and the pixel's probability is the mass of
+  its bin.
 - ``mse``: squared error, a fixed-variance Gaussian *density*: not a probability of the discrete
   pixels, so no bound is computed from it (models trained with it refuse ``log_likelihood``).
 """
@@ -26,8 +26,6 @@ from ...nn import pixels
 LIKELIHOODS = ("bernoulli", "logistic", "gaussian", "mse")
 #: the Gaussian of the ``mse`` reconstruction: std 0.1 in [-1, 1] units (5% of the pixel range)
 MSE_SIGMA = 0.1
-#: floor on decoder log-scales: a bin of 2/255 is still ~100 scales wide at exp(-7)
-MIN_LOG_SCALE = -7.0
 
 
 def params_per_channel(likelihood: str) -> int:
@@ -62,7 +60,7 @@ def pixel_log_prob(likelihood: str, out: torch.Tensor, x: torch.Tensor, levels: 
     if likelihood == "mse":
         return mse_log_density(out, x)
     mean, log_scale = out.chunk(2, dim=1)
-    log_scale = log_scale.clamp(min=MIN_LOG_SCALE)
+    log_scale = log_scale.clamp(min=pixels.MIN_LOG_SCALE)
     if likelihood == "logistic":
         return _sum_pixels(pixels.discretized_logistic_log_prob(x, mean, log_scale, levels))
     return _sum_pixels(pixels.discretized_gaussian_log_prob(x, mean, log_scale, levels))
@@ -90,7 +88,7 @@ def pixel_sample(likelihood: str, out: torch.Tensor, levels: int, u: torch.Tenso
     if likelihood == "mse":
         return out.clamp(-1, 1)
     mean, log_scale = out.chunk(2, dim=1)
-    scale = log_scale.clamp(min=MIN_LOG_SCALE).exp()
+    scale = log_scale.clamp(min=pixels.MIN_LOG_SCALE).exp()
     u = u.clamp(1e-6, 1 - 1e-6)
     if likelihood == "logistic":
         value = mean + scale * (torch.log(u) - torch.log1p(-u))
