@@ -101,9 +101,9 @@ def variational_bound(denoise, x0: torch.Tensor, alpha_bar: torch.Tensor, levels
     ``L_t = KL(q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t))`` at one draw of ``x_t ~ q(x_t | x0)`` per step,
     with ``p(x_{t-1} | x_t)`` = N(posterior mean at the predicted x0, beta~_t) as the ``ddpm`` sampler
     draws it. The decoder ``p(x0 | x_t0)`` is a Gaussian at the predicted x0 with half the noise
-    level of ``x_t0`` (in x0 units), discretised to the ``levels`` grey levels (eq. 13,
-    ``nn.pixels.discretized_gaussian_log_prob``). Below ``t0`` the noise is too small to move a
-    pixel to another grey level, yet each step there still charges for the network's imprecision: on 8x8 digits the full chain (t0 = 0) costs about 1.3 bits/dim
+    level of ``x_t0`` (in x0 units), discretised to the ``levels`` grey levels. Below ``t0`` the
+    noise is too small to move a pixel to another grey level, yet each step there still charges
+    for the network's imprecision: on 8x8 digits the full chain (t0 = 0) costs about 1.3 bits/dim
     more. Costs one denoiser call per step above ``t0`` plus one.
 
     Args:
