@@ -1,8 +1,9 @@
 """Pixel transforms: level indices <-> floats in [-1, 1], 8-bit for files, Bernoulli draws, resizing.
 
 Inside genvision images are float32 (N, C, H, W) in [-1, 1]; datasets store uint8 level indices
-0..L-1 and convert with ``to_float``: v -> v / (L - 1) * 2 - 1. Files hold 0..255, with level v of
-an L-level dataset written as round(v * 255 / (L - 1)) (INTERFACES.md, ``.npz`` samples).
+0..L-1 and convert with ``to_float``: v -> v / (L - 1) * 2 - 1 (the levels grid of
+:mod:`genvision.nn.pixels`, re-exported here). Files hold 0..255, with level v of an L-level
+dataset written as round(v * 255 / (L - 1)) (INTERFACES.md, ``.npz`` samples).
 """
 
 from __future__ import annotations
@@ -10,24 +11,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..nn import pixels
+from ..nn.pixels import to_float
 
-def to_float(images: torch.Tensor, levels: int) -> torch.Tensor:
-    """Level indices to floats: v -> v / (levels - 1) * 2 - 1.
-
-    Args:
-        images: integer tensor of any shape, values 0..levels-1 (uint8 (N, C, H, W) usually).
-        levels: number of grey levels (17 for digits, 256 for 8-bit, 2 for binary).
-
-    Returns:
-        float32 tensor of the same shape in [-1, 1].
-    """
-    return images.to(torch.float32) / (levels - 1) * 2 - 1
+__all__ = ["to_float", "to_levels", "to_uint8_255", "bernoulli", "resize"]
 
 
 def to_levels(x: torch.Tensor, levels: int) -> torch.Tensor:
-    """Quantise floats in [-1, 1] to the nearest level index, uint8 0..levels-1 (clamped), same shape."""
-    v = torch.round((x.to(torch.float32).clamp(-1, 1) + 1) / 2 * (levels - 1))
-    return v.to(torch.uint8)
+    """Quantise floats in [-1, 1] to the nearest level index, uint8 0..levels-1 (clamped), same shape.
+
+    :func:`genvision.nn.pixels.to_levels` in the dtype datasets store.
+    """
+    return pixels.to_levels(x, levels, dtype=torch.uint8)
 
 
 def to_uint8_255(x: torch.Tensor, levels: int) -> torch.Tensor:
@@ -40,7 +35,7 @@ def to_uint8_255(x: torch.Tensor, levels: int) -> torch.Tensor:
     Returns:
         uint8 tensor of the same shape (INTERFACES.md ``.npz`` rule).
     """
-    v = to_levels(x, levels).to(torch.int32)
+    v = pixels.to_levels(x, levels, dtype=torch.int32)
     return torch.div(v * 510 + (levels - 1), 2 * (levels - 1), rounding_mode="floor").to(torch.uint8)
 
 

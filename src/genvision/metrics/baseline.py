@@ -16,11 +16,10 @@ use the expected histogram, p(1) = mean(intensity / 255), with the same smoothin
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .. import seeding
+from ..nn import pixels
 
 
 def pixel_counts(ds) -> torch.Tensor:
@@ -57,7 +56,7 @@ def independent_pixel_samples(train_ds, n: int, seed: int = 0) -> torch.Tensor:
     u = seeding.rand((n, *shape), seeding.image_generators(n, seed), dtype=torch.float64)  # (n, C, H, W)
     level = torch.searchsorted(cdf, u.reshape(n, -1).T.contiguous(), right=True)  # (P, n), inverse CDF
     level = level.clamp(max=levels - 1).T.reshape(n, *shape)
-    return level.float() / (levels - 1) * 2 - 1
+    return pixels.to_float(level, levels)
 
 
 def independent_pixel_bpd(train_ds, test_ds) -> float:
@@ -67,4 +66,4 @@ def independent_pixel_bpd(train_ds, test_ds) -> float:
     if getattr(test_ds, "binarize", False):
         raise ValueError("bits/dim needs a fixed test draw; use the test split of a binarised dataset")
     nats = log_p.unsqueeze(0).expand(len(test), *log_p.shape).gather(-1, test.unsqueeze(-1)).squeeze(-1)
-    return float(-nats.mean() / math.log(2))
+    return float(pixels.bits_per_dim(nats.flatten(1).sum(1), nats[0].numel()).mean())

@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nn import pixels
+
 FILE_NAME = "pt_inception-2015-12-05-6726825d.pth"
 SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 SIZE_BYTES = 95_628_359
@@ -238,7 +240,7 @@ class FIDInceptionV3(nn.Module):
 # ----------------------------------------------------------------------------- input pipeline
 def to_uint8_levels(x: torch.Tensor) -> torch.Tensor:
     """Float images in [-1, 1] -> float 0..255 integer levels, round((x + 1) * 127.5)."""
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round()
+    return pixels.to_levels(x.float(), 256).float()
 
 
 def resize_tf1_bilinear(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .. import seeding
+from ..nn import pixels
 from .features import progress_batches
 
 if TYPE_CHECKING:
@@ -88,8 +89,8 @@ def summarise(nats: torch.Tensor, dims: int) -> dict:
     return {
         "nll_nats": -mean,
         "nll_se": se,
-        "bpd": -mean / (dims * math.log(2)),
-        "bpd_se": se / (dims * math.log(2)),
+        "bpd": pixels.bits_per_dim(mean, dims),
+        "bpd_se": pixels.bits_per_dim(-se, dims),  # bits_per_dim negates; a standard error stays >= 0
         "n": len(nats),
     }
 

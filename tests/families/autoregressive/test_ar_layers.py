@@ -10,6 +10,7 @@ import torch
 from gvtest import one_thread
 
 from genvision.families.autoregressive import layers, losses, samplers
+from genvision.nn import pixels
 
 ARCHS = ("pixelcnn", "gated", "rowlstm")
 
@@ -126,7 +127,7 @@ def test_probabilities_sum_to_one_over_every_tiny_image(arch, channels, head, le
     net = build(arch, channels, losses.num_params(head, levels, 2)).double().eval()
     dims = channels * 4
     grid = torch.tensor(list(itertools.product(range(levels), repeat=dims)))  # (L**dims, dims)
-    x = losses.from_levels(grid, levels).double().view(-1, channels, 2, 2)
+    x = pixels.to_float(grid, levels).double().view(-1, channels, 2, 2)
     with torch.no_grad():
         log_p = losses.image_log_likelihood(head, net(x), x, levels)
     assert log_p.dtype == torch.float64 and (log_p < 0).all()
@@ -152,4 +153,4 @@ def test_inverse_cdf_draw_and_temperature():
 
 def test_levels_round_trip():
     v = torch.arange(17)
-    assert torch.equal(losses.to_levels(losses.from_levels(v, 17), 17), v)
+    assert torch.equal(pixels.to_levels(pixels.to_float(v, 17), 17), v)

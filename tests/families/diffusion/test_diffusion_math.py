@@ -7,6 +7,7 @@ import torch
 
 from genvision.families.diffusion import losses, schedules
 from genvision.families.diffusion.guidance import with_guidance
+from genvision.nn import pixels
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -152,6 +153,8 @@ def test_discretized_gaussian_bins_sum_to_one():
     levels = 17
     grid = torch.linspace(-1, 1, levels)  # every value a pixel can take
     for mean, std in [(0.1, 0.05), (-0.97, 0.3), (3.0, 0.01), (0.0, 1e-3)]:
-        logp = losses.discretized_gaussian_log_prob(grid, torch.full_like(grid, mean), std, levels)
+        logp = pixels.discretized_gaussian_log_prob(
+            grid.double(), torch.full_like(grid, mean).double(), torch.tensor(std).double().log(), levels
+        )
         assert torch.isfinite(logp).all()
         assert abs(logp.exp().sum().item() - 1) < 1e-9

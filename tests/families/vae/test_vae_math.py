@@ -11,10 +11,11 @@ from genvision.families.vae import losses
 from genvision.families.vae.model import VAEConfig
 from genvision.families.vae.quantizer import VectorQuantizer
 from genvision.families.vae.vqvae import VQVAEConfig
+from genvision.nn import pixels
 
 
 # ----------------------------------------------------------------------------- likelihoods
-@pytest.mark.parametrize("fn", [losses.discretized_logistic_log_prob, losses.discretized_gaussian_log_prob])
+@pytest.mark.parametrize("fn", [pixels.discretized_logistic_log_prob, pixels.discretized_gaussian_log_prob])
 @pytest.mark.parametrize("levels", [2, 17, 256])
 def test_discretized_likelihood_sums_to_one_over_the_levels(fn, levels):
     grid = torch.linspace(-1, 1, levels).view(levels, 1, 1, 1)  # every level of one pixel
@@ -23,7 +24,7 @@ def test_discretized_likelihood_sums_to_one_over_the_levels(fn, levels):
         (float(torch.randn(1, generator=g)), float(torch.randn(1, generator=g) * 2 - 2)) for _ in range(5)
     ]:
         m, s = torch.full_like(grid, mean), torch.full_like(grid, log_scale)
-        logp = fn(m.double(), s.double(), grid.double(), levels)  # (L,) log P(level)
+        logp = fn(grid.double(), m.double(), s.double(), levels)  # (L,) log P(level)
         assert torch.isfinite(logp).all()
         assert abs(torch.logsumexp(logp, 0).item()) < 1e-6, (mean, log_scale)
 
@@ -33,7 +34,7 @@ def test_discretized_logistic_matches_the_cdf_difference_in_float64():
     x = torch.linspace(-1, 1, levels).double().view(1, levels, 1, 1)
     mean, log_scale = torch.full_like(x, 0.2), torch.full_like(x, -1.5)
     per_level = torch.stack(
-        [losses.discretized_logistic_log_prob(mean[:, i : i + 1], log_scale[:, i : i + 1], x[:, i : i + 1], levels)
+        [pixels.discretized_logistic_log_prob(x[:, i : i + 1], mean[:, i : i + 1], log_scale[:, i : i + 1], levels)
          for i in range(levels)]
     ).flatten()  # fmt: skip
     s, half = math.exp(-1.5), 1 / (levels - 1)
@@ -65,9 +66,7 @@ def test_pixel_sample_inverts_the_cdf_onto_the_grid():
     assert torch.allclose(v, v.round(), atol=1e-5)  # on the grid
     # empirical frequency of each level ~ the model's probability of it
     grid = torch.linspace(-1, 1, levels).view(levels, 1, 1, 1)
-    logp = losses.discretized_logistic_log_prob(
-        torch.full_like(grid, 0.25), torch.full_like(grid, -2.0), grid, levels
-    )
+    logp = losses.pixel_log_prob("logistic", out[:levels], grid, levels)  # (L,): one pixel per level
     freq = torch.bincount(v.round().long().flatten(), minlength=levels) / 4000
     assert (freq - logp.exp()).abs().max() < 0.03
 

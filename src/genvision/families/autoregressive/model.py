@@ -24,25 +24,12 @@ from typing import ClassVar
 import torch
 
 from ... import seeding
+from ...nn import pixels
 from ..base import GenerativeModel, ModelConfig
 from . import layers, losses, samplers
 
 
-# How the defaults were chosen. Test bits/dim on 8x8 digits (17 levels; per-pixel independent
-# baseline 2.44) after 300 steps of batch 64 (EMA 5k images, warm-up 100), one thread of a 2-core
-# CPU shared with other jobs (load 5-8), 30-45 s per PixelCNN run, about 70 s per Gated run:
-#   PixelCNN (width 64, 5 blocks)  softmax lr 1e-3: 2.00   lr 3e-3: 1.90
-#                                  logistic lr 1e-3: 1.99  lr 3e-3: 1.88  lr 5e-3: 1.84 (200 steps: 1.90)
-#                                  logistic lr 3e-3 without EMA: 1.91
-#                                  width 32, 4 blocks (softmax, lr 1e-3, 250 steps): 2.02
-#   Gated (width 32, 6 layers)     softmax lr 1e-3: 2.02   lr 3e-3: 1.84
-# MNIST (256 levels), gated-pixelcnn defaults (logistic, lr 3e-3, batch 32, warm-up 20), 5 minutes:
-# 221 steps, 7k images at 23 img/s, test bits/dim 1.341 on all 10k test images (evaluation 4m50s
-# wall on the loaded machine, about 2 min of CPU). The logistic head wins at small budgets since
-# neighbouring levels share probability; with 256 levels its output layer is also 17x smaller.
-# One minute each (benchmarks/ar_mnist.py --quick, 1000 test images; two runs, load 6.7 / 3.7):
-# pixelcnn 1.378 / 1.304 (2.4k / 4.6k images), gated-pixelcnn 1.527 / 1.426 (1.4k / 2.4k images:
-# 1.7x the FLOPs per image), pixelrnn 1.352 / 1.291 (3.3k / 5.1k images).
+# Defaults: logistic head, lr 3e-3 (PixelCNN width 64 x 5, Gated 32 x 6); measurements: docs/notes/autoregressive.md
 @dataclass
 class PixelCNNConfig(ModelConfig):
     """PixelCNN settings (van den Oord et al. 2016a); defaults train on digits in about a minute.
@@ -138,13 +125,11 @@ class _RasterModel(GenerativeModel):
         if self.config.conditional and (y is None or (y < 0).any()):
             raise ValueError(f"{self.registry_name} is class-conditional: every training image needs a label")
         params = self.net(x, self._labels(y))
-        nll = -losses.image_log_likelihood(self.config.head, params, x, self.config.levels)  # (B,) nats
-        per_dim = nll.float() / self.dims
-        return {"loss": per_dim.mean(), "bpd": per_dim.mean().detach() / math.log(2)}
+        ll = losses.image_log_likelihood(self.config.head, params, x, self.config.levels).float()  # (B,) nats
+        return {"loss": -ll.mean() / self.dims, "bpd": pixels.bits_per_dim(ll.mean().detach(), self.dims)}
 
     def train_defaults(self) -> dict:
-        """Batch 64 and 100 warm-up steps up to 16 px; above, batch 32 and 20 steps, so a
-        few-minute CPU run (28 px: tens of images/s) still makes a few hundred updates."""
+        """Batch 64 and 100 warm-up steps up to 16 px, batch 32 and 20 above (docs/notes/autoregressive.md)."""
         small = self.config.image_size <= 16
         return {"batch_size": 64 if small else 32, "warmup": 100 if small else 20, "ema_half_life": 5000}
 
@@ -164,9 +149,7 @@ class _RasterModel(GenerativeModel):
         """
         x = x.to(self.device)
         c = self.config
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             if not c.conditional or y is not None:
                 labels = None if y is None else self.check_labels(x.shape[0], y)
                 return losses.image_log_likelihood(c.head, self.net(x, labels), x, c.levels)
@@ -177,8 +160,6 @@ class _RasterModel(GenerativeModel):
                 for k in range(c.num_classes)
             ]
             return torch.logsumexp(torch.stack(per_class), dim=0) - math.log(c.num_classes)
-        finally:
-            self.train(was_training)
 
     # -- sampling -------------------------------------------------------------------
     def _raster(self, x, known, u, labels, temperature, cached) -> torch.Tensor:
@@ -186,9 +167,7 @@ class _RasterModel(GenerativeModel):
         t = c.temperature if temperature is None else temperature
         if not t > 0:
             raise ValueError(f"temperature must be > 0 (got {t})")
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             if cached is None or cached:
                 return samplers.raster_cached(
                     partial(self.net.begin_row, y=labels),
@@ -201,8 +180,6 @@ class _RasterModel(GenerativeModel):
                     t,
                 )
             return samplers.raster_naive(partial(self.net, y=labels), c.head, x, known, u, c.levels, t)
-        finally:
-            self.train(was_training)
 
     def _draws(self, n: int, y, seed, generator):
         """Per-image uniforms (n, C, H, W) float64, then labels (drawn per image when y is None)."""
@@ -272,7 +249,7 @@ class _RasterModel(GenerativeModel):
         x = x.to(self.device)
         known = torch.as_tensor(mask, device=self.device).bool().expand_as(x)
         u, labels = self._draws(x.shape[0], y, seed, generator)
-        x = losses.from_levels(losses.to_levels(x, c.levels), c.levels)
+        x = pixels.snap(x, c.levels)
         return self._raster(x, known, u, labels, temperature, cached)
 
     def describe_start(self, n: int, seed: int | None = 0) -> str:

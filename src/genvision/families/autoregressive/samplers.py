@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import torch
 
+from ...nn import pixels
 from . import losses
 
 
@@ -43,7 +44,7 @@ def draw(log_probs: torch.Tensor, u: torch.Tensor, temperature: float = 1.0) -> 
 
 def _fill(x, v_new, known, c, i, j, levels):
     """Write drawn levels ``v_new`` (B,) into sub-pixel (c, i, j) of ``x`` where not ``known``."""
-    value = losses.from_levels(v_new, levels).to(x.dtype)
+    value = pixels.to_float(v_new, levels, dtype=x.dtype)
     x[:, c, i, j] = torch.where(known[:, c, i, j], x[:, c, i, j], value)
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from ...nn import pixels
+
 OBJECTIVES = ("eps", "v", "x0")
 
 
@@ -80,28 +82,6 @@ def gaussian_kl(mean1, var1, mean2, var2) -> torch.Tensor:
     return 0.5 * (torch.log(var2 / var1) + (var1 + (mean1 - mean2) ** 2) / var2 - 1)
 
 
-def discretized_gaussian_log_prob(x0: torch.Tensor, mean: torch.Tensor, std, levels: int) -> torch.Tensor:
-    """Elementwise log P(bin of x0) under N(mean, std^2) (Ho et al., 2020, eq. 13).
-
-    Pixel value v in 0..levels-1 sits at ``x = v / (levels - 1) * 2 - 1``; its bin is x -+ 1/(levels - 1),
-    with the outermost bins stretched to -inf / +inf. Computed in float64 with log-CDFs so that
-    far-off bins stay finite.
-    """
-    half = 1.0 / (levels - 1)
-    x0, mean = x0.double(), mean.double()
-    std = torch.as_tensor(std, dtype=torch.float64, device=x0.device)
-    lo = (x0 - half - mean) / std
-    hi = (x0 + half - mean) / std
-    lo = torch.where(x0 <= -1 + half / 2, torch.full_like(lo, -float("inf")), lo)
-    hi = torch.where(x0 >= 1 - half / 2, torch.full_like(hi, float("inf")), hi)
-    # log(Phi(hi) - Phi(lo)); in the upper tail use the mirror image Phi(-lo) - Phi(-hi)
-    upper = lo > 0
-    a = torch.where(upper, -hi, lo)
-    b = torch.where(upper, -lo, hi)
-    log_b, log_a = torch.special.log_ndtr(b), torch.special.log_ndtr(a)
-    return log_b + torch.log1p(-torch.exp(log_a - log_b).clamp(max=1 - 1e-15))
-
-
 def decoder_step(alpha_bar: torch.Tensor, levels: int) -> int:
     """The step the likelihood model decodes from: the last one whose noise, in x0 units
     ``sqrt((1 - a) / a)``, is at most a quarter of a grey-level bin (``1 / (2 (levels - 1))``); 0 if none.
@@ -140,7 +120,7 @@ def variational_bound(denoise, x0: torch.Tensor, alpha_bar: torch.Tensor, levels
 
     ab = alpha_bar.to(device=x0.device, dtype=torch.float64)
     T, t0 = len(ab), decoder_step(alpha_bar, levels)
-    x0 = ((x0.clamp(-1, 1) + 1) / 2 * (levels - 1)).round() / (levels - 1) * 2 - 1  # snap to the grid
+    x0 = pixels.snap(x0, levels)
     x0d = x0.double()
 
     def per_image(v):
@@ -162,5 +142,5 @@ def variational_bound(denoise, x0: torch.Tensor, alpha_bar: torch.Tensor, levels
             bound = bound - per_image((c0 * (x0d - x0_hat)) ** 2 / (2 * post_var))
         else:
             std = 0.5 * ((1 - a) / a).sqrt()
-            bound = bound + per_image(discretized_gaussian_log_prob(x0, x0_hat, std, levels))
+            bound = bound + per_image(pixels.discretized_gaussian_log_prob(x0d, x0_hat, std.log(), levels))
     return bound

@@ -24,6 +24,7 @@ from typing import ClassVar
 import torch
 
 from ... import seeding
+from ...nn import pixels
 from ..base import GenerativeModel, ModelConfig
 from . import nets, preprocessing
 
@@ -40,20 +41,7 @@ def default_num_levels(image_size: int) -> int:
     return levels
 
 
-# How the defaults were chosen (8x8 digits, 17 levels; test bits/dim on the 450 test images, domain
-# FID of 500 samples; per-pixel independent model: 2.438 bits/dim, FID 263; one torch thread on a
-# busy 2-core machine, batch 64, lr 2e-3, warm-up 50, 300 steps unless noted):
-#   Glow "scale" preprocessing, 8 steps/level, lr 1e-3:      2.487 bits/dim, FID 210 (T 0.7) / 87 (T 1)
-#   "logit" a=0.05, 4 steps/level, uniform noise:            2.156, 116 / 41   (600 steps: 2.110, 102 / 33)
-#     lr 4e-3: 2.146 | 1 level: 2.238, FID 221 | 3 levels: 2.148 | variational noise: 2.106
-#     + EMA (3000 images): 2.127, 115 / 40;  a=0.01: 2.083, 94 / 35;  a=0.001: 2.086, 95 / 38
-#     a=0.01 + EMA + variational dequantisation: 1.994, 91 / 29
-#   defaults below (dequantiser width 16): 200 steps 2.048, 100 / 38;  250 steps 2.021, 98 / 35 (29 s)
-#   RealNVP defaults, 250 steps: 1.958, 78 / 26, at twice Glow's step time (full-resolution couplings)
-# Samples at temperature 0.7 scored worse than at 1 in every run (strokes thin out); 1 stays the
-# default. MNIST (28x28, 256 levels), Glow defaults, --minutes 5 on the busy machine (52k images):
-# 1.474 test bits/dim. Larger images want larger settings, e.g. 32x32 RGB: steps_per_level=16,
-# hidden_channels=256 (not measured here; Glow's paper used 32 steps of width 512).
+# Defaults (logit a=0.01, variational dequantisation, temperature 1), why, and larger images: docs/notes/flows.md
 @dataclass
 class FlowConfig(ModelConfig):
     """Settings shared by RealNVP and Glow (each subclass sets its own defaults)."""
@@ -63,7 +51,7 @@ class FlowConfig(ModelConfig):
     steps_per_level: int = 4
     hidden_channels: int = 64  # width of every coupling's conditioner (the dequantiser's: a quarter)
     learned_prior: bool = True  # Glow's learned split and top priors; False: N(0, I)
-    # logit: z0 = logit(a + (1 - 2a) u) | scale: z0 = 2u - 1 (Glow's); logit learns much faster here
+    # logit: z0 = logit(a + (1 - 2a) u) | scale: z0 = 2u - 1 (Glow's)
     preprocessing: str = "logit"
     logit_alpha: float = 0.01  # a of the logit preprocessing
     dequantization: str = "variational"  # variational (a learned q(U | x)) | uniform
@@ -205,10 +193,10 @@ class Flow(GenerativeModel):
                 noise comes from its own.
         """
         ll, log_q = self._bound(x, y, generator)
-        bpd = preprocessing.bits_per_dim(ll, self.dims).mean()
+        bpd = pixels.bits_per_dim(ll, self.dims).mean()
         out = {"loss": bpd, "bpd": bpd.detach()}
         if self.dequantizer is not None:  # the entropy of q(U | x), in bits/dim: how much noise it adds
-            out["log_q_bpd"] = preprocessing.bits_per_dim(-log_q, self.dims).mean().detach()
+            out["log_q_bpd"] = pixels.bits_per_dim(-log_q, self.dims).mean().detach()
         return out
 
     def train_defaults(self) -> dict:
@@ -248,12 +236,8 @@ class Flow(GenerativeModel):
         """
         x = x.to(self.device)
         gens = generator if generator is not None else seeding.image_generators(x.shape[0], seed, self.device)
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             ll, _ = self._bound(x, y, gens)
-        finally:
-            self.train(was_training)
         return ll.double()
 
     # -- latent tools -------------------------------------------------------------------
@@ -307,15 +291,11 @@ class Flow(GenerativeModel):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0 (got {temperature}); 0.7 is usual for flows")
         gens = seeding.resolve(n, seed, generator, self.device)
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             eps = seeding.randn((n, *self.latent_shape), gens, self.device) * temperature
             if c.conditional and labels is None:
                 labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
             return self.decode(eps, labels)
-        finally:
-            self.train(was_training)
 
     def describe_start(self, n: int, seed: int | None = 0) -> str:
         """What ``sample(n, seed=seed)`` starts from: the latent's shape and image 0's first values."""

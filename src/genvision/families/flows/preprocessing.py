@@ -27,28 +27,24 @@ import math
 
 import torch
 
+from ...nn import pixels
+
 PREPROCESSING = ("scale", "logit")
-
-
-def levels_from_image(x: torch.Tensor, levels: int) -> torch.Tensor:
-    """Continuous level value v = (x + 1) / 2 * (L - 1): images in [-1, 1] -> [0, L - 1]."""
-    return (x + 1) * (0.5 * (levels - 1))
 
 
 def dequantize(x: torch.Tensor, levels: int, noise: torch.Tensor) -> torch.Tensor:
     """u = (v + noise) / L with v the image's nearest level and noise in [0, 1): (B, C, H, W) in [0, 1)."""
-    v = torch.round(levels_from_image(x, levels)).clamp(0, levels - 1)
-    return (v + noise) / levels
+    return (pixels.to_levels(x, levels, dtype=x.dtype) + noise) / levels
 
 
 def bin_centre(x: torch.Tensor, levels: int) -> torch.Tensor:
     """u = (v + 1/2) / L with v continuous: the deterministic counterpart of :func:`dequantize`."""
-    return (levels_from_image(x, levels) + 0.5) / levels
+    return (pixels.level_value(x, levels) + 0.5) / levels
 
 
 def image_from_unit(u: torch.Tensor, levels: int) -> torch.Tensor:
     """The inverse of :func:`bin_centre` (not clamped): u -> x = 2 (u L - 1/2) / (L - 1) - 1."""
-    return (u * levels - 0.5) * (2.0 / (levels - 1)) - 1
+    return pixels.to_float(u * levels - 0.5, levels, dtype=u.dtype)
 
 
 def to_flow(u: torch.Tensor, kind: str, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,8 +63,3 @@ def from_flow(z0: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
     if kind == "scale":
         return (z0 + 1) / 2
     return (torch.sigmoid(z0) - alpha) / (1 - 2 * alpha)
-
-
-def bits_per_dim(log_likelihood: torch.Tensor, dims: int) -> torch.Tensor:
-    """Nats per image -> bits per dimension: -log p / (D ln 2)."""
-    return -log_likelihood / (dims * math.log(2.0))

@@ -39,8 +39,9 @@ class GANConfig(ModelConfig):
 
     ``lr_g`` / ``lr_d`` and ``betas_g`` / ``betas_d`` are the generator's and discriminator's
     Adam settings (two time-scale update rule when they differ); ``--lr X`` sets the
-    discriminator's rate (the first phase's) to X and scales the generator's by the same factor. ``truncation`` is the default psi of sampling: z is scaled by psi, pulling every
-    latent towards the mean latent 0 (fewer odd samples, less variety; 1 = off).
+    discriminator's rate (the first phase's) to X and scales the generator's by the same factor.
+    ``truncation`` is the default psi of sampling: z is scaled by psi, pulling every latent
+    towards the mean latent 0 (fewer odd samples, less variety; 1 = off).
     """
 
     arch: str = "dcgan"  # mlp | dcgan
@@ -49,7 +50,7 @@ class GANConfig(ModelConfig):
     latent_dim: int = 100
     hidden: int = 256  # width of the MLP's hidden layer (arch=mlp)
     # conv width at full resolution, doubling per halving (arch=dcgan); 0 = by image size:
-    # 64 up to 16 px, 16 above (a 28 px step at width 64 took 3 s on a busy 2-core CPU)
+    # 64 up to 16 px, 16 above (why: docs/notes/gan.md)
     base_channels: int = 0
     spectral_norm: bool = False  # spectral normalisation of every discriminator weight
     lr_g: float = 2e-4
@@ -102,23 +103,7 @@ class GANConfig(ModelConfig):
             raise ValueError("conditional=True needs arch='dcgan' (conditional batch norm, projection D)")
 
 
-# How the presets were chosen (8x8 digits, batch 64, CPU under load, one thread). Domain FID of
-# 1,000 samples against the train split (per-pixel independent baseline about 290), class entropy
-# of the judge's histogram of those samples (max log 10 = 2.30), conditional: judge accuracy.
-#   dcgan, 300 steps (49 s):                        FID 85, entropy 2.27
-#   sngan, lr 2e-4 both, betas (0.5, 0.999):        FID 167, entropy 2.14 at 300 steps
-#     lr_d 4e-4, betas (0, 0.9) (the preset):        FID 43, entropy 2.27 at 300 steps (48 s)
-#     base_channels 32 / 16:                         FID 58 / 153 at 300 steps (33 s / 31 s)
-#   gan (MLP, ns), 300 / 2,000 steps (11 s / 28 s): FID 1092 (collapsed, entropy 0.63) / 45 (2.24)
-#   wgan-gp, 200 steps (147 s: the penalty's double backward costs ~4x a hinge step): FID 75
-#   sngan-cond, base 32: accuracy 0.13 after 800 steps with a pure projection D and conditional
-#     batch norm; one-hot label beside z and as D input planes: 0.42 at 300, 0.96 at 1,000 steps
-#     (FID 12)
-# No gradient clipping (grad_clip 0), as in the papers (not compared with the trainer's clip at 1).
-# EMA of G with a 10k-image half-life (about 150 steps of batch 64); every figure above samples the
-# EMA weights with the batch-norm running statistics of the raw weights, which the short
-# half-life keeps close. The mode-collapse monitor checks every 250 generator updates (50 when
-# critic_steps is 5: a WGAN-GP step costs about five DCGAN steps).
+# Defaults: batch 64, EMA half-life 10k images, no gradient clipping; measurements: docs/notes/gan.md
 TRAIN_DEFAULTS = {"batch_size": 64, "ema_half_life": 10000, "grad_clip": 0.0, "monitor_every": 250}
 
 
@@ -163,7 +148,7 @@ class GAN(GenerativeModel):
         return list(self.generator.parameters())
 
     def train_defaults(self) -> dict:
-        """Trainer settings of the notes above TRAIN_DEFAULTS (monitor interval per critic step)."""
+        """``TRAIN_DEFAULTS`` with the monitor interval per critic step (docs/notes/gan.md)."""
         return {**TRAIN_DEFAULTS, "monitor_every": max(50, 250 // self.config.critic_steps)}
 
     def loss(
@@ -261,12 +246,8 @@ class GAN(GenerativeModel):
         labels = self.check_labels(z.shape[0], y)
         if c.conditional and labels is None:
             raise ValueError(f"{self.registry_name} is class-conditional: decode(z, y) needs labels")
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             return self.generator(z.to(self.device), labels).clamp(-1, 1)
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def sample(

@@ -1,15 +1,15 @@
 """Pure functions of the VAE family: pixel likelihoods, Gaussian log-densities, KL, bounds.
 
 Every pixel likelihood returns log p(x | decoder output) in nats per image, shape (B,), summed
-over channels and pixels. ``x`` is on the data's grid in [-1, 1]: a dataset with L levels puts
-level v at -1 + 2v / (L - 1), so each level owns a bin of width 2 / (L - 1) around it, and the
-outermost bins extend to -inf / +inf (Salimans et al., 2017, PixelCNN++). Those are true
-probabilities of the discrete pixels, so the bounds built on them are in the same units as the
-exact likelihoods of PixelCNN and the flows.
+over channels and pixels. ``x`` is on the data's grid of L levels in [-1, 1]; the discretised
+likelihoods are the masses of each level's bin (:mod:`genvision.nn.pixels`, PixelCNN++'s end bins
+to -inf / +inf), true probabilities of the discrete pixels, so the bounds built on them are in
+the same units as the exact likelihoods of PixelCNN and the flows.
 
 - ``bernoulli``: 2 levels; the decoder gives one logit per pixel.
 - ``logistic`` / ``gaussian``: any number of levels; the decoder gives a mean and a log-scale
-  per pixel, and the pixel's probability is the mass of its bin.
+  per pixel (floored at ``pixels.MIN_LOG_SCALE``), and the pixel's probability is the mass of
+  its bin.
 - ``mse``: squared error, a fixed-variance Gaussian *density*: not a probability of the discrete
   pixels, so no bound is computed from it (models trained with it refuse ``log_likelihood``).
 """
@@ -21,11 +21,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ...nn import pixels
+
 LIKELIHOODS = ("bernoulli", "logistic", "gaussian", "mse")
 #: the Gaussian of the ``mse`` reconstruction: std 0.1 in [-1, 1] units (5% of the pixel range)
 MSE_SIGMA = 0.1
-#: floor on decoder log-scales: a bin of 2/255 is still ~100 scales wide at exp(-7)
-MIN_LOG_SCALE = -7.0
 
 
 def params_per_channel(likelihood: str) -> int:
@@ -40,61 +40,6 @@ def _sum_pixels(t: torch.Tensor) -> torch.Tensor:
 def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """log p(x) of binary pixels (x in {-1, 1}) under Bernoulli(sigmoid(logits)); (B,) nats."""
     return -_sum_pixels(F.binary_cross_entropy_with_logits(logits, (x + 1) / 2, reduction="none"))
-
-
-def _bin_edges(x: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Lower and upper bin edges of grid values x, and masks of the lowest and highest level.
-
-    Edges come from the level index v (x rounded onto the grid), so neighbouring bins share
-    their edge exactly whatever the rounding of x.
-    """
-    v = torch.round((x + 1) * (levels - 1) / 2)
-    lower = (2 * v - 1) / (levels - 1) - 1
-    upper = (2 * v + 1) / (levels - 1) - 1
-    return lower, upper, v <= 0, v >= levels - 1
-
-
-def discretized_logistic_log_prob(
-    mean: torch.Tensor, log_scale: torch.Tensor, x: torch.Tensor, levels: int
-) -> torch.Tensor:
-    """log P(x) of each pixel's bin under Logistic(mean, exp(log_scale)); (B,) nats.
-
-    With a = (lower - mean) / s and b = (upper - mean) / s the bin's mass is
-    sigmoid(b) - sigmoid(a) = e^b (1 - e^(a - b)) / ((1 + e^a)(1 + e^b)), whose log
-    b + log(-expm1(a - b)) - softplus(a) - softplus(b) is stable for every a < b; the end bins
-    are log sigmoid(b) = -softplus(-b) and log(1 - sigmoid(a)) = -softplus(a).
-    """
-    log_scale = log_scale.clamp(min=MIN_LOG_SCALE)
-    inv = torch.exp(-log_scale)
-    lower, upper, first, last = _bin_edges(x, levels)
-    a, b = (lower - mean) * inv, (upper - mean) * inv
-    width = (upper - lower) * inv  # b - a > 0
-    middle = b + torch.log(-torch.expm1(-width)) - F.softplus(a) - F.softplus(b)
-    logp = torch.where(first, -F.softplus(-b), torch.where(last, -F.softplus(a), middle))
-    return _sum_pixels(logp)
-
-
-def _log_normal_mass(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """log(Phi(hi) - Phi(lo)) for lo < hi, evaluated on the tail where it does not cancel."""
-    flip = (lo + hi) > 0  # both in the upper tail: Phi(hi) - Phi(lo) = Phi(-lo) - Phi(-hi)
-    u, v = torch.where(flip, -lo, hi), torch.where(flip, -hi, lo)
-    log_u, log_v = torch.special.log_ndtr(u), torch.special.log_ndtr(v)
-    return log_u + torch.log(-torch.expm1((log_v - log_u).clamp(max=-1e-12)))
-
-
-def discretized_gaussian_log_prob(
-    mean: torch.Tensor, log_scale: torch.Tensor, x: torch.Tensor, levels: int
-) -> torch.Tensor:
-    """log P(x) of each pixel's bin under Normal(mean, exp(log_scale)^2); (B,) nats."""
-    log_scale = log_scale.clamp(min=MIN_LOG_SCALE)
-    inv = torch.exp(-log_scale)
-    lower, upper, first, last = _bin_edges(x, levels)
-    a, b = (lower - mean) * inv, (upper - mean) * inv
-    middle = _log_normal_mass(a, b)
-    logp = torch.where(
-        first, torch.special.log_ndtr(b), torch.where(last, torch.special.log_ndtr(-a), middle)
-    )
-    return _sum_pixels(logp)
 
 
 def mse_log_density(mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -115,9 +60,10 @@ def pixel_log_prob(likelihood: str, out: torch.Tensor, x: torch.Tensor, levels: 
     if likelihood == "mse":
         return mse_log_density(out, x)
     mean, log_scale = out.chunk(2, dim=1)
+    log_scale = log_scale.clamp(min=pixels.MIN_LOG_SCALE)
     if likelihood == "logistic":
-        return discretized_logistic_log_prob(mean, log_scale, x, levels)
-    return discretized_gaussian_log_prob(mean, log_scale, x, levels)
+        return _sum_pixels(pixels.discretized_logistic_log_prob(x, mean, log_scale, levels))
+    return _sum_pixels(pixels.discretized_gaussian_log_prob(x, mean, log_scale, levels))
 
 
 def pixel_mean(likelihood: str, out: torch.Tensor) -> torch.Tensor:
@@ -142,14 +88,13 @@ def pixel_sample(likelihood: str, out: torch.Tensor, levels: int, u: torch.Tenso
     if likelihood == "mse":
         return out.clamp(-1, 1)
     mean, log_scale = out.chunk(2, dim=1)
-    scale = log_scale.clamp(min=MIN_LOG_SCALE).exp()
+    scale = log_scale.clamp(min=pixels.MIN_LOG_SCALE).exp()
     u = u.clamp(1e-6, 1 - 1e-6)
     if likelihood == "logistic":
         value = mean + scale * (torch.log(u) - torch.log1p(-u))
     else:
         value = mean + scale * math.sqrt(2) * torch.erfinv(2 * u - 1)
-    step = 2.0 / (levels - 1)
-    return (torch.round((value.clamp(-1, 1) + 1) / step) * step - 1).clamp(-1, 1)
+    return pixels.snap(value, levels)
 
 
 def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -47,13 +47,7 @@ def resolve_likelihood(likelihood: str, levels: int) -> str:
     return likelihood
 
 
-# How the defaults were chosen (one torch thread on a 2-core machine shared with other jobs).
-# 28x28 binarised MNIST, batch 128, Adam 1e-3: base 32 with a 3x3 convolution at the bottom ran
-# at 340 images/s (52 MFLOP per image, forward + backward); base 32 without it 515 images/s;
-# base 16 without it 1050 images/s (10 MFLOP), and batch 256 was no faster. With base 16, 5
-# minutes (286k images) gave a test ELBO of 94.3 nats and an IWAE bound (K=100) of 89.9 nats on
-# the first 500 test images. 8x8 digits, 400 steps: IWAE bits/dim 2.00 against 2.44 for the
-# per-pixel independent model, and 93% of reconstructions keep their label (tests/families/vae).
+# Defaults: base_channels 16, batch 128, Adam 1e-3; the measurements behind them: docs/notes/vae.md
 @dataclass
 class VAEConfig(ModelConfig):
     """Gaussian-latent VAE settings; ``beta`` > 1 is a beta-VAE (registry name ``beta-vae``)."""
@@ -65,9 +59,7 @@ class VAEConfig(ModelConfig):
     beta: float = 1.0
     kl_warmup_steps: int = 0  # KL weight ramps 0 -> beta over this many optimiser steps
     free_bits: float = 0.0  # nats per latent dimension kept free of KL pressure
-    # K of log_likelihood (the IWAE bound; 1 = the ELBO). 50: the 10,000 MNIST test images take
-    # about 2 minutes on one busy CPU core (13 s per 500 images at K=100, measured)
-    iwae_samples: int = 50
+    iwae_samples: int = 50  # K of log_likelihood (the IWAE bound; 1 = the ELBO); cost: docs/notes/vae.md
     lr: float = 1e-3
 
     def __post_init__(self):
@@ -109,6 +101,7 @@ class VAE(GenerativeModel):
     family = "vae"
     config_class = VAEConfig
     sample_options = ("temperature", "pixels")
+    start_note = "decoded to the mean image"
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)
@@ -273,8 +266,7 @@ class VAE(GenerativeModel):
                 p(x | z) on the data's grid, after z, from the image's own generator).
         """
         self.check_sample_options(options)
-        if y is not None:
-            raise ValueError(f"{self.registry_name} is unconditional; drop the label(s)")
+        self.check_labels(n, y)
         temperature = 1.0 if temperature is None else float(temperature)
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0 (got {temperature})")
@@ -289,12 +281,3 @@ class VAE(GenerativeModel):
             return losses.pixel_mean(c.likelihood, out)
         u = seeding.rand((n, c.channels, c.image_size, c.image_size), gens, self.device)
         return losses.pixel_sample(c.likelihood, out, c.levels, u)
-
-    def describe_start(self, n: int, seed: int | None = 0) -> str:
-        """What ``sample(n, seed=seed)`` starts from: the latent shape and image 0's first values."""
-        shape = f"latents z ~ N(0, I) of shape ({n}, {self.config.latent_dim})"
-        if seed is None:
-            return f"{shape} from the given generator"
-        first = seeding.randn((1, self.config.latent_dim), seeding.image_generators(1, seed), "cpu")
-        values = ", ".join(f"{v:.4f}" for v in first.flatten()[:4].tolist())
-        return f"{shape}, first values [{values}, ...], decoded to the mean image"

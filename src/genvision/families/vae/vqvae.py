@@ -39,10 +39,9 @@ class VQVAEConfig(ModelConfig):
     likelihood: str = "auto"  # auto | bernoulli | logistic | gaussian | mse (as the VAE)
     base_channels: int = 16
     commitment: float = 0.25  # beta of the commitment term
-    # EMA decay of the codebook statistics per step; 0.95 kept 63 of 64 codes in use after 300 steps
-    # on digits without restarts, where 0.99 (the paper's) kept 28: the encoder moves faster than
-    # a slow average follows early in training
-    codebook_decay: float = 0.95
+    codebook_decay: float = (
+        0.95  # EMA decay per step of the codebook statistics; why not 0.99: docs/notes/vae.md
+    )
     restart_threshold: float = 1.0  # restart codes whose EMA usage (codes per batch) drops below; 0 = off
     prior_decay: float = 0.999  # EMA decay per step of the per-position code counts (the baseline prior)
     lr: float = 1e-3
@@ -234,8 +233,7 @@ class VQVAE(GenerativeModel):
                 p(x | codes) on the data's grid, after the codes, from the image's own generator).
         """
         self.check_sample_options(options)
-        if y is not None:
-            raise ValueError(f"{self.registry_name} is unconditional; drop the label(s)")
+        self.check_labels(n, y)
         pixels = pixels or "mean"
         if pixels not in ("mean", "sample"):
             raise ValueError(f"pixels must be 'mean' or 'sample' (got {pixels!r})")
