@@ -234,20 +234,27 @@ class GenerativeModel(nn.Module):
         """Shape of one image's Gaussian start noise for ``sample`` (None: it starts from no noise)."""
         return self.latent_shape
 
-    #: what ``sample`` does with its start noise, for :meth:`describe_start`
-    start_note: ClassVar[str] = "through the generator"
+    #: how :meth:`describe_start` names the start noise, and what ``sample`` does with it
+    noise_name: ClassVar[str] = "Gaussian noise"
+    start_note: ClassVar[str] = ""
+
+    @property
+    def noise_scaling(self) -> str:
+        """How the start noise is scaled before use, for :meth:`describe_start` ("" = not scaled)."""
+        return ""
 
     def describe_start(self, n: int, seed: int | None = 0) -> str:
         """One line for ``genvision sample``: the start noise's shape and image 0's first values."""
         shape = self.noise_shape
         if shape is None:
             return f"{n} images from {self.registry_name}"
-        text = f"Gaussian noise ({n}, {', '.join(map(str, shape))})"
+        text = f"{self.noise_name} ({n}, {', '.join(map(str, shape))}){self.noise_scaling}"
         if seed is None:
-            return f"{text} from the given generator, {self.start_note}"
+            return f"{text} from the given generator"
         first = seeding.randn((1, *shape), seeding.image_generators(1, seed, self.device), self.device)
         values = ", ".join(f"{v:.4f}" for v in first.flatten()[:4].tolist())
-        return f"{text}, first values [{values}, ...], {self.start_note}"
+        line = f"{text}, first values [{values}, ...]"
+        return f"{line}, {self.start_note}" if self.start_note else line
 
 
 @contextmanager

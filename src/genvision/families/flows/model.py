@@ -297,16 +297,8 @@ class Flow(GenerativeModel):
                 labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
             return self.decode(eps, labels)
 
-    def describe_start(self, n: int, seed: int | None = 0) -> str:
-        """What ``sample(n, seed=seed)`` starts from: the latent's shape and image 0's first values."""
-        shape = f"Gaussian latent ({n}, {', '.join(map(str, self.latent_shape))}) times the temperature"
-        if seed is None:
-            return f"{shape} from the given generator"
-        first = seeding.randn(
-            (1, *self.latent_shape), seeding.image_generators(1, seed, self.device), self.device
-        )
-        values = ", ".join(f"{v:.4f}" for v in first.flatten()[:4].tolist())
-        return f"{shape}, first values [{values}, ...]"
+    noise_name = "Gaussian latent"
+    noise_scaling = " times the temperature"
 
 
 class Glow(Flow):

@@ -273,14 +273,10 @@ class GAN(GenerativeModel):
             labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
         return self.decode(z, labels)
 
-    def describe_start(self, n: int, seed: int | None = 0) -> str:
-        """What ``sample(n, seed=seed)`` starts from: the latent shape and image 0's first values."""
-        c = self.config
-        shape = f"Gaussian latent z ({n}, {c.latent_dim})"
-        if c.truncation != 1:
-            shape += f" scaled by truncation {c.truncation}"
-        if seed is None:
-            return f"{shape} from the given generator"
-        first = seeding.randn((1, c.latent_dim), seeding.image_generators(1, seed, self.device), self.device)
-        values = ", ".join(f"{v:.4f}" for v in first.flatten()[:4].tolist())
-        return f"{shape}, first values [{values}, ...], through the generator"
+    noise_name = "Gaussian latent z"
+    start_note = "through the generator"
+
+    @property
+    def noise_scaling(self) -> str:
+        t = self.config.truncation
+        return f" scaled by truncation {t}" if t != 1 else ""

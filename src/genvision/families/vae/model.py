@@ -101,6 +101,7 @@ class VAE(GenerativeModel):
     family = "vae"
     config_class = VAEConfig
     sample_options = ("temperature", "pixels")
+    noise_name = "Gaussian latent z"
     start_note = "decoded to the mean image"
 
     def __init__(self, config: VAEConfig):
