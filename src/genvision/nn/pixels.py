@@ -130,6 +130,13 @@ def _log1mexp(d: torch.Tensor) -> torch.Tensor:
     return torch.where(d > -math.log(2), torch.log(-torch.expm1(d)), torch.log1p(-torch.exp(d)))
 
 
+def _standardised_edges(x, mean, log_scale, levels: int):
+    """(a, b, first, last): the bin edges of x in units of the scale around ``mean``, and the end-bin masks."""
+    inv = torch.exp(-log_scale)
+    lower, upper, first, last = bin_edges(x, levels)
+    return (lower - mean) * inv, (upper - mean) * inv, first, last
+
+
 def discretized_gaussian_log_prob(
     x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor, levels: int
 ) -> torch.Tensor:
@@ -148,9 +155,7 @@ def discretized_gaussian_log_prob(
     Returns:
         Broadcast shape of the inputs, values <= 0; exp sums to 1 over the L levels.
     """
-    inv = torch.exp(-log_scale)
-    lower, upper, first, last = bin_edges(x, levels)
-    a, b = (lower - mean) * inv, (upper - mean) * inv
+    a, b, first, last = _standardised_edges(x, mean, log_scale, levels)
     middle = _log_normal_mass(a, b)
     return torch.where(
         first, torch.special.log_ndtr(b), torch.where(last, torch.special.log_ndtr(-a), middle)
@@ -176,10 +181,8 @@ def discretized_logistic_log_prob(
     Returns:
         Broadcast shape of the inputs, values <= 0; exp sums to 1 over the L levels.
     """
-    inv = torch.exp(-log_scale)
-    lower, upper, first, last = bin_edges(x, levels)
-    a, b = (lower - mean) * inv, (upper - mean) * inv
-    width = (2 / (levels - 1)) * inv  # b - a > 0
+    a, b, first, last = _standardised_edges(x, mean, log_scale, levels)
+    width = (2 / (levels - 1)) * torch.exp(-log_scale)  # b - a > 0
     middle = F.logsigmoid(b) + F.logsigmoid(-a) + _log1mexp(-width)
     return torch.where(first, F.logsigmoid(b), torch.where(last, F.logsigmoid(-a), middle))
 
