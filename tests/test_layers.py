@@ -118,3 +118,10 @@ def test_the_walker_sees_relative_and_lazy_imports():
     assert "genvision.families.base" in g["genvision.families.diffusion.model"]
     assert "genvision.training.run" in g["genvision"]  # lazy, inside a function
     assert "genvision.seeding" in g["genvision.families.base"]  # ``from .. import seeding``
+
+
+def test_only_the_front_ends_import_the_package_root():
+    """The API (``genvision/__init__``) is the top: only the CLI and the demo call it."""
+    front_ends = {"genvision.cli", "genvision.demo", "genvision.__main__"}
+    bad = [name for name, deps in graph().items() if "genvision" in deps and name not in front_ends]
+    assert not bad, f"import the module itself, not the package root: {sorted(bad)}"

@@ -214,11 +214,10 @@ def interpolation_grid(
         {"path": PNG written, "images": (N, C, H, W), "route": "images" or "seeds"}.
     """
     from .. import data as gdata
-    from .. import load
-    from ..model_dir import read_config
+    from ..model_dir import load_model_dir, read_config
     from ..viz import save_grid
 
-    model = load(source) if isinstance(source, (str, Path)) else source
+    model = load_model_dir(source) if isinstance(source, (str, Path)) else source
     _require_decode(model)
     if has(model, "encode"):
         if data is None and isinstance(source, (str, Path)):

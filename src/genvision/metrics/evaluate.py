@@ -29,10 +29,8 @@ against the train split.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +40,7 @@ from .. import data as datasets
 from .. import io
 from ..families.base import has
 from . import features as feats
-from . import manifold
+from .inputs import Settings
 from .sample_metrics import class_histogram, diagnostics, domain_fid  # noqa: F401 (public names)
 from .sources import (  # noqa: F401 (default_n, quantise, sample_model: public names of this module)
     default_n,
@@ -65,48 +63,6 @@ from .table import (  # noqa: F401 (ALIASES: a public name of this module)
     Inputs,
     resolve_metrics,
 )
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How one evaluation runs; every value is recorded in the cards.
-
-    Attributes:
-        n: generated images (models) or the first n images (files); None = default per dataset.
-        seed: sampling seed (image k uses seeding.image_seed(seed, k), whatever ``batch_size``);
-            also seeds the KID subsets, the IS shuffle, the PRDC reference subset and the
-            likelihood noise.
-        batch_size: images per ``model.sample`` and per likelihood call.
-        features: "domain", "inception", "inception:PATH", "FILE.py:Class", an ``nn.Module`` or
-            an :class:`~genvision.metrics.features.Extractor`; None = Inception for 32 px and up
-            when its weights file is present, else the domain judge.
-        sample_options: extra keyword options for ``model.sample`` (sampler, steps, ...).
-        reference_n: use only the first ``reference_n`` images of each split as the reference.
-        likelihood_n: score only the first ``likelihood_n`` test images (default all).
-        kid_subsets, kid_subset_size, is_splits, nearest_k: metric settings.
-        progress: show progress bars (stderr).
-    """
-
-    n: int | None = None
-    seed: int = 0
-    batch_size: int = 250
-    features: object = None
-    sample_options: dict | None = None
-    reference_n: int | None = None
-    likelihood_n: int | None = None
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    is_splits: int = 10
-    nearest_k: int = manifold.NEAREST_K
-    progress: bool = False
-
-    def replace(self, **options) -> Settings:
-        """A copy with ``options`` changed; an unknown name is a TypeError naming the known ones."""
-        known = [f.name for f in dataclasses.fields(self)]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise TypeError(f"unknown evaluate option(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        return dataclasses.replace(self, **options)
 
 
 def evaluate(

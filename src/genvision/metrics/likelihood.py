@@ -32,7 +32,7 @@ from ..nn import pixels
 from .features import progress_batches
 
 if TYPE_CHECKING:
-    from .table import Inputs
+    from .inputs import Inputs
 
 BATCH_SIZE = 100
 

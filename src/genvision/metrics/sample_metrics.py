@@ -25,7 +25,7 @@ from .memorization import memorization
 from .sources import quantise
 
 if TYPE_CHECKING:
-    from .table import Inputs
+    from .inputs import Inputs
 
 PRDC = ("precision", "recall", "density", "coverage")
 

@@ -84,9 +84,9 @@ def load_model(source, train_ds):
     if isinstance(source, torch.nn.Module):
         model = source
     elif isinstance(source, (str, Path)) and model_dir(source):
-        from .. import load
+        from ..model_dir import load_model_dir
 
-        model = load(source)
+        model = load_model_dir(source)
     else:
         return None
     shape = (train_ds.channels, train_ds.image_size, train_ds.image_size)

@@ -19,69 +19,12 @@ Aliases expand in place: ``pr`` = precision + recall, ``dc`` = density + coverag
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-import torch
 
 from . import likelihood as lk
 from . import sample_metrics as sm
-
-if TYPE_CHECKING:
-    from .evaluate import Settings
-    from .features import Extractor, Reference
-
-SAMPLES = "samples"
-TRAIN_FEATURES = "train_features"
-TEST_FEATURES = "test_features"
-LOGITS = "logits"
-CONDITIONAL = "conditional"
-#: model methods a metric may need (asked through ``genvision.families.base.has``)
-CAPABILITIES = ("log_likelihood", "elbo", "reconstruct", "encode", "decode")
-NEEDS = (SAMPLES, TRAIN_FEATURES, TEST_FEATURES, LOGITS, CONDITIONAL, *CAPABILITIES)
-
-
-@dataclass
-class Inputs:
-    """What the applicable metrics need, gathered once by the driver.
-
-    The sample fields stay None when no applicable metric needs samples.
-
-    Attributes:
-        settings: the run's settings (seed, batch size, metric settings...).
-        train_ds, test_ds: the data's splits; model: the model, or None for image files.
-        target: folder for pictures, or None (nothing written).
-        common: the card every metric shares (seed, versions, dtype...).
-        images: generated images, float (N, C, H, W) on the data's levels.
-        extractor: the feature extractor; gen_features (N, D) float32, gen_logits (N, K) or None.
-        train_ref, test_ref: reference features of the splits (test_ref only when needed).
-        labels: (N,) int64 requested classes of a conditional model, else None.
-        card: the sample metrics' shared card (common card + extractor and counts).
-    """
-
-    settings: Settings
-    train_ds: object
-    test_ds: object
-    model: torch.nn.Module | None
-    target: Path | None
-    common: dict
-    images: torch.Tensor | None = None
-    extractor: Extractor | None = None
-    gen_features: torch.Tensor | None = None
-    gen_logits: torch.Tensor | None = None
-    train_ref: Reference | None = None
-    test_ref: Reference | None = None
-    labels: torch.Tensor | None = None
-    card: dict = field(default_factory=dict)
-    _memo: dict = field(default_factory=dict, repr=False)
-
-    def once(self, key: str, make: Callable[[], object]):
-        """``make()`` the first time ``key`` is asked for, the same value after (shared work)."""
-        if key not in self._memo:
-            self._memo[key] = make()
-        return self._memo[key]
+from .inputs import CAPABILITIES, CONDITIONAL, LOGITS, NEEDS, SAMPLES, TEST_FEATURES, TRAIN_FEATURES, Inputs
 
 
 @dataclass(frozen=True)
