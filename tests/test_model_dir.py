@@ -102,5 +102,23 @@ def test_config_json_written_by_a_run_names_its_parents(prior_dirs, tmp_path):
     meta = json.loads((out / "config.json").read_text())
     assert meta["parents"]["vqvae"]["sha256"] == weights_sha256(vq)
     assert "vqvae" not in meta["model_config"]
-    again = gv.train("vqvae-transformer", data="digits", out=out, resume=True, steps=3, progress=False)
+    again = gv.train(
+        "vqvae-transformer",
+        data="digits",
+        out=out,
+        resume=True,
+        steps=3,
+        progress=False,
+        model_config={"vqvae": str(vq)},
+    )
     assert read_config(again)["parents"] == meta["parents"]
+    with pytest.raises(ValueError, match="is not built on .* as its vqvae; drop --set vqvae"):
+        gv.train(
+            "vqvae-transformer",
+            data="digits",
+            out=out,
+            resume=True,
+            steps=4,
+            progress=False,
+            model_config={"vqvae": str(tmp_path)},
+        )

@@ -24,7 +24,7 @@ import torch
 from .. import data as gdata
 from .. import registry
 from ..families.base import GenerativeModel, parse_value
-from ..model_dir import build, load_parents, parent_ref, read_config, write_config
+from ..model_dir import build, load_parents, parent_dir, parent_ref, read_config, write_config
 from . import checkpoint, distributed
 from .config import LENGTH_KEYS, TrainConfig, resolve_train_config
 from .trainer import Fit
@@ -93,6 +93,13 @@ def _resume(model, data, out, model_config: dict, train_values: dict) -> Path:
     if data not in (None, stored_data):
         raise ValueError(f"--resume: {out} trains on {stored_data}, not {data}; drop --data")
     stored_train, stored_model = meta.get("train_config", {}), meta.get("model_config", {})
+    model_config = dict(model_config)
+    for role in registry.resolve(name)[0].parents:  # a parent given again must be the run's own
+        if role in model_config:
+            given = Path(model_config.pop(role)).expanduser().resolve()
+            ref = meta.get("parents", {}).get(role)
+            if ref is None or parent_dir(out, role, ref) != given:
+                raise ValueError(f"--resume: {out} is not built on {given} as its {role}; drop --set {role}")
     if model_config:
         was = registry.config_for(name, **stored_model).to_dict()
         now = registry.config_for(name, **{**stored_model, **model_config}).to_dict()
