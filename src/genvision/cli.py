@@ -9,7 +9,9 @@
     genvision interpolate DIR [--data SPEC] --from I --to J [--frames K] [--mode linear|spherical] --out FILE.png
     genvision demo
 
-Bad input ends in one line on stderr naming the problem and the fix, and exit status 2.
+Bad input ends in one line on stderr naming the problem and the fix, and exit status 2. A
+training run stopped by Ctrl-C or SIGTERM saves a checkpoint and exits 130 / 143 (resumable with
+``--resume``), so ``train && evaluate`` does not go on with an unfinished model.
 """
 
 from __future__ import annotations
@@ -193,6 +195,22 @@ def _labels(args, n: int):
     return None
 
 
+#: exit status of a training run stopped by a signal (checkpoint saved, resumable): 128 + signal
+STOPPED = {"SIGINT": 130, "SIGTERM": 143}
+
+
+def _finished(out) -> int:
+    """Print where the run went; 0 when it finished, 130 / 143 when a signal stopped it (resumable)."""
+    from .model_dir import read_config
+
+    print(f"model directory: {out}")
+    print(f"report: {Path(out) / 'report.md'}")
+    meta = read_config(out)
+    if meta.get("status") != "interrupted":
+        return 0
+    return STOPPED.get(meta.get("stopped_by"), 143)
+
+
 # ----------------------------------------------------------------------------- commands
 def cmd_models(args) -> int:
     from . import list_models
@@ -218,9 +236,7 @@ def cmd_train(args) -> int:
         model_config=model_cfg,
         **given,
     )
-    print(f"model directory: {out}")
-    print(f"report: {Path(out) / 'report.md'}")
-    return 0
+    return _finished(out)
 
 
 def cmd_distill(args) -> int:
@@ -241,9 +257,7 @@ def cmd_distill(args) -> int:
         overwrite=args.overwrite,
         **_trainer_values(args, train_cfg),
     )
-    print(f"model directory: {out}")
-    print(f"report: {Path(out) / 'report.md'}")
-    return 0
+    return _finished(out)
 
 
 def cmd_sample(args) -> int:
@@ -351,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FileExistsError, TrainingError) as e:
+    except (ValueError, OSError, TrainingError) as e:  # OSError: missing files, a full disk, no permission
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"genvision {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -147,10 +147,10 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
     _wait_for(lambda: (run / "metrics.jsonl").exists(), proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err.decode()[-2000:]
+    assert proc.returncode == 143, err.decode()[-2000:]  # 128 + SIGTERM: stopped, resumable
     assert b"stopped by SIGTERM" in out
     meta = json.loads((run / "config.json").read_text())
-    assert meta["status"] == "interrupted"
+    assert meta["status"] == "interrupted" and meta["stopped_by"] == "SIGTERM"
     step = load_file(str(run / "training_state" / "state.safetensors"))  # readable, complete
     assert step
     run_cli("train", "ddpm", "--steps", "3", "--out", run, "--resume", "--no-progress")

@@ -87,12 +87,14 @@ def load(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
-def remove_stale_temporaries(run_dir: str | Path) -> int:
-    """Delete half-written temporary files left by a killed run; returns how many."""
+def remove_stale_temporaries(run_dir: str | Path, names=None) -> int:
+    """Delete half-written temporaries (``.NAME.XXXXXXXX.tmp``, from ``io.atomic_write``) that a
+    killed run left of the files it writes (``names``; default any); returns how many."""
     n = 0
     for folder in (Path(run_dir), Path(run_dir) / STATE_DIR):
         if folder.is_dir():
             for p in folder.glob(".*.tmp"):
-                p.unlink(missing_ok=True)
-                n += 1
+                if names is None or p.name[1:-4].rpartition(".")[0] in names:
+                    p.unlink(missing_ok=True)
+                    n += 1
     return n

@@ -40,10 +40,25 @@ def setup(device: str = "auto") -> Context:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from accelerate import PartialState
 
+        os.environ.update(local_rendezvous(os.environ))
         state = PartialState(cpu=not want_cuda)
         dev = state.device if want_cuda else torch.device("cpu")
         return Context(rank=state.process_index, world=state.num_processes, device=dev)
     return Context(device=torch.device("cuda" if want_cuda else "cpu"))
+
+
+def local_rendezvous(env) -> dict[str, str]:
+    """``MASTER_ADDR=127.0.0.1`` when every rank runs on this machine and no address was given.
+
+    Launchers (``accelerate launch``, ``torchrun``) set the address themselves; a process group
+    started by hand with only ``RANK`` / ``WORLD_SIZE`` / ``MASTER_PORT`` then listens on the
+    loopback interface, never on every interface of the machine.
+    """
+    world = int(env.get("WORLD_SIZE", "1"))
+    local = int(env.get("LOCAL_WORLD_SIZE", world))
+    if env.get("MASTER_ADDR") or local != world:
+        return {}
+    return {"MASTER_ADDR": "127.0.0.1"}
 
 
 def average_gradients(params, ctx: Context) -> None:

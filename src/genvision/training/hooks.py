@@ -13,6 +13,7 @@ its counters (``step``, ``images``, ``elapsed``, ...); none of them changes what
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import threading
@@ -23,7 +24,7 @@ import torch
 
 from .. import io
 from ..families.base import sample_in_batches
-from ..model_dir import WEIGHTS_FILE, model_state
+from ..model_dir import WEIGHTS_FILE, model_state, weights_sha256
 from . import checkpoint, distributed
 from .order import BatchStream, training_generators
 
@@ -82,15 +83,43 @@ class SampleGrids:
             save_grid(images, fit.out / "grid.png", levels=levels)
 
 
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, ...); the message says why and what was kept."""
+
+
 class Checkpoints:
-    """``training_state/state.safetensors`` (everything to resume bit for bit) and ``model.safetensors``."""
+    """``training_state/state.safetensors`` (everything to resume bit for bit) and ``model.safetensors``.
+
+    A save first checks that every weight (and its EMA) is finite, so a diverged step never
+    replaces the last good checkpoint. The state is written first and records the sha256 of the
+    weights it goes with; ``model.safetensors`` follows. A kill between the two leaves the previous
+    weights beside the new state, which :meth:`restore` notices and repairs.
+    """
 
     def __init__(self, fit):
         self.fit = fit
         self.last_saved: int | None = None
 
+    def check_finite(self) -> None:
+        fit = self.fit
+        tensors = list(fit.model.parameters()) + (
+            list(fit.ema.state().values()) if fit.ema is not None else []
+        )
+        bad = sum(int(not torch.isfinite(t).all()) for t in tensors)
+        if bad:
+            kept = (
+                f"the last good checkpoint (step {self.last_saved}) is kept"
+                if self.last_saved
+                else "no checkpoint yet"
+            )
+            raise TrainingError(
+                f"{bad} weight tensor(s) became non-finite by step {fit.step}; nothing was saved, {kept} in "
+                f"{fit.out}; lower --lr, add warm-up (--set train.warmup=N) or clipping (--set train.grad_clip=1)"
+            )
+
     def save(self) -> None:
         fit = self.fit
+        self.check_finite()
         if not fit.ctx.main:
             self.last_saved = fit.step
             return
@@ -116,9 +145,12 @@ class Checkpoints:
             "optimizers": groups,
             "flops_per_image": fit.flops_per_image,
         }
+        weights = io.safetensors_bytes(
+            model_state(fit.model, fit.ema.state() if fit.ema is not None else None)
+        )
+        meta["weights_sha256"] = hashlib.sha256(weights).hexdigest()
         checkpoint.save(fit.out, tensors, meta)
-        weights = model_state(fit.model, fit.ema.state() if fit.ema is not None else None)
-        io.save_safetensors(fit.out / WEIGHTS_FILE, weights)
+        io.write_bytes(fit.out / WEIGHTS_FILE, weights)
         self.last_saved = fit.step
 
     def restore(self) -> None:
@@ -140,14 +172,25 @@ class Checkpoints:
         fit.stream = BatchStream(len(fit.dataset), fit.cfg.seed, meta["epoch"], meta["offset"])
         fit.flops_per_image = meta.get("flops_per_image")
         self.last_saved = fit.step
+        expected = meta.get("weights_sha256")
+        path = fit.out / WEIGHTS_FILE
+        if fit.ctx.main and expected and (not path.is_file() or weights_sha256(fit.out) != expected):
+            # killed between the state and the weights: write the weights that go with the state
+            weights = model_state(fit.model, fit.ema.state() if fit.ema is not None else None)
+            io.write_bytes(path, io.safetensors_bytes(weights))
+            print(f"repaired {path}: it was older than the checkpoint at step {fit.step}")
 
 
 class StopSignals:
-    """Context: SIGINT / SIGTERM (main thread of rank 0) ask the loop to stop at the next step."""
+    """Context: SIGINT / SIGTERM to any rank ask every rank to stop at the next step boundary.
+
+    Every rank installs the handler (a launcher may signal one rank only); :meth:`should_stop`
+    shares the flag, so all ranks leave the loop together and rank 0 writes the final checkpoint.
+    """
 
     def __init__(self, ctx):
         self.ctx, self.name = ctx, None
-        self.installed = ctx.main and threading.current_thread() is threading.main_thread()
+        self.installed = threading.current_thread() is threading.main_thread()
         self.previous = {}
 
     def __enter__(self):

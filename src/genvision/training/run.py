@@ -15,6 +15,7 @@ distillation: ``recipes.py``) build the child here and fit it like any other mod
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +62,17 @@ def train(
     Returns:
         The run directory (a model directory ``genvision.load`` accepts).
     """
+    if resume and out is not None and not checkpoint.state_path(out).is_file():
+        if model is None:
+            raise ValueError(
+                f"nothing to resume in {out} (no checkpoint yet); start it with genvision train MODEL"
+            )
+        if Path(out).exists() and any(Path(out).iterdir()) and not is_run_dir(Path(out)):
+            raise FileExistsError(
+                f"{out} is not a genvision run directory; nothing to resume there, choose --out"
+            )
+        print(f"nothing to resume in {out} (no checkpoint yet): starting the run")
+        resume, overwrite = False, True  # only a genvision run's own files can be there (prepare_dir)
     if resume:
         return _resume(model, data, out, model_config or {}, train_values)
     data = data or "digits"
@@ -128,7 +140,7 @@ def _fit(model, dataset, cfg: TrainConfig, out: Path, *, resume: bool, overwrite
         if not resume:
             prepare_dir(out, overwrite=overwrite)
         out.mkdir(parents=True, exist_ok=True)
-        checkpoint.remove_stale_temporaries(out)
+        checkpoint.remove_stale_temporaries(out, RUN_FILES + (checkpoint.STATE_FILE,))
     distributed.barrier(ctx)
     fit = Fit(model, dataset, cfg, out, ctx, resume=resume)
     record = {"data": dataset.describe(), "world_size": ctx.world}
@@ -138,7 +150,8 @@ def _fit(model, dataset, cfg: TrainConfig, out: Path, *, resume: bool, overwrite
         _write_run_config(model, out, cfg, status="training", **record)
     stopped_by = fit.run()
     if ctx.main:
-        _write_run_config(model, out, cfg, status="interrupted" if stopped_by else "finished", **record)
+        status = {"status": "interrupted", "stopped_by": stopped_by} if stopped_by else {"status": "finished"}
+        _write_run_config(model, out, cfg, **status, **record)
         write_report(out)
         if stopped_by:
             print(
@@ -149,22 +162,69 @@ def _fit(model, dataset, cfg: TrainConfig, out: Path, *, resume: bool, overwrite
     return out
 
 
-def _write_run_config(model, out: Path, cfg: TrainConfig, *, status: str, **record) -> None:
-    write_config(model, out, {"train_config": dataclasses.asdict(cfg), "status": status, **record})
+def _write_run_config(model, out: Path, cfg: TrainConfig, **record) -> None:
+    record.setdefault("stopped_by", None)
+    write_config(model, out, {"train_config": dataclasses.asdict(cfg), **record})
+
+
+#: what a run (and ``genvision evaluate`` on it) writes into its directory: all ``--overwrite`` deletes
+RUN_FILES = (
+    "config.json",
+    "model.safetensors",
+    "training_state",
+    "metrics.jsonl",
+    "samples",
+    "grid.png",
+    "loss.png",
+    "monitor.png",
+    "report.md",
+    "metrics.json",
+    "memorization.png",
+    "reconstructions.png",
+    "tensorboard",
+)
 
 
 def prepare_dir(out: Path, overwrite: bool) -> None:
-    """Refuse a non-empty ``out`` unless ``overwrite`` (and then only a genvision run directory)."""
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"{out} exists and is not empty; pass --resume to continue it or --overwrite"
-            )
-        if not (out / "config.json").is_file():
-            raise FileExistsError(
-                f"{out} is not a genvision run directory; refusing to overwrite it, choose --out"
-            )
-        shutil.rmtree(out)
+    """Refuse a non-empty ``out`` unless ``overwrite``; then delete only what a genvision run wrote.
+
+    ``--overwrite`` never touches the current directory, the home directory, ``/``, a folder
+    holding ``.git``, or a folder whose ``config.json`` genvision did not write; and inside a run
+    directory it deletes only the files a run writes (:data:`RUN_FILES`), leaving anything else.
+    """
+    if not (out.exists() and any(out.iterdir())):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; pass --resume to continue it or --overwrite")
+    target = out.resolve()
+    if target in {Path.cwd().resolve(), Path.home().resolve(), Path(target.anchor)}:
+        raise FileExistsError(
+            f"refusing to overwrite {out} (the current, home or root directory); choose --out"
+        )
+    if (out / ".git").exists():
+        raise FileExistsError(f"refusing to overwrite {out}: it holds .git; choose another --out")
+    if not is_run_dir(out):
+        raise FileExistsError(
+            f"{out} is not a genvision run directory; refusing to overwrite it, choose --out"
+        )
+    for name in RUN_FILES:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    checkpoint.remove_stale_temporaries(out, RUN_FILES)
+
+
+def is_run_dir(directory: Path) -> bool:
+    """Whether ``directory/config.json`` was written by genvision (a registry name and a version)."""
+    try:
+        meta = json.loads((directory / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(meta, dict) and isinstance(meta.get("registry_name"), str) and "genvision_version" in meta
+    )
 
 
 def check_not_a_parent(out: Path, parents: dict) -> None:

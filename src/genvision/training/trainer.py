@@ -29,12 +29,8 @@ import torch
 from . import distributed, hooks
 from .config import TrainConfig
 from .ema import EMA
+from .hooks import TrainingError
 from .order import BatchStream, augmentation_generator, training_generators
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss, ...); the message says why and what was kept."""
-
 
 #: seconds to pause inside every update (tests only: lets a test kill a run mid-step)
 _STEP_DELAY = float(os.environ.get("GENVISION_TEST_STEP_DELAY", "0") or 0)
@@ -46,6 +42,12 @@ def make_optimizer(phase, lr: float | None, first_lr: float) -> torch.optim.Opti
     rate = spec.lr if lr is None else lr * spec.lr / first_lr
     cls = torch.optim.AdamW if spec.kind == "adamw" else torch.optim.Adam
     return cls(phase.params, lr=rate, betas=tuple(spec.betas), weight_decay=spec.weight_decay)
+
+
+def grad_norm(params) -> torch.Tensor:
+    """Global L2 norm of the gradients of ``params`` (0 when none has one)."""
+    norms = [torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
 
 
 class Fit:
@@ -162,12 +164,15 @@ class Fit:
                 if _STEP_DELAY:  # fault-injection for the kill-mid-step test: widen the window
                     time.sleep(_STEP_DELAY)
                 distributed.average_gradients(phase.params, ctx)
+                # the NaN guard, whatever the clipping: a non-finite gradient never reaches the weights
                 if cfg.grad_clip:
                     norm = torch.nn.utils.clip_grad_norm_(phase.params, cfg.grad_clip)
-                    if not torch.isfinite(norm):
-                        self.diverged(phase.name, norm, what="gradient norm")
-                    key = f"{phase.name}/grad_norm" if multi else "grad_norm"
-                    terms[key] = terms.get(key, 0.0) + float(norm) / phase.repeats
+                else:
+                    norm = grad_norm(phase.params)
+                if not torch.isfinite(norm):
+                    self.diverged(phase.name, norm, what="gradient norm")
+                key = f"{phase.name}/grad_norm" if multi else "grad_norm"
+                terms[key] = terms.get(key, 0.0) + float(norm) / phase.repeats
                 opt.step()
                 self.model.after_step(phase.name)
                 self.draws += 1
