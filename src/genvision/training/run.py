@@ -62,7 +62,7 @@ def train(
     Returns:
         The run directory (a model directory ``genvision.load`` accepts).
     """
-    if resume and out is not None and not checkpoint.state_path(out).is_file():
+    if resume and out is not None and Path(out).is_dir() and not checkpoint.state_path(out).is_file():
         if model is None:
             raise ValueError(
                 f"nothing to resume in {out} (no checkpoint yet); start it with genvision train MODEL"
