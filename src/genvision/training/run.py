@@ -65,6 +65,8 @@ def train(
         return _resume(model, data, out, model_config or {}, train_values)
     data = data or "digits"
     given = dict(model_config or {})
+    if isinstance(model, str):  # types, caps and the memory estimate before the data is resized
+        registry.check_config(model, given)
     image_size = None
     if isinstance(model, str) and "image_size" in given:  # only an explicit size resizes the data
         image_size = parse_value(int, str(given["image_size"]), "image_size")

@@ -48,6 +48,13 @@ class PixelCNNConfig(ModelConfig):
     mixtures: int = 5
     lr: float = 3e-3
     temperature: float = 1.0
+    caps: ClassVar[dict[str, int]] = {
+        "width": 4096,
+        "num_layers": 256,
+        "kernel": 31,
+        "head_width": 4096,
+        "mixtures": 100,
+    }
 
     def __post_init__(self):
         super().__post_init__()

@@ -15,6 +15,7 @@ versioned, and a retrained VQ-VAE cannot silently mix with an old prior.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,7 @@ class VQVAETransformerConfig(ModelConfig):
     num_layers: int = 3
     lr: float = 3e-3
     temperature: float = 1.0
+    caps: ClassVar[dict[str, int]] = {"width": 4096, "heads": 256, "num_layers": 256}
 
     def __post_init__(self):
         super().__post_init__()

@@ -47,6 +47,13 @@ class DiffusionConfig(ModelConfig):
     """
 
     supports_conditional: ClassVar[bool] = True
+    caps: ClassVar[dict[str, int]] = {
+        "num_train_timesteps": 10_000,
+        "base_channels": 1024,
+        "channel_mults": 16,
+        "num_res_blocks": 32,
+        "attention_heads": 64,
+    }
     # the process and its training
     objective: str = "v"  # v | eps | x0: what the UNet predicts
     schedule: str = "cosine"  # linear | cosine

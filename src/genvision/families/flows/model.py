@@ -47,6 +47,7 @@ class FlowConfig(ModelConfig):
     """Settings shared by RealNVP and Glow (each subclass sets its own defaults)."""
 
     supports_conditional: ClassVar[bool] = True
+    caps: ClassVar[dict[str, int]] = {"num_levels": 8, "steps_per_level": 256, "hidden_channels": 4096}
     num_levels: int = 0  # scales (squeezes); 0 = by image size (default_num_levels)
     steps_per_level: int = 4
     hidden_channels: int = 64  # width of every coupling's conditioner (the dequantiser's: a quarter)

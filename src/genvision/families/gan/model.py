@@ -47,6 +47,12 @@ class GANConfig(ModelConfig):
     arch: str = "dcgan"  # mlp | dcgan
     loss: str = "ns"  # minimax | ns | wgan-gp | hinge (losses.py)
     supports_conditional: ClassVar[bool] = True
+    caps: ClassVar[dict[str, int]] = {
+        "latent_dim": 4096,
+        "hidden": 16_384,
+        "base_channels": 1024,
+        "critic_steps": 100,
+    }
     latent_dim: int = 100
     hidden: int = 256  # width of the MLP's hidden layer (arch=mlp)
     # conv width at full resolution, doubling per halving (arch=dcgan); 0 = by image size:
