@@ -219,8 +219,13 @@ class GenerativeModel(nn.Module):
         """Context: the model in eval mode inside, its previous mode restored after."""
         return eval_mode(self)
 
-    def check_sample_options(self, options: dict) -> None:
-        """Refuse options this family does not use, naming the ones it accepts."""
+    def check_sample_options(self, options: dict, **named) -> None:
+        """Refuse options this family does not use, naming the ones it accepts, and non-finite numbers.
+
+        ``options``: the ``**options`` ``sample`` did not name; ``named``: the options it names
+        in its signature (``temperature=temperature``), checked for finite values too.
+        """
+        check_finite_options({**options, **named})
         unknown = sorted(k for k, v in options.items() if v is not None and k not in self.sample_options)
         if unknown:
             accepted = ", ".join(self.sample_options) or "none"
@@ -317,6 +322,13 @@ def sample_in_batches(
             y = labels[start : start + b] if labels is not None else None
             chunks.append(model.sample(b, y=y, generator=gens, **(options or {})).detach().float().cpu())
     return torch.cat(chunks)
+
+
+def check_finite_options(options: dict) -> None:
+    """Refuse a sampling option that is a non-finite number (NaN passes every ``x < 0`` check)."""
+    for name, value in options.items():
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
+            raise ValueError(f"sampling option {name} must be a finite number (got {value})")
 
 
 # ----------------------------------------------------------------------------- typed configs

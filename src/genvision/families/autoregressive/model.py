@@ -220,7 +220,7 @@ class _RasterModel(GenerativeModel):
             cached: True (default) recomputes only the current row per sub-pixel; False
                 re-evaluates the whole network (same samples, much slower; for checks).
         """
-        self.check_sample_options(options)
+        self.check_sample_options(options, temperature=temperature)
         c = self.config
         u, labels = self._draws(n, y, seed, generator)
         x = torch.zeros(n, c.channels, c.image_size, c.image_size, device=self.device)

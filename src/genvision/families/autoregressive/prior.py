@@ -165,7 +165,7 @@ class VQVAETransformer(GenerativeModel):
         **options,
     ) -> torch.Tensor:
         """Codes from the prior (:meth:`sample_codes`), decoded by the VQ-VAE: (n, C, H, W) in [-1, 1]."""
-        self.check_sample_options(options)
+        self.check_sample_options(options, temperature=temperature)
         self.check_labels(n, y)
         codes = self.sample_codes(n, seed, generator, temperature=temperature, cached=cached)
         return self.vqvae.decode(codes).clamp(-1, 1)

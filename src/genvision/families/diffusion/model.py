@@ -299,7 +299,7 @@ class Diffusion(GenerativeModel):
             guidance_scale: classifier-free guidance of a conditional model (default config.guidance_scale).
             variance: ddpm step variance, "posterior" (default) or "beta".
         """
-        self.check_sample_options(options)
+        self.check_sample_options(options, steps=steps, eta=eta, guidance_scale=guidance_scale)
         c = self.config
         sampler = c.sampler if sampler is None else sampler
         opts = self._sampler_options(sampler, steps, {"eta": eta, "variance": variance})

@@ -285,7 +285,7 @@ class Flow(GenerativeModel):
             temperature: scales every prior's standard deviation (default config.temperature);
                 below 1 trades diversity for cleaner images (Glow uses 0.7).
         """
-        self.check_sample_options(options)
+        self.check_sample_options(options, temperature=temperature)
         c = self.config
         labels = self.check_labels(n, y)
         temperature = c.temperature if temperature is None else temperature

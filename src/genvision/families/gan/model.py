@@ -267,7 +267,7 @@ class GAN(GenerativeModel):
             seed: per-image seeds (image k is the same whatever n); or give ``generator``.
             truncation: psi in [0, 1]: z is scaled by psi (default config.truncation; 1 = off).
         """
-        self.check_sample_options(options)
+        self.check_sample_options(options, truncation=truncation)
         c = self.config
         psi = c.truncation if truncation is None else truncation
         if not 0 <= psi <= 1:

