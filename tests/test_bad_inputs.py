@@ -7,11 +7,13 @@ download offline.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from gvtest import TINY_DDPM
 
 import genvision as gv
+import genvision.data as gdata
 from genvision import registry
 
 NAN, INF = float("nan"), float("inf")
@@ -64,3 +66,27 @@ def test_non_finite_samples_are_not_written(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="NaN"):
         gv.save_grid(torch.full((2, 1, 8, 8), NAN), tmp_path / "g.png")
     assert not (tmp_path / "g.png").exists()
+
+
+def _npz(tmp_path, labels) -> str:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "d.npz"
+    np.savez(path, images=rng.integers(0, 256, (40, 8, 8), dtype=np.uint8), labels=np.asarray(labels))
+    return f"npz:{path}"
+
+
+def test_a_conditional_model_that_cannot_use_unlabeled_images_refuses_them_at_load_time(tmp_path):
+    from genvision.training.run import check_model_fits_data
+
+    spec = _npz(tmp_path, [-1 if k % 4 == 0 else k % 2 for k in range(40)])
+    dataset = gdata.load(spec, "train")
+    for name in ("sngan-cond", "gated-pixelcnn-cond"):
+        model = gv.create(name, image_size=8, num_classes=dataset.num_classes, levels=256)
+        with pytest.raises(ValueError, match=r"unlabeled \(-1\)") as e:
+            check_model_fits_data(model, dataset)
+        one_line(e)
+    for name in ("ddpm-cond", "glow"):  # unlabeled images train the null class / the plain prior
+        model = gv.create(name, image_size=8, num_classes=dataset.num_classes, levels=256, conditional=True)
+        check_model_fits_data(model, dataset)
+    with pytest.raises(ValueError, match="unlabeled"):
+        gv.train("sngan-cond", spec, tmp_path / "run", model_config=TINY_GAN, steps=1, progress=False)

@@ -135,6 +135,9 @@ class GenerativeModel(nn.Module):
     likelihood_note: ClassVar[str] = ""
     #: capability -> why this model lacks it although its class has the method
     capability_notes: ClassVar[dict[str, str]] = {}
+    #: whether a class-conditional model trains on images labelled -1 (unlabeled) too; where not,
+    #: the run layer refuses data holding any
+    trains_on_unlabeled: ClassVar[bool] = False
     #: shape of one image's latent z where the model has a Gaussian prior over one (VAE, GAN, flow)
     latent_shape: ClassVar[tuple[int, ...] | None] = None
 

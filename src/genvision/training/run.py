@@ -196,6 +196,12 @@ def check_model_fits_data(model: GenerativeModel, dataset) -> None:
                 f"model has num_classes={c.num_classes} but the data has {dataset.num_classes}; "
                 f"set num_classes={dataset.num_classes}"
             )
+        unlabeled = int((dataset.labels < 0).sum())
+        if unlabeled and not model.trains_on_unlabeled:
+            raise ValueError(
+                f"{model.registry_name} is class-conditional but {unlabeled} of {len(dataset)} images of "
+                f"{dataset.spec} are unlabeled (-1); label them, or train an unconditional model or ddpm-cond"
+            )
 
 
 __all__ = ["train", "default_run_dir", "LENGTH_KEYS", "TrainConfig"]

@@ -153,6 +153,7 @@ class Diffusion(GenerativeModel):
     """
 
     family = "diffusion"
+    trains_on_unlabeled = True  # the null class of classifier-free guidance
     config_class = DiffusionConfig
     sample_options = ("sampler", "steps", "eta", "guidance_scale", "variance")
     start_note = "denoised by the sampler"

@@ -116,6 +116,7 @@ class Flow(GenerativeModel):
     """A multi-scale normalizing flow over dequantised images; subclasses pick the architecture."""
 
     family = "flows"
+    trains_on_unlabeled = True  # the prior without a class offset
     config_class = FlowConfig
     sample_options = ("temperature",)
     #: config -> nets.MultiScaleFlow; set by each architecture below
