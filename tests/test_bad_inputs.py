@@ -90,3 +90,32 @@ def test_a_conditional_model_that_cannot_use_unlabeled_images_refuses_them_at_lo
         check_model_fits_data(model, dataset)
     with pytest.raises(ValueError, match="unlabeled"):
         gv.train("sngan-cond", spec, tmp_path / "run", model_config=TINY_GAN, steps=1, progress=False)
+
+
+@pytest.mark.parametrize("kind", ["garbage", "npy", "no images", "float images"])
+def test_evaluate_reads_npz_with_the_training_loader_s_one_line_errors(kind, tmp_path):
+    from genvision.metrics import sources
+
+    path = tmp_path / "x.npz"
+    if kind == "garbage":
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+    elif kind == "npy":
+        with open(path, "wb") as f:
+            np.save(f, np.zeros((4, 8, 8), dtype=np.uint8))
+    elif kind == "no images":
+        np.savez(path, pictures=np.zeros((4, 8, 8), dtype=np.uint8))
+    else:
+        np.savez(path, images=np.zeros((4, 8, 8), dtype=np.float32))
+    train = gdata.load("digits", "train")
+    with pytest.raises(ValueError) as e:
+        sources.source_images(f"npz:{path}", train)
+    assert f"npz:{path}" in one_line(e)
+
+
+def test_evaluate_npz_still_reads_a_good_file(tmp_path):
+    from genvision.metrics import sources
+
+    path = tmp_path / "x.npz"
+    np.savez(path, images=np.full((5, 8, 8, 1), 255, dtype=np.uint8))
+    images, info = sources.source_images(f"npz:{path}", gdata.load("digits", "train"))
+    assert images.shape == (5, 1, 8, 8) and info["n"] == 5 and torch.all(images == 1)
