@@ -7,6 +7,9 @@ download offline.
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+
 import numpy as np
 import pytest
 import torch
@@ -119,3 +122,19 @@ def test_evaluate_npz_still_reads_a_good_file(tmp_path):
     np.savez(path, images=np.full((5, 8, 8, 1), 255, dtype=np.uint8))
     images, info = sources.source_images(f"npz:{path}", gdata.load("digits", "train"))
     assert images.shape == (5, 1, 8, 8) and info["n"] == 5 and torch.all(images == 1)
+
+
+# ----------------------------------------------------------------------------- 13: offline
+def test_inception_download_offline_is_a_one_line_error_naming_where_to_put_the_file(tmp_path, monkeypatch):
+    from genvision.metrics import inception
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    target = tmp_path / "weights" / inception.FILE_NAME
+    with pytest.raises(ConnectionError) as e:
+        inception.download(target)
+    message = one_line(e)
+    assert str(target) in message and "GENVISION_INCEPTION" in message
+    assert e.value.__suppress_context__ and not target.exists()
