@@ -162,6 +162,7 @@ HOSTILE = {
     "registry_name int": _set("registry_name", 5),
     "model_config list": _set("model_config", [1, 2]),
     "model_config string": _set("model_config", "base_channels=16"),
+    "train_config list": _set("train_config", [64]),
     "parents list": _set("parents", ["../x"]),
     "parents entry string": _set("parents", {"teacher": "../x"}),
     "top level list": lambda meta: (meta.clear(), meta.update({"__list__": True})),
@@ -279,3 +280,10 @@ def test_the_float_field_walk_sees_float_fields():
     assert "eta" in _float_fields(registry.resolve("ddpm")[0].config_class)
     assert {"minutes", "ema_half_life"} <= set(_float_fields(TrainConfig))
     assert math.isnan(NAN) and dataclasses.is_dataclass(TrainConfig)
+
+
+def test_resume_from_a_config_json_with_a_broken_train_config_is_a_one_line_error(tiny_dir, tmp_path):
+    path = hostile_copy(tiny_dir, tmp_path, _set("train_config", [64]))
+    with pytest.raises(ValueError, match="train_config must be a JSON object") as e:
+        gv.train("ddpm", None, path, resume=True)
+    one_line(e)

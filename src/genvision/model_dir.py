@@ -158,8 +158,9 @@ def _check_types(path: Path, meta) -> None:
         raise bad("the file", "a JSON object", meta)
     if "registry_name" in meta and not isinstance(meta["registry_name"], str):
         raise bad("registry_name", "a string", meta["registry_name"])
-    if not isinstance(meta.get("model_config", {}), dict):
-        raise bad("model_config", "a JSON object", meta["model_config"])
+    for key in ("model_config", "train_config"):
+        if not isinstance(meta.get(key, {}), dict):
+            raise bad(key, "a JSON object", meta[key])
     parents = meta.get("parents", {})
     if not isinstance(parents, dict):
         raise bad("parents", "a JSON object", parents)
