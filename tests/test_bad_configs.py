@@ -48,6 +48,7 @@ def preset_values(name: str) -> dict:
         ("lr", "fast", "float"),
         ("lr", [1e-3], "number"),
         ("lr", False, "number"),
+        ("lr", 10**400, "finite number"),
         ("objective", 5, "string"),
         ("objective", ["v"], "string"),
         ("clip_x0", 1, "true or false"),

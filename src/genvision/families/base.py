@@ -448,9 +448,15 @@ def check_value(tp, value, name: str):
             raise wrong
         return int(value)
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise wrong
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer too large for a float
+            raise wrong from None
+        if not math.isfinite(value):
+            raise wrong
+        return value
     if tp is str:
         if not isinstance(value, str):
             raise wrong
