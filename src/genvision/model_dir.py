@@ -141,9 +141,32 @@ def read_config(directory: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {directory} is not a genvision model directory")
     try:
-        return _upgrade(json.loads(path.read_text()))
+        meta = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON ({e}); restore it or retrain") from None
+    _check_types(path, meta)
+    return _upgrade(meta)
+
+
+def _check_types(path: Path, meta) -> None:
+    """One-line errors for a config.json whose parts have the wrong JSON types (hostile or broken)."""
+
+    def bad(what: str, expected: str, value) -> ValueError:
+        return ValueError(f"{path}: {what} must be {expected} (got {value!r:.60}); restore it or retrain")
+
+    if not isinstance(meta, dict):
+        raise bad("the file", "a JSON object", meta)
+    if "registry_name" in meta and not isinstance(meta["registry_name"], str):
+        raise bad("registry_name", "a string", meta["registry_name"])
+    for key in ("model_config", "train_config"):
+        if not isinstance(meta.get(key, {}), dict):
+            raise bad(key, "a JSON object", meta[key])
+    parents = meta.get("parents", {})
+    if not isinstance(parents, dict):
+        raise bad("parents", "a JSON object", parents)
+    for role, ref in parents.items():
+        if not isinstance(ref, dict) or not isinstance(ref.get("path"), str):
+            raise bad(f"parents.{role}", 'an object with a "path" string', ref)
 
 
 def _upgrade(meta: dict) -> dict:
@@ -212,6 +235,15 @@ def load_model_dir(
         raise ValueError(
             f"{weights} is not a readable safetensors file ({e}); restore it or retrain"
         ) from None
+    expected = model.state_dict()
+    wrong = [k for k, v in state.items() if k in expected and v.shape != expected[k].shape]
+    if wrong:
+        k = wrong[0]
+        raise ValueError(
+            f"{weights} holds weights of another shape than {name}'s config.json builds ({len(wrong)} tensors, "
+            f"e.g. {k}: {tuple(state[k].shape)} vs {tuple(expected[k].shape)}); restore the config.json "
+            "saved with them, or retrain"
+        )
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(

@@ -29,7 +29,7 @@ from . import io, seeding
 from .data.transforms import to_uint8_255
 from .families.base import GenerativeModel, sample_in_batches
 from .version import __version__
-from .viz import PNG_TEXT_KEY, save_grid
+from .viz import PNG_TEXT_KEY, check_finite, save_grid
 
 #: file kinds :func:`sample` writes and :func:`read_record` reads
 SUFFIXES = (".png", ".npz")
@@ -218,6 +218,7 @@ def _sampler_settings(config, options: dict) -> dict:
 
 
 def _write(out: Path, images, labels, seed: int, levels: int, record: dict) -> Path:
+    check_finite(images)  # NaN would be written as black pixels
     if out.suffix == ".png":
         return save_grid(images, out, levels=levels, metadata=record)
     n = len(images)

@@ -21,6 +21,17 @@ PAD_VALUE = 128  # mid-grey padding separates tiles on black and white backgroun
 PNG_TEXT_KEY = "genvision"  # the PNG text chunk that holds save_grid's metadata record (JSON)
 
 
+def check_finite(images: torch.Tensor) -> None:
+    """Refuse images holding NaN or infinity (they would be written as black pixels), in one line."""
+    finite = torch.isfinite(images)
+    if not finite.all():
+        bad = int((~finite).reshape(len(images), -1).any(1).sum())
+        raise ValueError(
+            f"the model produced NaN or infinite values in {bad} of {len(images)} images; nothing written "
+            "(its weights have probably diverged: check the training loss, or retrain)"
+        )
+
+
 def grid_array(images, nrow: int | None = None, levels: int | None = None, pad: int = 1, scale=None):
     """Tile images into one uint8 array (H', W', C) with C in {1, 3}.
 
@@ -40,6 +51,7 @@ def grid_array(images, nrow: int | None = None, levels: int | None = None, pad: 
         x = x.unsqueeze(0)
     if x.dim() != 4 or x.shape[1] not in (1, 3) or len(x) == 0:
         raise ValueError(f"need images (N >= 1, C in {{1, 3}}, H, W), got shape {tuple(x.shape)}")
+    check_finite(x)
     n, c, h, w = x.shape
     v = (x.clamp(-1, 1) + 1) / 2  # [0, 1]
     if levels is not None:

@@ -285,14 +285,20 @@ def _load_folder(spec, arg, split, image_size, strict):
     )
 
 
-def _load_npz(spec, arg, split, image_size):
+def read_npz(spec: str, arg: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """``images`` uint8 (N, H, W[, C]) and ``labels`` int64 (N,) or None of the npz file ``arg``.
+
+    One-line errors (naming ``spec``) for a missing, corrupt or ``.npy`` file and bad arrays; the
+    training loader and ``genvision evaluate npz:FILE`` both read through it.
+    """
     path = Path(arg).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"{spec}: no such file; give a .npz holding 'images' uint8 (N, H, W, C)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise ValueError("a .npy array, not a .npz archive")
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # np.load reads a .npy as a bare array
+            raise ValueError("a .npy array, not a .npz archive")
+        with z:
             if "images" not in z:
                 found = ", ".join(z.files) or "nothing"
                 raise KeyError(f"no 'images' array (found: {found})")
@@ -302,7 +308,11 @@ def _load_npz(spec, arg, split, image_size):
         raise ValueError(f"{spec}: {e.args[0]}; save with np.savez(FILE, images=..., labels=...)") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"{spec}: not a readable .npz ({e}); save with np.savez(FILE, images=...)") from None
-    images, labels = _check_arrays(spec, images, labels)
+    return _check_arrays(spec, images, labels)
+
+
+def _load_npz(spec, arg, split, image_size):
+    images, labels = read_npz(spec, arg)
     if image_size is None and images.shape[1] != images.shape[2]:
         image_size = min(images.shape[1:3])  # square crop at the native scale
     test = np.array([folder.in_test_split(str(i)) for i in range(len(images))], dtype=bool)

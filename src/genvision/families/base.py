@@ -23,6 +23,9 @@ Saving and loading model directories lives in :mod:`genvision.model_dir`.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import numbers
 import types
 import typing
 from contextlib import contextmanager
@@ -48,8 +51,13 @@ class ModelConfig:
     conditional: bool = False  # class-conditional; only where the config sets supports_conditional
     #: whether the family has a class-conditional variant
     supports_conditional: ClassVar[bool] = False
+    #: hard upper bounds of the size fields (each subclass adds its own; see :meth:`all_caps`):
+    #: generous for real use, they keep a hostile or mistyped config.json or --set from
+    #: exhausting memory before anything is built
+    caps: ClassVar[dict[str, int]] = {"image_size": 256, "num_classes": 10_000, "levels": 65_536}
 
     def __post_init__(self):
+        check_fields(self)
         if not 4 <= self.image_size <= 256:
             raise ValueError(f"image_size must be in 4..256 (got {self.image_size})")
         if self.channels not in (1, 3):
@@ -70,6 +78,11 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
+    def all_caps(cls) -> dict[str, int]:
+        """Field -> cap of this config and its bases (``caps`` merged along the class hierarchy)."""
+        return class_caps(cls)
+
+    @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:
         return build_dataclass(cls, values, what="model config")
 
@@ -84,6 +97,7 @@ class OptimizerSpec:
     weight_decay: float = 0.0
 
     def __post_init__(self):
+        check_fields(self)
         if self.kind not in ("adamw", "adam"):
             raise ValueError(f"optimizer kind must be 'adamw' or 'adam' (got {self.kind!r})")
         if not self.lr > 0:
@@ -121,6 +135,9 @@ class GenerativeModel(nn.Module):
     likelihood_note: ClassVar[str] = ""
     #: capability -> why this model lacks it although its class has the method
     capability_notes: ClassVar[dict[str, str]] = {}
+    #: whether a class-conditional model trains on images labelled -1 (unlabeled) too; where not,
+    #: the run layer refuses data holding any
+    trains_on_unlabeled: ClassVar[bool] = False
     #: shape of one image's latent z where the model has a Gaussian prior over one (VAE, GAN, flow)
     latent_shape: ClassVar[tuple[int, ...] | None] = None
 
@@ -150,7 +167,9 @@ class GenerativeModel(nn.Module):
                 f"{self.registry_name} needs its {role} model for this; load it with genvision.load(DIR) "
                 "(which loads the parents config.json names) or pass it to genvision.create"
             )
-        return self._parents[role].to(self.device)
+        parent = self._parents[role]
+        # a model built on the meta device is a size estimate (registry.create): leave the parent be
+        return parent if self.device.type == "meta" else parent.to(self.device)
 
     def has_parent(self, role: str) -> bool:
         return role in self._parents
@@ -203,8 +222,13 @@ class GenerativeModel(nn.Module):
         """Context: the model in eval mode inside, its previous mode restored after."""
         return eval_mode(self)
 
-    def check_sample_options(self, options: dict) -> None:
-        """Refuse options this family does not use, naming the ones it accepts."""
+    def check_sample_options(self, options: dict, **named) -> None:
+        """Refuse options this family does not use, naming the ones it accepts, and non-finite numbers.
+
+        ``options``: the ``**options`` ``sample`` did not name; ``named``: the options it names
+        in its signature (``temperature=temperature``), checked for finite values too.
+        """
+        check_finite_options({**options, **named})
         unknown = sorted(k for k, v in options.items() if v is not None and k not in self.sample_options)
         if unknown:
             accepted = ", ".join(self.sample_options) or "none"
@@ -303,6 +327,13 @@ def sample_in_batches(
     return torch.cat(chunks)
 
 
+def check_finite_options(options: dict) -> None:
+    """Refuse a sampling option that is a non-finite number (NaN passes every ``x < 0`` check)."""
+    for name, value in options.items():
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
+            raise ValueError(f"sampling option {name} must be a finite number (got {value})")
+
+
 # ----------------------------------------------------------------------------- typed configs
 def parse_value(tp, raw: str, name: str):
     """Parse the string ``raw`` (from ``--set``) into the annotated type ``tp``."""
@@ -344,18 +375,157 @@ def field_types(cls) -> dict:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def build_dataclass(cls, values: dict, what: str = "config"):
-    """Build ``cls`` from a dict, refusing unknown keys (naming the known ones); strings are parsed."""
-    types_ = field_types(cls)
-    unknown = sorted(set(values) - set(types_))
+@functools.cache
+def _field_types(cls) -> tuple[tuple[str, typing.Any], ...]:
+    return tuple(field_types(cls).items())
+
+
+def describe_type(tp) -> str:
+    """How an error message names what a field of annotation ``tp`` takes."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [describe_type(a) for a in args if a is not type(None)]
+        return " or ".join(inner) + (" or null" if type(None) in args else "")
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin in (tuple, list):
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return f"a list of {len(args)} {_plural(args[0])}"
+        return f"a list of {_plural(args[0] if args else str)}"
+    return {
+        int: "an integer",
+        float: "a finite number",
+        str: "a string",
+        bool: "true or false",
+    }.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _plural(tp) -> str:
+    return {int: "integers", float: "finite numbers", str: "strings", bool: "booleans"}.get(tp, str(tp))
+
+
+def check_value(tp, value, name: str):
+    """``value`` checked against the annotation ``tp`` and normalised (list -> tuple, int -> float).
+
+    Raises a one-line ValueError naming the field, the type it takes and the value: a JSON list, dict,
+    bool or string where a number goes, NaN or infinity anywhere a number goes.
+    """
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    wrong = ValueError(f"{name} must be {describe_type(tp)} (got {value!r:.60})")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for inner in (a for a in args if a is not type(None)):
+            try:
+                return check_value(inner, value, name)
+            except ValueError:
+                pass
+        raise wrong
+    if origin is typing.Literal:
+        if not any(value == a and type(value) is type(a) for a in args):
+            raise wrong
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            raise wrong
+        fixed = origin is tuple and args and args[-1] is not Ellipsis
+        if fixed and len(value) != len(args):
+            raise wrong
+        inner = args if fixed else [args[0] if args else typing.Any] * len(value)
+        items = []
+        for t, v in zip(inner, value):
+            try:
+                items.append(check_value(t, v, name))
+            except ValueError:
+                raise wrong from None
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise wrong
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise wrong
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise wrong
+        try:
+            value = float(value)
+        except OverflowError:  # an integer too large for a float
+            raise wrong from None
+        if not math.isfinite(value):
+            raise wrong
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise wrong
+        return value
+    return value
+
+
+def class_caps(cls) -> dict[str, int]:
+    """Field -> cap: the ``caps`` of ``cls`` and its bases merged (a subclass may lower a base's)."""
+    caps: dict[str, int] = {}
+    for klass in reversed(cls.__mro__):
+        caps.update(klass.__dict__.get("caps", {}))
+    return caps
+
+
+def check_cap(name: str, value, cap: int) -> None:
+    """Refuse a size ``value`` (or any entry of a tuple) above ``cap``, in one line."""
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    for v in values:
+        if isinstance(v, numbers.Real) and v > cap:
+            raise ValueError(
+                f"{name} must be <= {cap} (got {value!r:.60}): genvision caps it so a config cannot "
+                "exhaust memory; use a smaller value"
+            )
+
+
+def check_fields(config) -> None:
+    """Type-check and normalise every field of the dataclass ``config``, then check its caps.
+
+    The one place configs refuse wrong types and non-finite numbers (called first in the
+    ``__post_init__`` of ``ModelConfig``, ``OptimizerSpec`` and ``TrainConfig``), so the checks
+    written after it compare numbers, and NaN cannot slip through a ``x < 0`` test.
+    """
+    cls = type(config)
+    for name, tp in _field_types(cls):
+        value = getattr(config, name)
+        checked = check_value(tp, value, name)
+        if checked is not value:
+            setattr(config, name, checked)
+    for name, cap in class_caps(cls).items():
+        check_cap(name, getattr(config, name), cap)
+
+
+def parse_field(cls, name: str, value):
+    """One field's value for ``cls`` as ``build_dataclass`` takes it: a string is parsed, then checked."""
+    types_ = dict(_field_types(cls))
+    tp = types_[name]
+    if isinstance(value, str) and tp is not str:
+        value = parse_value(tp, value, name)
+    value = check_value(tp, value, name)
+    check_cap(name, value, class_caps(cls).get(name, math.inf))
+    return value
+
+
+def check_known(cls, values: dict, what: str) -> None:
+    """Refuse keys of ``values`` that are not fields of ``cls``, naming the known ones."""
+    known = [name for name, _ in _field_types(cls)]
+    unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ValueError(f"unknown {what} key(s) {', '.join(unknown)}; known: {', '.join(sorted(types_))}")
-    parsed = {}
-    for k, v in values.items():
-        tp = types_[k]
-        if isinstance(v, str) and tp is not str:
-            v = parse_value(tp, v, k)
-        elif isinstance(v, list) and typing.get_origin(tp) is tuple:
-            v = tuple(v)
-        parsed[k] = v
-    return cls(**parsed)
+        raise ValueError(
+            f"unknown {what} key(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(known))}"
+        )
+
+
+def build_dataclass(cls, values: dict, what: str = "config"):
+    """Build ``cls`` from a dict, refusing unknown keys (naming the known ones); strings are parsed.
+
+    Values of the wrong type, non-finite numbers and sizes over the caps are refused in one line
+    (``check_fields``, run by the config's ``__post_init__``; here for other dataclasses too).
+    """
+    check_known(cls, values, what)
+    return cls(**{k: parse_field(cls, k, v) for k, v in values.items()})

@@ -375,8 +375,14 @@ def download(path: str | Path | None = None) -> Path:
     from .. import io
 
     path = Path(path) if path is not None else default_path()
-    with urllib.request.urlopen(URL, timeout=60) as response:  # noqa: S310 (fixed https URL)
-        blob = response.read()
+    try:
+        with urllib.request.urlopen(URL, timeout=60) as response:  # noqa: S310 (fixed https URL)
+            blob = response.read()
+    except OSError as e:  # URLError, timeouts, refused connections: offline or blocked
+        raise ConnectionError(
+            f"could not download {URL} ({getattr(e, 'reason', e)}); without internet, fetch {FILE_NAME} "
+            f"(sha256 {SHA256[:12]}...) elsewhere and put it at {path}, or set GENVISION_INCEPTION to its path"
+        ) from None
     digest = hashlib.sha256(blob).hexdigest()
     if digest != SHA256:
         raise ValueError(f"downloaded file has sha256 {digest[:12]}..., expected {SHA256[:12]}...; not saved")

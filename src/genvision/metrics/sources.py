@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .. import data as datasets
+from ..data.datasets import read_npz
 from ..families.base import sample_in_batches
 
 SMALL_N, LARGE_N = 1_000, 10_000
@@ -105,15 +106,7 @@ def kind(source) -> str:
 
 
 def _npz_images(path: str) -> torch.Tensor:
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"npz:{path}: no such file; give a .npz holding 'images' uint8 (N, H, W, C)")
-    with np.load(p, allow_pickle=False) as z:
-        if "images" not in z:
-            raise ValueError(f"npz:{path} has no 'images' array (found: {', '.join(z.files) or 'nothing'})")
-        arr = z["images"]
-    if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
-        raise ValueError(f"npz:{path}: 'images' must be uint8 (N, H, W, C), got {arr.dtype} {arr.shape}")
+    arr, _ = read_npz(f"npz:{path}", path)  # the training loader's reader and its one-line errors
     x = torch.from_numpy(np.ascontiguousarray(arr))
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)  # (N, C, H, W)
     return datasets.to_float(x, 256)

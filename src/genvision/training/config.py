@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
-from ..families.base import build_dataclass
+from ..families.base import build_dataclass, check_fields
 
 
 @dataclass
@@ -33,8 +34,11 @@ class TrainConfig:
     strict: bool = False  # corrupt data files are an error instead of skipped
     progress: bool = True
     tensorboard: bool = False  # also log to DIR/tensorboard (needs the tensorboard package)
+    #: hard upper bounds (a batch or a grid past them exhausts memory; see families.base.check_fields)
+    caps: ClassVar[dict[str, int]] = {"batch_size": 65_536, "num_samples": 4096, "monitor_samples": 100_000}
 
     def __post_init__(self):
+        check_fields(self)  # types, finite numbers, caps
         lengths = [k for k in ("steps", "images", "minutes") if getattr(self, k) is not None]
         if len(lengths) > 1:
             raise ValueError(f"give one of --steps, --images, --minutes (got {', '.join(lengths)})")

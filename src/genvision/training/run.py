@@ -77,6 +77,8 @@ def train(
         return _resume(model, data, out, model_config or {}, train_values)
     data = data or "digits"
     given = dict(model_config or {})
+    if isinstance(model, str):  # types, caps and the memory estimate before the data is resized
+        registry.check_config(model, given)
     image_size = None
     if isinstance(model, str) and "image_size" in given:  # only an explicit size resizes the data
         image_size = parse_value(int, str(given["image_size"]), "image_size")
@@ -253,6 +255,12 @@ def check_model_fits_data(model: GenerativeModel, dataset) -> None:
             raise ValueError(
                 f"model has num_classes={c.num_classes} but the data has {dataset.num_classes}; "
                 f"set num_classes={dataset.num_classes}"
+            )
+        unlabeled = int((dataset.labels < 0).sum())
+        if unlabeled and not model.trains_on_unlabeled:
+            raise ValueError(
+                f"{model.registry_name} is class-conditional but {unlabeled} of {len(dataset)} images of "
+                f"{dataset.spec} are unlabeled (-1); label them, or train an unconditional model or ddpm-cond"
             )
 
 

@@ -48,6 +48,13 @@ class PixelCNNConfig(ModelConfig):
     mixtures: int = 5
     lr: float = 3e-3
     temperature: float = 1.0
+    caps: ClassVar[dict[str, int]] = {
+        "width": 4096,
+        "num_layers": 256,
+        "kernel": 31,
+        "head_width": 4096,
+        "mixtures": 100,
+    }
 
     def __post_init__(self):
         super().__post_init__()
@@ -213,7 +220,7 @@ class _RasterModel(GenerativeModel):
             cached: True (default) recomputes only the current row per sub-pixel; False
                 re-evaluates the whole network (same samples, much slower; for checks).
         """
-        self.check_sample_options(options)
+        self.check_sample_options(options, temperature=temperature)
         c = self.config
         u, labels = self._draws(n, y, seed, generator)
         x = torch.zeros(n, c.channels, c.image_size, c.image_size, device=self.device)

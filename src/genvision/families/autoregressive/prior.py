@@ -15,6 +15,7 @@ versioned, and a retrained VQ-VAE cannot silently mix with an old prior.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,7 @@ class VQVAETransformerConfig(ModelConfig):
     num_layers: int = 3
     lr: float = 3e-3
     temperature: float = 1.0
+    caps: ClassVar[dict[str, int]] = {"width": 4096, "heads": 256, "num_layers": 256}
 
     def __post_init__(self):
         super().__post_init__()
@@ -163,7 +165,7 @@ class VQVAETransformer(GenerativeModel):
         **options,
     ) -> torch.Tensor:
         """Codes from the prior (:meth:`sample_codes`), decoded by the VQ-VAE: (n, C, H, W) in [-1, 1]."""
-        self.check_sample_options(options)
+        self.check_sample_options(options, temperature=temperature)
         self.check_labels(n, y)
         codes = self.sample_codes(n, seed, generator, temperature=temperature, cached=cached)
         return self.vqvae.decode(codes).clamp(-1, 1)

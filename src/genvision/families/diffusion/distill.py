@@ -39,6 +39,7 @@ class StudentConfig(DiffusionConfig):
     sampler: str = "ddim"
     clip_x0: bool = False
     teacher_calls: int = 4  # teacher denoiser calls per student step
+    caps: ClassVar[dict[str, int]] = {"teacher_calls": 1000}
 
     def __post_init__(self):
         super().__post_init__()

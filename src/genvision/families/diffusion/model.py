@@ -47,6 +47,13 @@ class DiffusionConfig(ModelConfig):
     """
 
     supports_conditional: ClassVar[bool] = True
+    caps: ClassVar[dict[str, int]] = {
+        "num_train_timesteps": 10_000,
+        "base_channels": 1024,
+        "channel_mults": 16,
+        "num_res_blocks": 32,
+        "attention_heads": 64,
+    }
     # the process and its training
     objective: str = "v"  # v | eps | x0: what the UNet predicts
     schedule: str = "cosine"  # linear | cosine
@@ -146,6 +153,7 @@ class Diffusion(GenerativeModel):
     """
 
     family = "diffusion"
+    trains_on_unlabeled = True  # the null class of classifier-free guidance
     config_class = DiffusionConfig
     sample_options = ("sampler", "steps", "eta", "guidance_scale", "variance")
     start_note = "denoised by the sampler"
@@ -292,7 +300,7 @@ class Diffusion(GenerativeModel):
             guidance_scale: classifier-free guidance of a conditional model (default config.guidance_scale).
             variance: ddpm step variance, "posterior" (default) or "beta".
         """
-        self.check_sample_options(options)
+        self.check_sample_options(options, steps=steps, eta=eta, guidance_scale=guidance_scale)
         c = self.config
         sampler = c.sampler if sampler is None else sampler
         opts = self._sampler_options(sampler, steps, {"eta": eta, "variance": variance})

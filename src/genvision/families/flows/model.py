@@ -47,6 +47,7 @@ class FlowConfig(ModelConfig):
     """Settings shared by RealNVP and Glow (each subclass sets its own defaults)."""
 
     supports_conditional: ClassVar[bool] = True
+    caps: ClassVar[dict[str, int]] = {"num_levels": 8, "steps_per_level": 256, "hidden_channels": 4096}
     num_levels: int = 0  # scales (squeezes); 0 = by image size (default_num_levels)
     steps_per_level: int = 4
     hidden_channels: int = 64  # width of every coupling's conditioner (the dequantiser's: a quarter)
@@ -115,6 +116,7 @@ class Flow(GenerativeModel):
     """A multi-scale normalizing flow over dequantised images; subclasses pick the architecture."""
 
     family = "flows"
+    trains_on_unlabeled = True  # the prior without a class offset
     config_class = FlowConfig
     sample_options = ("temperature",)
     #: config -> nets.MultiScaleFlow; set by each architecture below
@@ -284,7 +286,7 @@ class Flow(GenerativeModel):
             temperature: scales every prior's standard deviation (default config.temperature);
                 below 1 trades diversity for cleaner images (Glow uses 0.7).
         """
-        self.check_sample_options(options)
+        self.check_sample_options(options, temperature=temperature)
         c = self.config
         labels = self.check_labels(n, y)
         temperature = c.temperature if temperature is None else temperature

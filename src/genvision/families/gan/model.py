@@ -47,6 +47,12 @@ class GANConfig(ModelConfig):
     arch: str = "dcgan"  # mlp | dcgan
     loss: str = "ns"  # minimax | ns | wgan-gp | hinge (losses.py)
     supports_conditional: ClassVar[bool] = True
+    caps: ClassVar[dict[str, int]] = {
+        "latent_dim": 4096,
+        "hidden": 16_384,
+        "base_channels": 1024,
+        "critic_steps": 100,
+    }
     latent_dim: int = 100
     hidden: int = 256  # width of the MLP's hidden layer (arch=mlp)
     # conv width at full resolution, doubling per halving (arch=dcgan); 0 = by image size:
@@ -261,7 +267,7 @@ class GAN(GenerativeModel):
             seed: per-image seeds (image k is the same whatever n); or give ``generator``.
             truncation: psi in [0, 1]: z is scaled by psi (default config.truncation; 1 = off).
         """
-        self.check_sample_options(options)
+        self.check_sample_options(options, truncation=truncation)
         c = self.config
         psi = c.truncation if truncation is None else truncation
         if not 0 <= psi <= 1:

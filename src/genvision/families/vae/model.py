@@ -19,6 +19,7 @@ likelihood of the discrete pixels, so ``elbo`` / ``log_likelihood`` refuse it). 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -61,6 +62,12 @@ class VAEConfig(ModelConfig):
     free_bits: float = 0.0  # nats per latent dimension kept free of KL pressure
     iwae_samples: int = 50  # K of log_likelihood (the IWAE bound; 1 = the ELBO); cost: docs/notes/vae.md
     lr: float = 1e-3
+    caps: ClassVar[dict[str, int]] = {
+        "latent_dim": 4096,
+        "base_channels": 1024,
+        "hidden": 16_384,
+        "iwae_samples": 100_000,
+    }
 
     def __post_init__(self):
         super().__post_init__()
@@ -266,7 +273,7 @@ class VAE(GenerativeModel):
             pixels: "mean" (default: the decoder's mean image) or "sample" (pixels drawn from
                 p(x | z) on the data's grid, after z, from the image's own generator).
         """
-        self.check_sample_options(options)
+        self.check_sample_options(options, temperature=temperature)
         self.check_labels(n, y)
         temperature = 1.0 if temperature is None else float(temperature)
         if not temperature > 0:

@@ -19,6 +19,7 @@ loose because the per-position prior ignores how codes go together.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +46,7 @@ class VQVAEConfig(ModelConfig):
     restart_threshold: float = 1.0  # restart codes whose EMA usage (codes per batch) drops below; 0 = off
     prior_decay: float = 0.999  # EMA decay per step of the per-position code counts (the baseline prior)
     lr: float = 1e-3
+    caps: ClassVar[dict[str, int]] = {"codebook_size": 65_536, "embedding_dim": 4096, "base_channels": 1024}
 
     def __post_init__(self):
         super().__post_init__()
