@@ -102,6 +102,8 @@ class Checkpoints:
             groups.append(g)
         if fit.ema is not None:
             tensors.update({f"ema.{k}": v for k, v in fit.ema.state().items()})
+        best, validation = fit.validation.state()
+        tensors.update(best)
         tensors["rng.cpu"] = torch.get_rng_state()
         if fit.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
@@ -115,10 +117,11 @@ class Checkpoints:
             "ema_updates": fit.ema.updates if fit.ema is not None else 0,
             "optimizers": groups,
             "flops_per_image": fit.flops_per_image,
+            "validation": validation,
         }
         checkpoint.save(fit.out, tensors, meta)
         weights = model_state(fit.model, fit.ema.state() if fit.ema is not None else None)
-        io.save_safetensors(fit.out / WEIGHTS_FILE, weights)
+        io.save_safetensors(fit.out / WEIGHTS_FILE, fit.validation.kept(weights))
         self.last_saved = fit.step
 
     def restore(self) -> None:
@@ -139,6 +142,7 @@ class Checkpoints:
         fit.elapsed = meta["elapsed"]
         fit.stream = BatchStream(len(fit.dataset), fit.cfg.seed, meta["epoch"], meta["offset"])
         fit.flops_per_image = meta.get("flops_per_image")
+        fit.validation.restore(tensors, meta.get("validation"))
         self.last_saved = fit.step
 
 
@@ -267,6 +271,8 @@ class Log:
                 "loss": f"{terms.get('loss', next(iter(terms.values()), 0.0)):.4f}",
                 "img/s": f"{img_s:.0f}",
             }
+            if fit.validation.latest is not None:
+                post["val"] = f"{fit.validation.latest:.4f}"
             if fit.cfg.minutes is not None:
                 post["left"] = f"{max(0.0, fit.cfg.minutes * 60 - fit.elapsed):.0f}s"
             self.bar.set_postfix(post, refresh=False)

@@ -101,6 +101,7 @@ class _RasterModel(GenerativeModel):
     """
 
     family = "autoregressive"
+    validates = True
     sample_options = ("temperature", "cached")
     likelihood_note = "exact: log p(x) summed over sub-pixels in raster order, on the data's levels grid"
 

@@ -115,6 +115,7 @@ class Flow(GenerativeModel):
     """A multi-scale normalizing flow over dequantised images; subclasses pick the architecture."""
 
     family = "flows"
+    validates = True
     config_class = FlowConfig
     sample_options = ("temperature",)
     #: config -> nets.MultiScaleFlow; set by each architecture below
