@@ -78,6 +78,7 @@ def test_overfitting_run_keeps_the_best_weights_which_beat_the_last_on_test(over
     assert sorted(val) == list(range(10, 151, 10))
     assert meta["best_step"] == min(val, key=val.get) < 150 and meta["kept"] == "best"
     assert meta["best_val_loss"] == val[meta["best_step"]] < val[150]
+    assert f"at step {meta['best_step']}" in (overfit_run / "report.md").read_text()
     best = gv.load(overfit_run)
     last = gv.load(overfit_run)
     last.load_state_dict(_last_weights(overfit_run))
