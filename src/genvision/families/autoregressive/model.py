@@ -49,7 +49,7 @@ class PixelCNNConfig(ModelConfig):
     mixtures: int = 5
     lr: float = 3e-3
     temperature: float = 1.0
-    dropout: float = 0.0
+    dropout: float = 0.2
 
     def __post_init__(self):
         super().__post_init__()
