@@ -144,7 +144,7 @@ class Validation:
                         if self.keep_best
                         else "--keep best would keep the best weights"
                     )
-                    + "; more data or regularisation (dropout) would help"
+                    + "; more data or regularisation would help"
                 )
         if fit.ctx.main:
             with open(fit.out / "metrics.jsonl", "a") as f:
