@@ -157,16 +157,14 @@ def test_levels_round_trip():
 
 
 def test_dropout_mask_of_image_k_comes_from_generator_k_and_eval_mode_is_identity():
-    from genvision.families.autoregressive import layers as ar_layers
-
-    drop, x = ar_layers.Dropout(0.5).train(), torch.ones(3, 2, 4, 4)
+    drop, x = layers.Dropout(0.5).train(), torch.ones(3, 2, 4, 4)
 
     def gens(seeds):
         return [torch.Generator().manual_seed(s) for s in seeds]
 
-    with ar_layers.dropout_generators(drop, gens((1, 2, 3))):
+    with layers.dropout_generators(drop, gens((1, 2, 3))):
         whole = drop(x)
-    with ar_layers.dropout_generators(drop, gens((2, 3))):
+    with layers.dropout_generators(drop, gens((2, 3))):
         part = drop(x[1:])
     assert torch.equal(whole[1:], part) and set(whole.unique().tolist()) == {0.0, 2.0}  # kept: x / (1 - p)
     assert drop.generators is None and torch.equal(drop.eval()(x), x)
