@@ -89,6 +89,8 @@ def test_distill_writes_a_few_step_student(tiny_run, tmp_path):
         (["train", "ddpm", "--steps", "1", "--set", "base_channels=abc"], "base_channels"),
         (["train", "ddpm", "--steps", "0"], "--steps must be >= 1"),
         (["train", "ddpm", "--steps", "1", "--lr", "-3"], "--lr"),
+        (["train", "ddpm", "--steps", "1", "--keep", "best"], "--keep best needs validation"),
+        (["train", "pixelcnn", "--steps", "1", "--set", "train.validate_every=-1"], "validate_every"),
         (["sample", "/nonexistent/run", "--n", "2"], "does not exist"),
         (["train", "ddpm", "--resume", "--out", "/nonexistent/run"], "does not exist"),
         (["train", "ddpm", "--resume"], "--resume needs --out"),

@@ -49,3 +49,8 @@ def test_legacy_directory_loads_and_reproduces_its_numbers(name, legacy):
         x, _ = gdata.load("digits", "test").batch(torch.arange(4))
         got = model.log_likelihood(x, seed=0).double()
         assert torch.allclose(got, expected["log_likelihood"], rtol=1e-5, atol=1e-4), name
+
+
+def test_a_pixel_model_saved_before_dropout_keeps_training_without_it(legacy):
+    assert gv.load(legacy / "pixelcnn").config.dropout == 0.0
+    assert gv.create("pixelcnn").config.dropout > 0  # today's default

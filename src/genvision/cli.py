@@ -137,6 +137,11 @@ def _trainer_flags(t: argparse.ArgumentParser, set_help: str) -> None:
         )
     t.add_argument("--precision", choices=["fp32", "bf16"])
     t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument(
+        "--keep",
+        choices=["best", "last"],
+        help="weights saved to sample: best validation loss (default where validation is on) or last",
+    )
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
     t.add_argument("--out", help="run directory (default runs/<model>-<data>-<time>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -153,7 +158,7 @@ def _trainer_flags(t: argparse.ArgumentParser, set_help: str) -> None:
 def _trainer_values(args, train_cfg: dict) -> dict:
     """TrainConfig fields the user gave on the command line (flags, then --set train.FIELD)."""
     given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
-    for k in ("precision", "device"):
+    for k in ("precision", "device", "keep"):
         if getattr(args, k) is not None:
             given[k] = getattr(args, k)
     if args.strict:

@@ -174,7 +174,8 @@ def _upgrade(meta: dict) -> dict:
 
     Before parent references, a distilled student was a ``ddpm``/``ddpm-cond`` whose model config
     named ``teacher`` (and ``teacher_calls``), and a VQ-VAE prior named its ``vqvae`` in its
-    model config; both become parents (without a hash, so theirs is not checked).
+    model config; both become parents (without a hash, so theirs is not checked). Pixel models
+    saved before their ``dropout`` field trained without dropout, and keep doing so.
     """
     cfg = meta.get("model_config", {})
     name = meta.get("registry_name")
@@ -189,7 +190,14 @@ def _upgrade(meta: dict) -> dict:
     elif name == "vqvae-transformer" and "vqvae" in cfg:
         meta = {**meta, "model_config": dict(cfg)}
         meta["parents"] = {"vqvae": {"path": meta["model_config"].pop("vqvae")}}
+    elif name in PIXEL_MODELS and isinstance(cfg, dict) and "dropout" not in cfg:
+        # pixel models trained before they had dropout trained without it: resume them so
+        meta = {**meta, "model_config": {**cfg, "dropout": 0.0}}
     return meta
+
+
+#: the raster pixel models, which gained a ``dropout`` field (default 0.2) with validation
+PIXEL_MODELS = ("pixelcnn", "gated-pixelcnn", "gated-pixelcnn-cond", "pixelrnn")
 
 
 def load_parents(directory: str | Path, meta: dict, when: tuple[str, ...] = ("sample",)) -> dict:

@@ -141,8 +141,9 @@ def plot_loss(records, path) -> Path:
         positive &= bool((vals > 0).all())
         color = f"C{i}"
         ax.plot(steps, vals, ".", color=color, alpha=0.25, markersize=3)
-        beta = 1 - min(1.0, 20 / len(vals))  # about 20 points' worth of smoothing
-        ax.plot(steps, ema(vals, beta), "-", color=color, label=f"{key} (EMA)")
+        smooth = not key.startswith("val_")  # a validation loss is already a mean over its slice
+        beta = 1 - min(1.0, 20 / len(vals)) if smooth else 0.0  # about 20 points' worth of smoothing
+        ax.plot(steps, ema(vals, beta), "-", color=color, label=f"{key} (EMA)" if smooth else key)
     if keys:
         ax.set_yscale("log" if positive else "linear")
         ax.legend(loc="upper right")

@@ -171,6 +171,37 @@ def test_npz_round_trip_splits_by_index_hash(tmp_path):
     assert torch.equal(back, train.images)
 
 
+def _fraction(key: str) -> float:
+    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 2**32
+
+
+def test_npz_val_slice_is_the_next_hash_band_disjoint_and_stable_as_images_are_added(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(300, 4, 4), dtype=np.uint8)
+    np.savez(tmp_path / "a.npz", images=images)
+    np.savez(tmp_path / "b.npz", images=np.concatenate([images, images[:100]]))  # 100 images added
+    spec = f"npz:{tmp_path / 'a.npz'}"
+    val, test = data.load(spec, "val"), data.load(spec, "test")
+    fit, full = data.load(spec, "train", validation=True), data.load(spec, "train")
+    band = np.array([0.1 <= _fraction(str(i)) < 0.2 for i in range(300)])
+    assert 15 < band.sum() < 45 and np.array_equal(val.images[:, 0].numpy(), images[band])
+    assert set(val.keys).isdisjoint(fit.keys) and set(val.keys).isdisjoint(
+        str(i) for i in range(300) if _in_test(str(i))
+    )
+    assert sorted(val.keys + fit.keys, key=int) == full.keys and len(full) + len(test) == 300
+    grown = data.load(f"npz:{tmp_path / 'b.npz'}", "val")
+    assert grown.keys[: len(val)] == val.keys and torch.equal(grown.images[: len(val)], val.images)
+
+
+def test_digits_val_slice_is_disjoint_from_train_and_test_and_train_is_unchanged_without_it():
+    full, fit, val = data.load("digits"), data.load("digits", validation=True), data.load("digits", "val")
+    test_keys = set(data.load("digits", "test").keys)
+    assert len(full) == 1347 and len(fit) + len(val) == 1347 and 100 < len(val) < 150
+    assert set(val.keys).isdisjoint(fit.keys) and set(val.keys).isdisjoint(test_keys)
+    assert val.keys == [k for k in full.keys if 0.1 <= _fraction(k) < 0.2]
+    assert val.split == "val" and val.identity != fit.identity
+
+
 def test_npz_greyscale_rank3_unlabeled_and_non_square_cropped(tmp_path):
     images = np.tile(np.arange(10, dtype=np.uint8), (40, 6, 1))  # (40, 6, 10): column index as value
     np.savez(tmp_path / "g.npz", images=images)

@@ -4,6 +4,7 @@
     ds = data.load("digits")                        # train split, uint8 (1347, 1, 8, 8), levels 17
     x, y = ds.batch(torch.arange(16))               # float32 (16, 1, 8, 8) in [-1, 1], int64 (16,)
     ds = data.load("folder:photos", "test", image_size=32)
+    val = data.load("digits", "val")                # the validation slice of train (~11%)
 
 Specs: ``digits``, ``mnist:DIR``, ``binary-mnist:DIR``, ``folder:DIR``, ``npz:FILE``,
 ``torchvision:NAME[:ROOT]`` (INTERFACES.md, "Datasets").

@@ -19,6 +19,14 @@ Images are stored as uint8 (N, C, H, W) level indices 0..levels-1 and leave as f
 through ``transforms.to_float``; ``image_size`` resizes the shorter side (bilinear with
 antialiasing for array sources, Lanczos for folders) and centre-crops.
 
+The validation slice (split ``"val"``) is cut from the train split by the same kind of rule as
+the test split, so it is stable as images are added: the images whose sha1 key (the relative
+path for ``folder:``, ``str(index)`` in the source otherwise; digits: the index in the
+scikit-learn array) falls in [0.1, 0.2) (``folder.in_val_split``), about 11% of train (digits:
+119 of 1347). ``load(spec, "train", validation=True)`` is train minus that slice; a plain
+``"train"`` is the whole train split, as always. A binarised (binary-mnist) slice is drawn once,
+like the test split.
+
 An empty split is an error (a folder of a few images may have no test image), never a dataset of
 length 0 that would fail later in a less readable way.
 """
@@ -38,7 +46,7 @@ from torch.utils.data import Dataset
 from . import folder, idx
 from .transforms import bernoulli, resize, to_float
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
 SPEC_HELP = "use digits, mnist:DIR, binary-mnist:DIR, folder:DIR, npz:FILE or torchvision:NAME[:ROOT]"
 ARGUMENTS = {
     "mnist": "DIR",
@@ -63,10 +71,22 @@ class ImageDataset(Dataset):
         binarize: draw x ~ Bernoulli(images / 255) at every ``batch`` (binary-mnist train).
         skipped: paths of files a folder scan could not read (the whole folder's, in both splits).
         files: relative paths of the images for ``folder:`` specs, else None.
+        keys: train splits: each image's key for the validation rule (``folder.in_val_split``).
     """
 
     def __init__(
-        self, images, labels=None, *, levels, num_classes, spec, split, binarize=False, skipped=(), files=None
+        self,
+        images,
+        labels=None,
+        *,
+        levels,
+        num_classes,
+        spec,
+        split,
+        binarize=False,
+        skipped=(),
+        files=None,
+        keys=None,
     ):
         if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.dim() == 4):
             raise ValueError("images must be a uint8 tensor (N, C, H, W)")
@@ -79,7 +99,7 @@ class ImageDataset(Dataset):
         self.images, self.labels = images, labels
         self.levels, self.num_classes = int(levels), int(num_classes)
         self.spec, self.split, self.binarize = spec, split, bool(binarize)
-        self.skipped, self.files = list(skipped), files
+        self.skipped, self.files, self.keys = list(skipped), files, keys
 
     @property
     def image_size(self) -> int:
@@ -187,15 +207,23 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return kind, arg
 
 
-def load(spec: str = "digits", split: str = "train", *, strict: bool = False, image_size: int | None = None):
+def load(
+    spec: str = "digits",
+    split: str = "train",
+    *,
+    strict: bool = False,
+    image_size: int | None = None,
+    validation: bool = False,
+):
     """Load one split of the dataset named by ``spec`` (table in the module docstring).
 
     Args:
         spec: dataset spec string.
-        split: "train" or "test".
+        split: "train", "val" (the validation slice of train) or "test".
         strict: ``folder:`` only; unreadable files raise instead of being skipped with a warning.
         image_size: resize (shorter side) and centre-crop to this size; None keeps the native size
             (``folder:``: the most common min(H, W), capped at 64).
+        validation: ``"train"`` only: leave the validation slice out (train minus val).
 
     Returns:
         :class:`ImageDataset`.
@@ -205,23 +233,47 @@ def load(spec: str = "digits", split: str = "train", *, strict: bool = False, im
     """
     kind, arg = parse_spec(spec)
     if split not in SPLITS:
-        raise ValueError(f"split must be 'train' or 'test' (got {split!r})")
+        raise ValueError(f"split must be 'train', 'val' or 'test' (got {split!r})")
     if image_size is not None and (not isinstance(image_size, (int, np.integer)) or image_size < 1):
         raise ValueError(f"image_size must be a positive integer (got {image_size!r})")
     spec, image_size = spec.strip(), None if image_size is None else int(image_size)
+    part = "test" if split == "test" else "train"
     if kind == "digits":
-        ds = _load_digits(spec, split, image_size)
+        ds = _load_digits(spec, part, image_size)
     elif kind in ("mnist", "binary-mnist"):
-        ds = _load_mnist(spec, arg, split, image_size, binary=kind == "binary-mnist")
+        ds = _load_mnist(spec, arg, part, image_size, binary=kind == "binary-mnist")
     elif kind == "folder":
-        ds = _load_folder(spec, arg, split, image_size, strict)
+        ds = _load_folder(spec, arg, part, image_size, strict)
     elif kind == "npz":
-        ds = _load_npz(spec, arg, split, image_size)
+        ds = _load_npz(spec, arg, part, image_size)
     else:
-        ds = _load_torchvision(spec, arg, split, image_size)
+        ds = _load_torchvision(spec, arg, part, image_size)
+    if split == "val" or validation and split == "train":
+        ds = _carve(ds, split)
     if len(ds) == 0:
         raise ValueError(f"{spec} has no images in its {split} split; add images (about 10% land in test)")
     return ds
+
+
+def _carve(ds: ImageDataset, split: str) -> ImageDataset:
+    """The validation slice of a train split (``split="val"``), or train without it ("train")."""
+    val = np.array([folder.in_val_split(k) for k in ds.keys], dtype=bool)
+    keep = torch.from_numpy(val if split == "val" else ~val)
+    images, binarize = ds.images[keep], ds.binarize
+    if binarize and split == "val":  # one fixed draw, so every validation sees the same images
+        images, binarize = bernoulli(images, torch.Generator().manual_seed(0)).to(torch.uint8), False
+    return ImageDataset(
+        images,
+        ds.labels[keep],
+        levels=ds.levels,
+        num_classes=ds.num_classes,
+        spec=ds.spec,
+        split=split,
+        binarize=binarize,
+        skipped=ds.skipped,
+        files=None if ds.files is None else [f for f, k in zip(ds.files, keep.tolist()) if k],
+        keys=[key for key, k in zip(ds.keys, keep.tolist()) if k],
+    )
 
 
 # ----------------------------------------------------------------------------- sources
@@ -247,7 +299,8 @@ def _load_digits(spec, split, image_size):
     images, labels, index = _digits_arrays()
     i = index[split]
     x = resize(_nchw(images[i]), image_size, 16)
-    return ImageDataset(x, labels[i].copy(), levels=17, num_classes=10, spec=spec, split=split)
+    keys = [str(k) for k in i]
+    return ImageDataset(x, labels[i].copy(), levels=17, num_classes=10, spec=spec, split=split, keys=keys)
 
 
 def _load_mnist(spec, arg, split, image_size, *, binary):
@@ -266,6 +319,7 @@ def _load_mnist(spec, arg, split, image_size, *, binary):
         spec=spec,
         split=split,
         binarize=binary and split == "train",
+        keys=[str(k) for k in range(len(x))],
     )
 
 
@@ -282,6 +336,7 @@ def _load_folder(spec, arg, split, image_size, strict):
         split=split,
         skipped=scan.skipped,
         files=[f for f, k in zip(scan.files, keep) if k],
+        keys=[f for f, k in zip(scan.files, keep) if k],
     )
 
 
@@ -320,7 +375,8 @@ def _load_npz(spec, arg, split, image_size):
     num_classes = int(labels.max()) + 1 if labels is not None and labels.size and labels.max() >= 0 else 0
     labels = None if labels is None else labels[keep]
     x = resize(_nchw(images[keep]), image_size, 255)
-    return ImageDataset(x, labels, levels=256, num_classes=num_classes, spec=spec, split=split)
+    keys = [str(k) for k in np.nonzero(keep)[0]]
+    return ImageDataset(x, labels, levels=256, num_classes=num_classes, spec=spec, split=split, keys=keys)
 
 
 def _check_arrays(spec, images, labels):
@@ -386,4 +442,5 @@ def _load_torchvision(spec, arg, split, image_size):
         labels = np.asarray([int(t) for _, t in items], dtype=np.int64)
     num_classes = len(getattr(ds, "classes", None) or []) or int(labels.max()) + 1
     x = resize(_nchw(images), image_size, 255)
-    return ImageDataset(x, labels, levels=256, num_classes=num_classes, spec=spec, split=split)
+    keys = [str(k) for k in range(len(x))]
+    return ImageDataset(x, labels, levels=256, num_classes=num_classes, spec=spec, split=split, keys=keys)

@@ -78,6 +78,12 @@ def _training_section(run_dir: Path, records: list[dict]) -> list[str]:
     for key in monitor_keys:
         values = [r[key] for r in records if _number(r.get(key))]
         rows.append((f"{key} (last of {len(values)} checks)", _fmt(values[-1])))
+    val = [(r["val_loss"], r["step"]) for r in records if _number(r.get("val_loss"))]
+    if val:  # training/validation.py: with --keep best, model.safetensors holds that step's weights
+        best, step = min(val, key=lambda v: (v[0], v[1]))
+        rows.append(
+            ("best val_loss (validation slice)", f"{_fmt(best)} at step {step}; last {_fmt(val[-1][0])}")
+        )
     warnings = [r for r in records if isinstance(r.get("warning"), str)]
     if warnings:
         last_warning = f"step {warnings[-1]['step']}: {warnings[-1]['warning']}"

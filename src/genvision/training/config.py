@@ -34,6 +34,10 @@ class TrainConfig:
     strict: bool = False  # corrupt data files are an error instead of skipped
     progress: bool = True
     tensorboard: bool = False  # also log to DIR/tensorboard (needs the tensorboard package)
+    # validation (validation.py): steps between checks, 0 = off (default 100 for likelihood
+    # models, set by validation.train_defaults); keep: model.safetensors = best | last weights
+    validate_every: int = 0
+    keep: str = "best"
     #: hard upper bounds (a batch or a grid past them exhausts memory; see families.base.check_fields)
     caps: ClassVar[dict[str, int]] = {"batch_size": 65_536, "num_samples": 4096, "monitor_samples": 100_000}
 
@@ -71,6 +75,11 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be >= 0 (got {self.grad_clip}); 0 disables clipping")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"--precision must be fp32 or bf16 (got {self.precision!r})")
+        if self.validate_every < 0 or self.keep not in ("best", "last"):
+            raise ValueError(
+                f"validate_every must be >= 0 (0 = off) and --keep best or last "
+                f"(got {self.validate_every}, {self.keep!r})"
+            )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"--device must be auto, cpu or cuda (got {self.device!r})")
 
@@ -88,6 +97,7 @@ RESUME_FREE_KEYS = LENGTH_KEYS + (
     "monitor_samples",
     "collapse_threshold",
     "tensorboard",
+    "keep",
 )
 
 

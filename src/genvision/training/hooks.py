@@ -100,6 +100,11 @@ class Checkpoints:
         self.fit = fit
         self.last_saved: int | None = None
 
+    def weights(self) -> dict:
+        """The weights to sample with: EMA where on, the best by validation loss where kept."""
+        fit = self.fit
+        return fit.validation.kept(model_state(fit.model, fit.ema.state() if fit.ema is not None else None))
+
     def check_finite(self) -> None:
         fit = self.fit
         tensors = list(fit.model.parameters()) + (
@@ -131,6 +136,8 @@ class Checkpoints:
             groups.append(g)
         if fit.ema is not None:
             tensors.update({f"ema.{k}": v for k, v in fit.ema.state().items()})
+        best, validation = fit.validation.state()
+        tensors.update(best)
         tensors["rng.cpu"] = torch.get_rng_state()
         if fit.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
@@ -144,10 +151,9 @@ class Checkpoints:
             "ema_updates": fit.ema.updates if fit.ema is not None else 0,
             "optimizers": groups,
             "flops_per_image": fit.flops_per_image,
+            "validation": validation,
         }
-        weights = io.safetensors_bytes(
-            model_state(fit.model, fit.ema.state() if fit.ema is not None else None)
-        )
+        weights = io.safetensors_bytes(self.weights())
         meta["weights_sha256"] = hashlib.sha256(weights).hexdigest()
         checkpoint.save(fit.out, tensors, meta)
         io.write_bytes(fit.out / WEIGHTS_FILE, weights)
@@ -171,13 +177,13 @@ class Checkpoints:
         fit.elapsed = meta["elapsed"]
         fit.stream = BatchStream(len(fit.dataset), fit.cfg.seed, meta["epoch"], meta["offset"])
         fit.flops_per_image = meta.get("flops_per_image")
+        fit.validation.restore(tensors, meta.get("validation"))
         self.last_saved = fit.step
         expected = meta.get("weights_sha256")
         path = fit.out / WEIGHTS_FILE
         if fit.ctx.main and expected and (not path.is_file() or weights_sha256(fit.out) != expected):
             # killed between the state and the weights: write the weights that go with the state
-            weights = model_state(fit.model, fit.ema.state() if fit.ema is not None else None)
-            io.write_bytes(path, io.safetensors_bytes(weights))
+            io.write_bytes(path, io.safetensors_bytes(self.weights()))
             print(f"repaired {path}: it was older than the checkpoint at step {fit.step}")
 
 
@@ -310,6 +316,8 @@ class Log:
                 "loss": f"{terms.get('loss', next(iter(terms.values()), 0.0)):.4f}",
                 "img/s": f"{img_s:.0f}",
             }
+            if fit.validation.latest is not None:
+                post["val"] = f"{fit.validation.latest:.4f}"
             if fit.cfg.minutes is not None:
                 post["left"] = f"{max(0.0, fit.cfg.minutes * 60 - fit.elapsed):.0f}s"
             self.bar.set_postfix(post, refresh=False)

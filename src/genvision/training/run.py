@@ -26,7 +26,7 @@ from .. import data as gdata
 from .. import registry
 from ..families.base import GenerativeModel, parse_value
 from ..model_dir import build, load_parents, parent_dir, parent_ref, read_config, write_config
-from . import checkpoint, distributed
+from . import checkpoint, distributed, validation
 from .config import LENGTH_KEYS, TrainConfig, resolve_train_config
 from .trainer import Fit
 
@@ -87,11 +87,12 @@ def train(
         torch.manual_seed(int(train_values.get("seed", 0)))  # the same initial weights for the same seed
         model = build(model, **{**{k: getattr(dataset, k) for k in DATA_FIELDS}, **given})
     check_model_fits_data(model, dataset)
-    cfg = resolve_train_config(train_values, model.train_defaults())
+    cfg = resolve_train_config(train_values, {**validation.train_defaults(model), **model.train_defaults()})
+    dataset, val, cfg = validation.split_data(dataset, cfg, given=train_values, image_size=image_size)
     out = Path(out) if out is not None else default_run_dir(model.registry_name, data)
     parents = model.parent_origins()
     check_not_a_parent(out, parents)
-    return _fit(model, dataset, cfg, out, resume=False, overwrite=overwrite, parents=parents)
+    return _fit(model, dataset, cfg, out, resume=False, overwrite=overwrite, parents=parents, val=val)
 
 
 def _resume(model, data, out, model_config: dict, train_values: dict) -> Path:
@@ -107,6 +108,7 @@ def _resume(model, data, out, model_config: dict, train_values: dict) -> Path:
     if data not in (None, stored_data):
         raise ValueError(f"--resume: {out} trains on {stored_data}, not {data}; drop --data")
     stored_train, stored_model = meta.get("train_config", {}), meta.get("model_config", {})
+    stored_train.setdefault("validate_every", 0)  # runs from before validation: none
     model_config = dict(model_config)
     for role in registry.resolve(name)[0].parents:  # a parent given again must be the run's own
         if role in model_config:
@@ -128,10 +130,13 @@ def _resume(model, data, out, model_config: dict, train_values: dict) -> Path:
     model = registry.create(name, parents=parents, **stored_model)
     check_model_fits_data(model, dataset)
     cfg = resolve_train_config(train_values, model.train_defaults(), stored_train)
-    return _fit(model, dataset, cfg, Path(out), resume=True, overwrite=False, parents=None)
+    dataset, val, cfg = validation.split_data(dataset, cfg, given=train_values, image_size=image_size)
+    return _fit(model, dataset, cfg, Path(out), resume=True, overwrite=False, parents=None, val=val)
 
 
-def _fit(model, dataset, cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool, parents) -> Path:
+def _fit(
+    model, dataset, cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool, parents, val=None
+) -> Path:
     """Prepare ``out``, fit, and write the status and the report."""
     from ..metrics.report import write_report
 
@@ -144,7 +149,7 @@ def _fit(model, dataset, cfg: TrainConfig, out: Path, *, resume: bool, overwrite
         out.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_stale_temporaries(out, RUN_FILES + (checkpoint.STATE_FILE,))
     distributed.barrier(ctx)
-    fit = Fit(model, dataset, cfg, out, ctx, resume=resume)
+    fit = Fit(model, dataset, cfg, out, ctx, resume=resume, val_dataset=val)
     record = {"data": dataset.describe(), "world_size": ctx.world}
     if parents is not None:
         record["parents"] = {role: parent_ref(out, p) for role, p in parents.items()}
@@ -152,6 +157,7 @@ def _fit(model, dataset, cfg: TrainConfig, out: Path, *, resume: bool, overwrite
         _write_run_config(model, out, cfg, status="training", **record)
     stopped_by = fit.run()
     if ctx.main:
+        record.update(fit.validation.record())
         status = {"status": "interrupted", "stopped_by": stopped_by} if stopped_by else {"status": "finished"}
         _write_run_config(model, out, cfg, **status, **record)
         write_report(out)

@@ -31,6 +31,7 @@ from .config import TrainConfig
 from .ema import EMA
 from .hooks import TrainingError
 from .order import BatchStream, augmentation_generator, training_generators
+from .validation import Validation
 
 #: seconds to pause inside every update (tests only: lets a test kill a run mid-step)
 _STEP_DELAY = float(os.environ.get("GENVISION_TEST_STEP_DELAY", "0") or 0)
@@ -53,7 +54,7 @@ def grad_norm(params) -> torch.Tensor:
 class Fit:
     """State of one training run's optimisation; ``run()`` is the algorithm box above."""
 
-    def __init__(self, model, dataset, cfg: TrainConfig, out: Path, ctx, *, resume: bool):
+    def __init__(self, model, dataset, cfg: TrainConfig, out: Path, ctx, *, resume: bool, val_dataset=None):
         self.model, self.dataset, self.cfg, self.out, self.ctx = model, dataset, cfg, Path(out), ctx
         self.device = ctx.device
         model.to(self.device).train()
@@ -77,6 +78,7 @@ class Fit:
         if cfg.ema_half_life > 0:
             names = {id(p): n for n, p in model.named_parameters()}
             self.ema = EMA([(names[id(p)], p) for p in model.ema_parameters()], cfg.ema_half_life)
+        self.validation = Validation(self, val_dataset)  # before restore: it keeps the best weights
         self.checkpoints = hooks.Checkpoints(self)
         if resume:
             self.checkpoints.restore()
@@ -129,6 +131,7 @@ class Fit:
                 t0 = time.perf_counter()
                 last = self.done()
                 self.log.after_step(terms, last)
+                self.validation.after_step(terms, last)
                 if cfg.sample_every and self.step % cfg.sample_every == 0 and not last:
                     self.grids.save()
                 if cfg.save_every and self.step % cfg.save_every == 0 and not last:
@@ -138,6 +141,7 @@ class Fit:
                     break
                 self.log.advance()
         self.checkpoints.save()
+        self.validation.load_kept()  # the final grid shows the kept (best) weights
         self.grids.save(final=True)
         return signals.name
 

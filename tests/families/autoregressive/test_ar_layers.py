@@ -154,3 +154,17 @@ def test_inverse_cdf_draw_and_temperature():
 def test_levels_round_trip():
     v = torch.arange(17)
     assert torch.equal(pixels.to_levels(pixels.to_float(v, 17), 17), v)
+
+
+def test_dropout_mask_of_image_k_comes_from_generator_k_and_eval_mode_is_identity():
+    drop, x = layers.Dropout(0.5).train(), torch.ones(3, 2, 4, 4)
+
+    def gens(seeds):
+        return [torch.Generator().manual_seed(s) for s in seeds]
+
+    with layers.dropout_generators(drop, gens((1, 2, 3))):
+        whole = drop(x)
+    with layers.dropout_generators(drop, gens((2, 3))):
+        part = drop(x[1:])
+    assert torch.equal(whole[1:], part) and set(whole.unique().tolist()) == {0.0, 2.0}  # kept: x / (1 - p)
+    assert drop.generators is None and torch.equal(drop.eval()(x), x)

@@ -20,13 +20,53 @@ channel every feature is in group 0, and mask B's centre tap is a plain connecti
 Besides ``forward`` each network offers the pieces its cached sampler needs (see
 ``samplers.raster_cached``): what can be computed once per row (``begin_row``), and the output
 of one pixel given it (``pixel``). Those pieces reuse the same modules, so cached and full evaluation compute the same numbers.
+
+Dropout (training only, as in PixelCNN++, Salimans et al. 2017): on each residual branch
+(PixelCNN), on each gated output before its 1x1 convolution (Gated PixelCNN), on the features
+before the head (PixelRNN); its masks come from the per-image training generators.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ... import seeding
+
+
+class Dropout(nn.Module):
+    """Inverted dropout whose mask of image k comes from generator k while ``generators`` is set.
+
+    Set by :func:`dropout_generators` for one training forward pass (so the noise is the trainer's
+    per-image noise: exact resume, the same on any split of a batch); the global RNG otherwise.
+    Identity in eval mode or with ``p == 0``.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p, self.generators = float(p), None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = seeding.rand(x.shape, self.generators, x.device) >= self.p
+        return x * keep / (1 - self.p)
+
+
+@contextmanager
+def dropout_generators(net: nn.Module, generators):
+    """Context: every :class:`Dropout` in ``net`` draws from ``generators`` (a per-image list)."""
+    drops = [m for m in net.modules() if isinstance(m, Dropout)]
+    for m in drops:
+        m.generators = generators
+    try:
+        yield
+    finally:
+        for m in drops:
+            m.generators = None
 
 
 def channel_groups(n: int, channels: int, split: int = 1) -> torch.Tensor:
@@ -94,9 +134,10 @@ def split_params(out: torch.Tensor, channels: int) -> torch.Tensor:
 class ResidualBlock(nn.Module):
     """PixelCNN residual block (van den Oord et al. 2016a, fig. 5): 2h -> h (1x1) -> h (kxk) -> 2h."""
 
-    def __init__(self, width: int, kernel: int, channels: int):
+    def __init__(self, width: int, kernel: int, channels: int, dropout: float = 0.0):
         super().__init__()
         half = width // 2
+        self.drop = Dropout(dropout)
         self.net = nn.Sequential(
             nn.ReLU(),
             MaskedConv2d(width, half, 1, "B", image_channels=channels),
@@ -107,7 +148,7 @@ class ResidualBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.net(x)
+        return x + self.drop(self.net(x))
 
 
 class PixelCNNNet(nn.Module):
@@ -117,11 +158,22 @@ class PixelCNNNet(nn.Module):
     only, so the cached sampler evaluates that window per pixel instead of the whole image.
     """
 
-    def __init__(self, channels: int, params: int, width: int, num_layers: int, kernel: int, head: int):
+    def __init__(
+        self,
+        channels: int,
+        params: int,
+        width: int,
+        num_layers: int,
+        kernel: int,
+        head: int,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.channels = channels
         self.first = MaskedConv2d(channels, width, 7, "A", image_channels=channels)
-        self.blocks = nn.Sequential(*[ResidualBlock(width, kernel, channels) for _ in range(num_layers)])
+        self.blocks = nn.Sequential(
+            *[ResidualBlock(width, kernel, channels, dropout) for _ in range(num_layers)]
+        )
         self.head = output_head(width, head, channels, params)
         self.reach = 3 + num_layers * (kernel // 2)  # rows up (and columns aside) that reach an output
 
@@ -158,9 +210,19 @@ class GatedLayer(nn.Module):
     residual connection (not in the first layer). A class embedding biases both gates.
     """
 
-    def __init__(self, in_ch: int, width: int, kernel: int, channels: int, first: bool, num_classes: int):
+    def __init__(
+        self,
+        in_ch: int,
+        width: int,
+        kernel: int,
+        channels: int,
+        first: bool,
+        num_classes: int,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.first, self.kernel, self.width = first, kernel, width
+        self.drop = Dropout(dropout)
         k = kernel
         self.vconv = nn.Conv2d(in_ch, 2 * width, (k // 2 + 1, k))
         mask = "A" if first else "B"
@@ -183,7 +245,7 @@ class GatedLayer(nn.Module):
 
     def horizontal(self, h: torch.Tensor, link: torch.Tensor, y=None) -> torch.Tensor:
         """Next horizontal features from ``h`` (B, in, R, W) and the linked vertical rows (B, 2w, R, W)."""
-        out = self.hout(gate(self.hconv(h) + link + self.class_bias(y)[1]))
+        out = self.hout(self.drop(gate(self.hconv(h) + link + self.class_bias(y)[1])))
         return out if self.first else h + out
 
 
@@ -209,12 +271,19 @@ class GatedPixelCNNNet(nn.Module):
         kernel: int,
         head: int,
         num_classes: int,
+        dropout: float = 0.0,
     ):
         super().__init__()
         self.channels = channels
         self.layers = nn.ModuleList(
             GatedLayer(
-                channels if i == 0 else width, width, 7 if i == 0 else kernel, channels, i == 0, num_classes
+                channels if i == 0 else width,
+                width,
+                7 if i == 0 else kernel,
+                channels,
+                i == 0,
+                num_classes,
+                dropout,
             )
             for i in range(num_layers)
         )
@@ -284,9 +353,19 @@ class PixelRNNNet(nn.Module):
     re-evaluates only the current row per pixel.
     """
 
-    def __init__(self, channels: int, params: int, width: int, num_layers: int, kernel: int, head: int):
+    def __init__(
+        self,
+        channels: int,
+        params: int,
+        width: int,
+        num_layers: int,
+        kernel: int,
+        head: int,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.channels, self.width = channels, width
+        self.drop = Dropout(dropout)
         self.first = MaskedConv2d(channels, width, 7, "A", image_channels=channels)
         self.layers = nn.ModuleList(RowLSTMLayer(width, kernel, channels) for _ in range(num_layers))
         self.head = output_head(width, head, channels, params)
@@ -315,7 +394,7 @@ class PixelRNNNet(nn.Module):
         for i in range(x.shape[2]):
             out, states = self._step(features[:, :, i], states)
             rows.append(out)
-        return split_params(self.head(torch.stack(rows, dim=2)), self.channels)
+        return split_params(self.head(self.drop(torch.stack(rows, dim=2))), self.channels)
 
     def begin_row(self, x: torch.Tensor, i: int, state, y=None) -> list:
         """States after row i-1: advance ``state`` (after row i-2) by the finished row i-1."""

@@ -37,7 +37,8 @@ class PixelCNNConfig(ModelConfig):
     ``width`` features per layer, ``num_layers`` residual blocks of ``kernel`` x ``kernel`` masked
     convolutions after a 7x7 mask-A convolution; ``head_width`` hidden units of the 1x1 output
     layers; ``head`` "softmax" (one logit per level) or "logistic" (``mixtures`` discretised
-    logistics, PixelCNN++); ``temperature`` the default sampling temperature.
+    logistics, PixelCNN++); ``temperature`` the default sampling temperature; ``dropout`` the
+    training dropout rate (``layers.Dropout``, as in PixelCNN++; 0 = off).
     """
 
     width: int = 64
@@ -48,6 +49,7 @@ class PixelCNNConfig(ModelConfig):
     mixtures: int = 5
     lr: float = 3e-3
     temperature: float = 1.0
+    dropout: float = 0.2
     caps: ClassVar[dict[str, int]] = {
         "width": 4096,
         "num_layers": 256,
@@ -58,6 +60,8 @@ class PixelCNNConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1) (got {self.dropout}); 0 turns it off")
         if self.width < 2 * self.channels or self.width % (2 * self.channels):
             raise ValueError(
                 f"width must be a positive multiple of 2 * channels = {2 * self.channels} (got {self.width}); try 64"
@@ -108,6 +112,7 @@ class _RasterModel(GenerativeModel):
     """
 
     family = "autoregressive"
+    validates = True
     sample_options = ("temperature", "cached")
     likelihood_note = "exact: log p(x) summed over sub-pixels in raster order, on the data's levels grid"
 
@@ -123,7 +128,7 @@ class _RasterModel(GenerativeModel):
     def loss(
         self, x: torch.Tensor, y: torch.Tensor | None = None, phase: str = "main", generator=None
     ) -> dict:
-        """Negative log-likelihood per dimension (nats), the exact objective; no randomness.
+        """Negative log-likelihood per dimension (nats), the exact objective; randomness: dropout only.
 
         Args:
             x: (B, C, H, W) images in [-1, 1] on the ``levels`` grid.
@@ -131,7 +136,8 @@ class _RasterModel(GenerativeModel):
         """
         if self.config.conditional and (y is None or (y < 0).any()):
             raise ValueError(f"{self.registry_name} is class-conditional: every training image needs a label")
-        params = self.net(x, self._labels(y))
+        with layers.dropout_generators(self.net, generator):
+            params = self.net(x, self._labels(y))
         ll = losses.image_log_likelihood(self.config.head, params, x, self.config.levels).float()  # (B,) nats
         return {"loss": -ll.mean() / self.dims, "bpd": pixels.bits_per_dim(ll.mean().detach(), self.dims)}
 
@@ -276,7 +282,9 @@ class PixelCNN(_RasterModel):
         super().__init__(config)
         c = config
         params = losses.num_params(c.head, c.levels, c.mixtures)
-        self.net = layers.PixelCNNNet(c.channels, params, c.width, c.num_layers, c.kernel, c.head_width)
+        self.net = layers.PixelCNNNet(
+            c.channels, params, c.width, c.num_layers, c.kernel, c.head_width, c.dropout
+        )
 
 
 class GatedPixelCNN(_RasterModel):
@@ -290,7 +298,7 @@ class GatedPixelCNN(_RasterModel):
         params = losses.num_params(c.head, c.levels, c.mixtures)
         classes = c.num_classes if c.conditional else 0
         self.net = layers.GatedPixelCNNNet(
-            c.channels, params, c.width, c.num_layers, c.kernel, c.head_width, classes
+            c.channels, params, c.width, c.num_layers, c.kernel, c.head_width, classes, c.dropout
         )
 
 
@@ -303,4 +311,6 @@ class PixelRNN(_RasterModel):
         super().__init__(config)
         c = config
         params = losses.num_params(c.head, c.levels, c.mixtures)
-        self.net = layers.PixelRNNNet(c.channels, params, c.width, c.num_layers, c.kernel, c.head_width)
+        self.net = layers.PixelRNNNet(
+            c.channels, params, c.width, c.num_layers, c.kernel, c.head_width, c.dropout
+        )

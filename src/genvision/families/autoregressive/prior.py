@@ -59,6 +59,7 @@ class VQVAETransformer(GenerativeModel):
     """Causal transformer prior over a trained VQ-VAE's codes; samples decode through the VQ-VAE."""
 
     family = "autoregressive"
+    validates = True
     config_class = VQVAETransformerConfig
     sample_options = ("temperature", "cached")
 

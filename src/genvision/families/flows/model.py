@@ -117,6 +117,7 @@ class Flow(GenerativeModel):
 
     family = "flows"
     trains_on_unlabeled = True  # the prior without a class offset
+    validates = True
     config_class = FlowConfig
     sample_options = ("temperature",)
     #: config -> nets.MultiScaleFlow; set by each architecture below

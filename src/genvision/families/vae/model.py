@@ -106,6 +106,7 @@ class VAE(GenerativeModel):
     """Convolutional Gaussian-latent VAE; beta-VAE when ``beta`` != 1."""
 
     family = "vae"
+    validates = True
     config_class = VAEConfig
     sample_options = ("temperature", "pixels")
     noise_name = "Gaussian latent z"
