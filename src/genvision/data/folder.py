@@ -22,8 +22,8 @@ under ``strict``). Decoding, resizing and cropping all happen inside the per-fil
 file never aborts the scan.
 
 Every kept file is opened and fully decoded at scan time, so batches never change mid-run. Files
-that fail (truncated, empty, not an image, over Pillow's pixel limit or the size limits) are skipped and reported
-in one warning, or, with ``strict=True``, in one error. Decoding applies the EXIF orientation,
+that fail (truncated, empty, not an image, over Pillow's pixel limit or the size limits) are
+skipped and reported in one warning, or, with ``strict=True``, in one error. Decoding applies the EXIF orientation,
 converts palette / CMYK / other modes to RGB, scales 16-bit to 8-bit and composites alpha onto
 black. An RGB image whose three channels are equal counts as greyscale. The set has 1 channel if
 every kept image is greyscale, else 3. Size: ``image_size`` if given, else the most common
@@ -146,7 +146,11 @@ def _list_images(root: Path) -> tuple[list[tuple[str, int]], list[str], list[str
     real_root = os.path.realpath(root)
 
     def walk(directory: Path, rel_dir: PurePosixPath, chain: frozenset[str]) -> None:
-        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        try:
+            listing = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:  # an unreadable folder holds no candidates (as os.walk had it)
+            return
+        for entry in listing:
             if entry.name.startswith("."):
                 continue
             rel = rel_dir / entry.name
