@@ -1,11 +1,18 @@
-"""Shared fixtures: thread count and a per-session judge cache (never ~/.cache)."""
+"""Shared fixtures: thread count and a per-session judge cache (never ~/.cache); the skip rules."""
 
 from __future__ import annotations
 
 import os
 
+import ci_rules
 import pytest
 import torch
+
+
+def pytest_configure(config):
+    """Skips fail under CI=true, and a run where every test skipped fails (``ci_rules.py``)."""
+    if not config.pluginmanager.has_plugin("ci_rules"):
+        config.pluginmanager.register(ci_rules, "ci_rules")
 
 
 @pytest.fixture(autouse=True, scope="session")

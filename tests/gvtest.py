@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from ci_rules import in_ci
 
 from genvision.metrics.domain import one_thread  # noqa: F401  (re-exported for the tests)
 
@@ -20,6 +24,21 @@ TINY_DDPM = {
     "num_train_timesteps": 50,
     "steps": 5,
 }
+
+
+def skip_or_fail(message: str) -> None:
+    """Skip the test on a developer's machine; fail it under ``CI=true``, where nothing may be missing."""
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: a missing prerequisite is a failure)", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
+def import_or_fail(module: str):
+    """``pytest.importorskip`` that fails under ``CI=true``; works at module level too."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        skip_or_fail(f"cannot import {module} ({e}); `make setup-test` installs the test extra")
 
 
 def tiny_set_args() -> list[str]:

@@ -1,7 +1,9 @@
 """A short training run on digits beats the per-pixel independent baseline clearly.
 
-Training is counted in steps. The bar (INTERFACES.md): the samples' domain FID is at most a
-third of the baseline's, and the judge is more confident on them than on the baseline's.
+Training is counted in steps. The bars: the samples' domain FID is under ``FID_BAR``, set from
+this test's own config trained with five seeds (``tests/calibration.json``, "ddpm": well above the
+worst seed, far below the baseline's FID), and the judge is more confident on the samples than on
+the baseline's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from genvision.metrics.evaluate import domain_fid, evaluate
 
 STEPS = 400
 N = 500
+FID_BAR = 40.0
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +47,7 @@ def test_short_training_beats_the_independent_pixel_baseline(trained_digits_ddpm
     result = evaluate(trained_digits_ddpm, data="digits", n=N)
     fid = result["metrics"]["fid"]
     assert fid["floor"] == pytest.approx(floor)
-    assert fid["value"] <= base_fid / 3, (fid["value"], base_fid)
+    assert fid["value"] <= FID_BAR < base_fid / 5, (fid["value"], base_fid)
     conf = result["metrics"]["confidence"]
     judge = get_judge(train, test)  # cached: the judge evaluate used
     base_conf = judge.logits(baseline).softmax(-1).max(-1).values.mean().item()

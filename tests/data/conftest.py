@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
+from gvtest import skip_or_fail
 
 from genvision.data import shared_path
 
@@ -26,7 +25,5 @@ def mnist_dir():
             f"shared MNIST files missing in {directory} ({', '.join(missing)}); "
             f"set GENVISION_SHARED to the shared folder"
         )
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(message)
     return directory

@@ -195,3 +195,117 @@ def test_folder_without_usable_images_raises_one_line(tmp_path, content):
     with pytest.raises(ValueError) as e:
         data.load(f"folder:{tmp_path}")
     assert "\n" not in str(e.value) and ";" in str(e.value)
+
+
+# ----------------------------------------------------------------------------- size limits
+def _png_header_only(path: Path, width: int, height: int):
+    """A PNG whose header claims ``width`` x ``height`` (8-bit grey) followed by a tiny bad IDAT: cheap
+    to write, and only a decoder that trusts the header would try to allocate the pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def _twelve_greys(root: Path):
+    for i in range(12):
+        _grey(root / f"g{i}.png", 10 * i)
+
+
+def test_a_one_pixel_wide_strip_is_skipped_and_counted(tmp_path):
+    _twelve_greys(tmp_path)
+    _grey(tmp_path / "strip.png", 200, size=(1, 4000))
+    with pytest.warns(UserWarning, match=r"1 of 13 .*strip\.png \(over the size limits") as caught:
+        ds = data.load(f"folder:{tmp_path}")
+    assert len(caught) == 1 and "strip.png" not in ds.files and ds.image_size == 16
+    with pytest.raises(ValueError, match=r"strip\.png.*strict"):
+        data.load(f"folder:{tmp_path}", strict=True)
+
+
+def test_a_header_past_the_long_side_limit_is_refused_before_decoding(tmp_path):
+    _twelve_greys(tmp_path)
+    side = folder.MAX_LONG_SIDE + 1
+    _png_header_only(tmp_path / "huge.png", side, side // 4)  # under Pillow's pixel limit
+    _png_header_only(tmp_path / "bomb.png", 10**6, 10**6)  # over it
+    with pytest.raises(ValueError, match="over the size limits"):
+        folder.decode_image(tmp_path / "huge.png")
+    with pytest.warns(UserWarning, match=r"2 of 14") as caught:
+        ds = data.load(f"folder:{tmp_path}")
+    message = str(caught[0].message)
+    assert "huge.png (over the size limits" in message and "bomb.png (over Pillow's pixel limit)" in message
+    assert len(ds.files) + len(data.load(f"folder:{tmp_path}", "test").files) == 12
+
+
+def test_a_failure_while_resizing_one_file_skips_that_file_only(tmp_path, monkeypatch):
+    _twelve_greys(tmp_path)
+    _grey(tmp_path / "odd.png", 50, size=(16, 40))
+    resize = folder._resize_shorter
+
+    def failing(im, size):
+        if im.size == (16, 40):
+            raise MemoryError("no room for this one")
+        return resize(im, size)
+
+    monkeypatch.setattr(folder, "_resize_shorter", failing)
+    with pytest.warns(UserWarning, match=r"1 of 13 .*odd\.png"):
+        ds = data.load(f"folder:{tmp_path}", image_size=8)
+    assert "odd.png" not in ds.files and tuple(ds.images.shape[1:]) == (1, 8, 8)
+
+
+# ----------------------------------------------------------------------------- symbolic links
+def _link_warning(caught) -> str:
+    messages = [str(w.message) for w in caught if "symbolic link" in str(w.message)]
+    assert len(messages) == 1, [str(w.message) for w in caught]
+    assert "\n" not in messages[0]
+    return messages[0]
+
+
+def _scan_recording(spec):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train, test = _load_both(spec)
+    return train, test, caught
+
+
+def test_dangling_links_and_symlink_loops_are_skipped_with_a_warning(tmp_path):
+    root = tmp_path / "set"
+    _twelve_greys(root)
+    (root / "gone.png").symlink_to(root / "never-there.png")
+    (root / "self.png").symlink_to(root / "self.png")
+    (root / "sub").mkdir()
+    (root / "sub" / "loop").symlink_to(root)  # a folder link back up to the root
+    train, test, caught = _scan_recording(f"folder:{root}")
+    message = _link_warning(caught)
+    assert "gone.png" in message and "self.png" in message and "sub/loop" in message
+    assert sorted(train.files + test.files) == sorted(f"g{i}.png" for i in range(12))
+
+
+def test_links_that_resolve_outside_the_root_are_skipped_with_a_warning(tmp_path):
+    root, outside = tmp_path / "set", tmp_path / "elsewhere"
+    for i in range(10):
+        _grey(root / "a" / f"{i}.png", 10 * i)
+        _grey(outside / f"{i}.png", 20 * i)
+    (root / "a" / "escape.png").symlink_to(outside / "0.png")
+    (root / "b").symlink_to(outside, target_is_directory=True)  # a class folder that is a link
+    train, test, caught = _scan_recording(f"folder:{root}")
+    message = _link_warning(caught)
+    assert "a/escape.png" in message and "b " in message and "outside" in message
+    assert train.num_classes == 1 and len(train) + len(test) == 10
+
+
+def test_a_linked_class_folder_inside_the_root_is_a_class(tmp_path):
+    root = tmp_path / "set"
+    for i in range(10):
+        _grey(root / "a" / f"{i}.png", 10 * i)
+        _grey(root / ".store" / "b" / f"{i}.png", 100 + i)  # hidden: only reached through the link
+    (root / "b").symlink_to(root / ".store" / "b", target_is_directory=True)
+    (root / "a" / "again.png").symlink_to(root / "a" / "3.png")
+    train, test, caught = _scan_recording(f"folder:{root}")
+    assert not any("symbolic link" in str(w.message) for w in caught)
+    assert train.num_classes == 2 and len(train) + len(test) == 21
+    assert "b/0.png" in train.files + test.files and "a/again.png" in train.files + test.files

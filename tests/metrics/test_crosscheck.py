@@ -13,13 +13,14 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from gvtest import import_or_fail
 
 from genvision.metrics import fid, inception_score, kid, manifold
 
-tm_fid = pytest.importorskip("torchmetrics.image.fid")
-tm_kid = pytest.importorskip("torchmetrics.image.kid")
-tm_inception = pytest.importorskip("torchmetrics.image.inception")
-prdc_package = pytest.importorskip("prdc")
+tm_fid = import_or_fail("torchmetrics.image.fid")
+tm_kid = import_or_fail("torchmetrics.image.kid")
+tm_inception = import_or_fail("torchmetrics.image.inception")
+prdc_package = import_or_fail("prdc")
 
 
 class Identity(torch.nn.Module):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
@@ -21,13 +19,9 @@ def test_judge_is_accurate_on_digits(judge):
 
 def test_judge_is_cached_and_retrains_identically(digits, judge, tmp_path, monkeypatch):
     monkeypatch.setenv("GENVISION_CACHE", str(tmp_path))
-    start = time.perf_counter()
     first = domain.get_judge(*digits)  # trained from scratch in an empty cache
-    trained_s = time.perf_counter() - start
-    start = time.perf_counter()
+    monkeypatch.setattr(domain, "_train", lambda *a: pytest.fail("the cached judge was trained again"))
     second = domain.get_judge(*digits)
-    loaded_s = time.perf_counter() - start
-    assert loaded_s < trained_s / 5
     path = tmp_path / "judges" / f"{domain.cache_key(*digits)}.safetensors"
     assert path.is_file() and second.info()["cache_path"] == str(path)
     x, _ = digits[1].batch(torch.arange(100))

@@ -134,7 +134,8 @@ def test_default_evaluation_gives_every_metric_with_cards_and_n_a_reasons(digits
     assert "log_likelihood" in m["bpd"]["reason"] and m["bpd"]["value"] == "n/a"
     # samples are training images of the asked class: the judge agrees, memorization is total
     assert m["conditional_accuracy"]["value"] > 0.95
-    assert len(m["fid"]["per_class"]) == 10 and all(v < 50 for v in m["fid"]["per_class"])
+    # the bar and its measurements: tests/calibration.json, "per_class_fid"
+    assert len(m["fid"]["per_class"]) == 10 and max(m["fid"]["per_class"]) < 32, m["fid"]["per_class"]
     assert m["memorization"]["value"] == 1.0 and m["memorization"]["copies"] == 500
     assert m["precision"]["value"] > 0.9 and m["is"]["value"] > 8
     assert (tmp_path / "memorization.png").is_file()

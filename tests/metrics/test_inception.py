@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
+from gvtest import skip_or_fail
 
 from genvision.data import shared_path
 from genvision.metrics import inception
@@ -15,9 +14,7 @@ KEY_TABLE = shared_path("weights", "pt_inception-2015-12-05-keys.tsv")
 
 def test_state_dict_matches_the_shared_key_table_key_for_key():
     if not KEY_TABLE.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"shared key table {KEY_TABLE} is absent")
-        pytest.skip(f"shared key table {KEY_TABLE} is absent (set GENVISION_SHARED)")
+        skip_or_fail(f"shared key table {KEY_TABLE} is absent (set GENVISION_SHARED)")
     table = {}
     for line in KEY_TABLE.read_text().splitlines():
         key, shape = line.split("\t")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
 from gvtest import TINY_DDPM
 
 import genvision as gv
+from genvision.training import trainer
 from genvision.training.config import TrainConfig
 from genvision.training.ema import EMA
 from genvision.training.order import BatchStream
@@ -139,15 +141,32 @@ def _records(out):
     return [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_length_in_images_and_minutes(tmp_path):
+class _Clock:
+    """A stand-in for the trainer's ``time``: every reading is 0.25 s after the previous one."""
+
+    sleep = staticmethod(time.sleep)
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.25
+        return self.now
+
+
+def test_length_in_images_and_minutes(tmp_path, monkeypatch):
     common = dict(
         data="digits", batch_size=16, sample_every=0, log_every=1, progress=False, model_config=TINY_DDPM
     )
     out = gv.train("ddpm", out=tmp_path / "img", images=40, **common)
     assert _records(out)[-1]["images"] == 48  # ceil(40 / 16) steps of 16 images
+    # --minutes counts the trainer's clock, whatever the machine's speed: each step reads it twice
+    # around the step and twice around the hooks (0.5 s a step), so 0.03 min = 1.8 s ends after
+    # step 4; its record is written between the two, at 1.75 s
+    monkeypatch.setattr(trainer, "time", _Clock())
     out = gv.train("ddpm", out=tmp_path / "min", minutes=0.03, **common)
     last = _records(out)[-1]
-    assert 1.8 <= last["elapsed"] < 10 and last["step"] > 1
+    assert last["step"] == 4 and last["elapsed"] == 1.75, last
 
 
 def test_bf16_autocast_trains(tmp_path):

@@ -11,9 +11,19 @@ warning naming them): a set where only some images are labeled would break condi
 and the evaluation judge. A sub-folder counts as a class only if it holds at least one file with
 an image extension, decided before any decoding so that labels never depend on which files decode.
 
+Symbolic links (to files or folders, class folders included) are followed only while they resolve
+inside DIR; a link that resolves outside DIR, a dangling link and a symlink loop are skipped and
+named in one warning.
+
+Size limits: a file whose header gives a long side over ``MAX_LONG_SIDE`` (16384) pixels or a
+long/short side ratio over ``MAX_ASPECT_RATIO`` (8) is refused before its pixels are decoded; like
+an image over Pillow's pixel limit it counts as unreadable (skipped with the warning, an error
+under ``strict``). Decoding, resizing and cropping all happen inside the per-file guard, so one
+file never aborts the scan.
+
 Every kept file is opened and fully decoded at scan time, so batches never change mid-run. Files
-that fail (truncated, empty, not an image, over Pillow's pixel limit) are skipped and reported
-in one warning, or, with ``strict=True``, in one error. Decoding applies the EXIF orientation,
+that fail (truncated, empty, not an image, over Pillow's pixel limit or the size limits) are
+skipped and reported in one warning, or, with ``strict=True``, in one error. Decoding applies the EXIF orientation,
 converts palette / CMYK / other modes to RGB, scales 16-bit to 8-bit and composites alpha onto
 black. An RGB image whose three channels are equal counts as greyscale. The set has 1 channel if
 every kept image is greyscale, else 3. Size: ``image_size`` if given, else the most common
@@ -29,12 +39,13 @@ train and test splits decode the folder once.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -45,6 +56,8 @@ IMAGE_EXTENSIONS = frozenset(
 TEST_FRACTION = 0.1
 VAL_BAND = (0.1, 0.2)  # the validation slice: the next 10% of the same hash
 MAX_AUTO_SIZE = 64
+MAX_LONG_SIDE = 16384
+MAX_ASPECT_RATIO = 8
 NAMED_IN_MESSAGES = 10
 
 
@@ -81,7 +94,7 @@ class FolderScan:
         labels: int64 (N,), class index or -1 for an unlabeled folder.
         files: N relative posix paths, in sorted order.
         classes: sorted class folder names (empty for an unlabeled folder).
-        skipped: absolute paths of the files that could not be decoded.
+        skipped: absolute paths of the files that could not be decoded (or were over the limits).
     """
 
     images: np.ndarray
@@ -110,7 +123,7 @@ def scan_folder(directory: str | Path, *, strict: bool = False, image_size: int 
     name = f"folder:{directory}"
     if not root.is_dir():
         raise FileNotFoundError(f"{name}: no such directory; give an existing folder of images")
-    entries, classes, loose = _list_images(root)
+    entries, classes, loose, links = _list_images(root)
     if not entries:
         exts = " ".join(sorted(e[1:] for e in IMAGE_EXTENSIONS))
         raise ValueError(
@@ -118,6 +131,12 @@ def scan_folder(directory: str | Path, *, strict: bool = False, image_size: int 
         )
     key = (str(root.resolve()), strict, image_size, _fingerprint(root, entries))
     if key not in _CACHE:
+        if links:
+            warnings.warn(
+                f"{name}: skipped {len(links)} symbolic link(s) ({_names(links)}); links are followed "
+                f"only when they resolve inside the folder",
+                stacklevel=4,
+            )
         if loose:  # warned once per scan, like the skipped files
             warnings.warn(
                 f"{name}: ignored {len(loose)} loose file(s) next to the class sub-folders "
@@ -136,25 +155,49 @@ def _names(items: list[str]) -> str:
     return ", ".join(items[:NAMED_IN_MESSAGES]) + (f" and {more} more" if more > 0 else "")
 
 
-def _list_images(root: Path) -> tuple[list[tuple[str, int]], list[str], list[str]]:
-    """(relative path, label) of every candidate image, the class names, and ignored loose files."""
+def _list_images(root: Path) -> tuple[list[tuple[str, int]], list[str], list[str], list[str]]:
+    """(relative path, label) of every candidate image, the class names, the ignored loose files and
+    the skipped symbolic links ("path (why)")."""
     by_top: dict[str, list[str]] = {}  # top-level folder ("" for loose files) -> relative paths
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel_dir = Path(dirpath).relative_to(root)
-        for fname in filenames:
-            if fname.startswith(".") or Path(fname).suffix.lower() not in IMAGE_EXTENSIONS:
+    links: list[str] = []
+    real_root = os.path.realpath(root)
+
+    def walk(directory: Path, rel_dir: PurePosixPath, chain: frozenset[str]) -> None:
+        try:
+            listing = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:  # an unreadable folder holds no candidates (as os.walk had it)
+            return
+        for entry in listing:
+            if entry.name.startswith("."):
                 continue
-            rel = (rel_dir / fname).as_posix()
-            top = rel_dir.parts[0] if rel_dir.parts else ""
-            by_top.setdefault(top, []).append(rel)
+            rel = rel_dir / entry.name
+            try:
+                is_dir = entry.is_dir()  # follows links
+                if entry.is_symlink():
+                    real = os.path.realpath(entry.path, strict=True)
+                    if os.path.commonpath([real, real_root]) != real_root:
+                        links.append(f"{rel} (resolves outside the folder)")
+                        continue
+                    if is_dir and real in chain:
+                        links.append(f"{rel} (symlink loop)")
+                        continue
+            except OSError as e:  # dangling link, loop of links, unreadable entry
+                links.append(f"{rel} ({'symlink loop' if e.errno == errno.ELOOP else 'dangling link'})")
+                continue
+            if is_dir:
+                walk(Path(entry.path), rel, chain | {os.path.realpath(entry.path)})
+            elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+                top = rel.parts[0] if len(rel.parts) > 1 else ""
+                by_top.setdefault(top, []).append(rel.as_posix())
+
+    walk(root, PurePosixPath(), frozenset({real_root}))
     classes = sorted(t for t in by_top if t)
     if classes:
         entries = [(rel, k) for k, c in enumerate(classes) for rel in by_top[c]]
         loose = sorted(by_top.get("", []))
     else:
         entries, loose = [(rel, -1) for rel in by_top.get("", [])], []
-    return sorted(entries), classes, loose
+    return sorted(entries), classes, loose, links
 
 
 def _fingerprint(root: Path, entries: list[tuple[str, int]]) -> str:
@@ -167,22 +210,33 @@ def _fingerprint(root: Path, entries: list[tuple[str, int]]) -> str:
 
 def _scan(root, name, entries, classes, *, strict, image_size) -> FolderScan:
     cap = image_size or MAX_AUTO_SIZE
-    kept, sides, labels, files, failures = [], [], [], [], []
+    decoded, sides, failures = [], [], {}
     for rel, label in entries:
         try:
             im = decode_image(root / rel)
-        except Exception as e:  # any decoder failure means "not a usable image"
-            failures.append((rel, _reason(root / rel, e)))
+            side = min(im.size)
+            if side > cap:  # bound memory: nothing is ever needed above `cap`
+                im = _resize_shorter(im, cap)
+        except Exception as e:  # any failure means "not a usable image" (MemoryError included)
+            failures[rel] = _reason(root / rel, e)
             continue
-        sides.append(min(im.size))
-        if min(im.size) > cap:  # bound memory: nothing is ever needed above `cap`
-            im = _resize_shorter(im, cap)
-        kept.append(im)
+        decoded.append((rel, label, im))
+        sides.append(side)
+
+    size = image_size or (min(MAX_AUTO_SIZE, _most_common(sides)) if sides else 0)
+    kept, labels, files = [], [], []
+    for rel, label, im in decoded:
+        try:
+            kept.append(_centre_crop(_resize_shorter(im, size), size))
+        except Exception as e:
+            failures[rel] = _reason(root / rel, e)
+            continue
         labels.append(label)
         files.append(rel)
-    if failures:
-        listed = _names([f"{rel} ({why})" for rel, why in failures])
-        what = f"{name}: {len(failures)} of {len(entries)} file(s) are not readable images: {listed}"
+    failed = [rel for rel, _ in entries if rel in failures]  # in the files' order
+    if failed:
+        listed = _names([f"{rel} ({failures[rel]})" for rel in failed])
+        what = f"{name}: {len(failed)} of {len(entries)} file(s) are not readable images: {listed}"
         if strict or not kept:
             fix = "or drop --strict / strict=True to skip them" if strict else "none could be used"
             raise ValueError(f"{what}; fix or remove them ({fix})")
@@ -191,17 +245,16 @@ def _scan(root, name, entries, classes, *, strict, image_size) -> FolderScan:
             stacklevel=5,
         )
 
-    size = image_size or min(MAX_AUTO_SIZE, _most_common(sides))
     channels = 1 if all(im.mode == "L" for im in kept) else 3
     mode = "L" if channels == 1 else "RGB"
-    arrays = [np.asarray(_centre_crop(_resize_shorter(im, size), size).convert(mode)) for im in kept]
+    arrays = [np.asarray(im.convert(mode)) for im in kept]
     images = np.stack(arrays).reshape(len(arrays), size, size, channels)
     return FolderScan(
         images=images,
         labels=np.asarray(labels, dtype=np.int64),
         files=files,
         classes=classes,
-        skipped=[str(root / rel) for rel, _ in failures],
+        skipped=[str(root / rel) for rel in failed],
     )
 
 
@@ -209,6 +262,10 @@ def _reason(path: Path, e: Exception) -> str:
     """A few words on why ``path`` failed, for the one-line report."""
     if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return "over Pillow's pixel limit"
+    if isinstance(e, ImageTooLarge):
+        return str(e)
+    if isinstance(e, MemoryError):
+        return "out of memory"
     if isinstance(e, UnidentifiedImageError):
         return "empty file" if path.is_file() and path.stat().st_size == 0 else "not an image"
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -222,6 +279,10 @@ def _most_common(sides: list[int]) -> int:
     return max(counts, key=lambda s: (counts[s], s))  # ties: the larger size
 
 
+class ImageTooLarge(ValueError):
+    """An image header past ``MAX_LONG_SIDE`` or ``MAX_ASPECT_RATIO``, refused before decoding."""
+
+
 def decode_image(path: str | Path) -> Image.Image:
     """Open and fully decode one file into an 8-bit PIL image of mode "L" or "RGB".
 
@@ -232,12 +293,16 @@ def decode_image(path: str | Path) -> Image.Image:
     Raises:
         Any Pillow error for a file that is not a readable image, including
         ``Image.DecompressionBombError`` and ``DecompressionBombWarning`` (raised as an error) for
-        images over ``Image.MAX_IMAGE_PIXELS``.
+        images over ``Image.MAX_IMAGE_PIXELS``; ``ImageTooLarge`` for a header past the size limits
+        (``MAX_LONG_SIDE``, ``MAX_ASPECT_RATIO``), raised before any pixel is decoded.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow's chatter about palettes and EXIF
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as im:
+            w, h = im.size
+            if max(w, h) > MAX_LONG_SIDE or max(w, h) > MAX_ASPECT_RATIO * min(w, h):
+                raise ImageTooLarge(f"over the size limits: {w}x{h}")
             im.load()
             try:
                 im = ImageOps.exif_transpose(im)

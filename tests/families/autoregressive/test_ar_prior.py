@@ -80,7 +80,8 @@ def test_prior_beats_independent_positions_on_test_codes(prior):
     log_p = (counts / counts.sum(1, keepdim=True)).log()
     independent = -log_p.gather(1, codes_test.flatten(1).T).sum(0).mean()
     learned = -prior.code_log_likelihood(codes_test).mean()
-    assert learned < independent - 1.0, (learned.item(), independent.item())  # nats per image
+    # nats per image; the bar's calibration: tests/calibration.json, "prior"
+    assert learned < independent - 1.0, (learned.item(), independent.item())
 
 
 def test_prior_weights_hold_only_the_transformer(prior):

@@ -7,7 +7,6 @@ class-conditional SNGAN, both at half the default width. A tiny WGAN-GP goes thr
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch
@@ -20,6 +19,11 @@ from genvision.metrics.baseline import independent_pixel_samples
 from genvision.metrics.evaluate import domain_fid, quantise
 
 SMALL = {"base_channels": 32}
+#: bars set from this module's runs trained with five seeds (tests/calibration.json, "sngan")
+FID_BAR = 100.0
+ENTROPY_BAR = 2.1
+MONITOR_ENTROPY_BAR = 2.0
+COND_ACCURACY_BAR = 0.8
 
 
 def _train(tmp_path_factory, name: str, steps: int):
@@ -61,7 +65,7 @@ def _entropy(labels: torch.Tensor) -> float:
     return float(-(p * p.log()).sum())
 
 
-def test_short_sngan_has_under_half_the_baseline_fid_and_covers_the_classes(sngan_run, splits):
+def test_short_sngan_is_far_below_the_baseline_fid_and_covers_the_classes(sngan_run, splits):
     train_ds, test_ds = splits
     model = gv.load(sngan_run)
     samples = torch.cat([model.sample(500, seed=0), model.sample(500, seed=1)])
@@ -69,8 +73,8 @@ def test_short_sngan_has_under_half_the_baseline_fid_and_covers_the_classes(snga
     fid_base, _ = domain_fid(independent_pixel_samples(train_ds, 1000, seed=0), train_ds, test_ds)
     judge = domain.get_judge(train_ds, test_ds)
     entropy = _entropy(judge.logits(quantise(samples, train_ds.levels)).argmax(dim=1))
-    assert fid_gan <= 0.5 * fid_base, (fid_gan, fid_base)
-    assert entropy >= 2.0, entropy
+    assert fid_gan <= FID_BAR < fid_base / 2.5, (fid_gan, fid_base)
+    assert entropy >= ENTROPY_BAR, entropy
 
 
 def test_training_log_carries_the_gan_diagnostics_and_the_entropy_curve(sngan_run):
@@ -79,7 +83,9 @@ def test_training_log_carries_the_gan_diagnostics_and_the_entropy_curve(sngan_ru
     assert {"discriminator/d_real", "discriminator/d_fake", "generator/loss", "generator/d_fake"} <= keys
     curve = [(r["step"], r["monitor/class_entropy"]) for r in records if "monitor/class_entropy" in r]
     assert [s for s, _ in curve] == [100, 200, 300]  # every monitor_every steps
-    assert all(0 <= e <= math.log(10) for _, e in curve)
+    # the monitor sees the classes spread out as training goes: near log(10) = 2.30 by the end, where
+    # a collapsed generator is far below (bar and calibration: tests/calibration.json, "sngan")
+    assert curve[-1][1] >= MONITOR_ENTROPY_BAR and curve[-1][1] > curve[0][1], curve
     report = (sngan_run / "report.md").read_text()
     assert "monitor.png" in report and (sngan_run / "monitor.png").is_file()
 
@@ -91,7 +97,7 @@ def test_conditional_sngan_draws_the_requested_digit(cond_run, splits):
     judge = domain.get_judge(*splits)
     predicted = judge.logits(quantise(samples, 17)).argmax(dim=1)
     accuracy = (predicted == labels).float().mean().item()
-    assert accuracy >= 0.6, accuracy
+    assert accuracy >= COND_ACCURACY_BAR, accuracy
 
 
 def test_wgan_gp_trains_and_samples_through_the_cli(tmp_path):

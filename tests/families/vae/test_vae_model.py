@@ -60,7 +60,7 @@ def test_trained_vae_test_bpd_beats_the_independent_pixel_model_by_0_3(vae, digi
     ll = vae.log_likelihood(digits["x"], k=100)  # IWAE bound, nats per image
     assert ll.dtype == torch.float64 and ll.shape == (len(digits["x"]),)
     baseline = independent_pixel_bpd(digits["train"], digits["test"])
-    assert bpd(ll, 64) <= baseline - 0.3, (bpd(ll, 64), baseline)
+    assert bpd(ll, 64) <= baseline - 0.3, (bpd(ll, 64), baseline)  # calibration: tests/calibration.json
 
 
 def test_reconstructions_of_held_out_digits_keep_their_label(vae, digits):
@@ -68,7 +68,7 @@ def test_reconstructions_of_held_out_digits_keep_their_label(vae, digits):
     r = vae.reconstruct(digits["x"])
     assert r.shape == digits["x"].shape and r.min() >= -1 and r.max() <= 1
     accuracy = (judge.logits(r).argmax(1) == digits["y"]).float().mean().item()
-    assert accuracy >= 0.8, accuracy
+    assert accuracy >= 0.85, accuracy  # the bar's calibration: tests/calibration.json, "vae"
 
 
 def test_iwae_bound_is_above_the_elbo_and_rises_with_k(vae, digits):
