@@ -46,8 +46,10 @@ setup-test: $(VENV)/.installed-test
 demo: setup
 	$(PY) -m genvision demo
 
+# pytest's own exit status is kept in .pytest-status (make reports every failure as 2, and
+# .ci/run must tell "no tests ran" (5) from a failing test)
 test: setup-test
-	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
+	@$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS); rc=$$?; echo $$rc > .pytest-status; exit $$rc
 
 lint: setup-test
 	$(PY) -m ruff check src tests benchmarks
