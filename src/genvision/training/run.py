@@ -67,7 +67,9 @@ def train(
             raise ValueError(
                 f"nothing to resume in {out} (no checkpoint yet); start it with genvision train MODEL"
             )
-        if Path(out).exists() and any(Path(out).iterdir()) and not is_run_dir(Path(out)):
+        if (Path(out) / "config.json").is_file():
+            read_config(out)  # a damaged or hostile config.json is an error, not a fresh start
+        if any(Path(out).iterdir()) and not is_run_dir(Path(out)):
             raise FileExistsError(
                 f"{out} is not a genvision run directory; nothing to resume there, choose --out"
             )
