@@ -93,14 +93,19 @@ def test_five_sigkills_at_random_moments_then_resume_equal_an_uninterrupted_run(
     ref = tmp_path / "ref"
     run_cli("train", "ddpm", *args, "--out", ref)
     run = tmp_path / "killed"
+    run.mkdir()  # --resume of an empty run directory starts the run
     rng = random.Random(0)
     env = dict(os.environ, OMP_NUM_THREADS="1", GENVISION_TEST_STEP_DELAY="0.01")
     for _ in range(5):
+        started = time.time()
         cmd = [sys.executable, "-m", "genvision", "train", "ddpm", *args, "--out", str(run), "--resume"]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        # a seeded moment after start-up (python and torch take ~2 s to import): mid-step,
-        # mid-write or between the state and the weights, wherever it lands
-        time.sleep(2.0 + rng.uniform(0.0, 1.5))
+        # once this process has begun training (it rewrites config.json), a seeded moment later:
+        # mid-step, mid-write or between the state and the weights, wherever it lands
+        config = run / "config.json"
+        while proc.poll() is None and not (config.exists() and config.stat().st_mtime >= started):
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     run_cli("train", "ddpm", *args, "--out", run, "--resume")
