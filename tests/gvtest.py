@@ -64,3 +64,21 @@ def run_cli(*args, env=None, check=True, timeout=300, cwd=None) -> subprocess.Co
     if check and proc.returncode != 0:
         raise AssertionError(f"genvision {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+NAN, INF = float("nan"), float("inf")
+TINY_GAN = {"latent_dim": 8, "hidden": 16, "base_channels": 8}
+
+
+def one_line(e) -> str:
+    """The message of a ``pytest.raises`` ExceptionInfo, checked to be one line."""
+    message = str(e.value)
+    assert "\n" not in message.strip(), message
+    return message
+
+
+def preset_values(name: str) -> dict:
+    """Config values a registry entry needs to build (classes for a conditional preset)."""
+    from genvision import registry
+
+    return {"num_classes": 10} if registry.resolve(name)[1].get("conditional") else {}

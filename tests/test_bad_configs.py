@@ -13,7 +13,7 @@ import typing
 
 import numpy as np
 import pytest
-from gvtest import TINY_DDPM
+from gvtest import INF, NAN, TINY_DDPM, TINY_GAN, one_line, preset_values  # noqa: F401
 
 import genvision as gv
 import genvision.data as gdata
@@ -21,19 +21,6 @@ from genvision import cli, registry
 from genvision.families.base import OptimizerSpec, field_types
 from genvision.model_dir import load_model_dir, save_model_dir
 from genvision.training.config import TrainConfig, resolve_train_config
-
-NAN, INF = float("nan"), float("inf")
-TINY_GAN = {"latent_dim": 8, "hidden": 16, "base_channels": 8}
-
-
-def one_line(e: pytest.ExceptionInfo) -> str:
-    message = str(e.value)
-    assert "\n" not in message.strip(), message
-    return message
-
-
-def preset_values(name: str) -> dict:
-    return {"num_classes": 10} if registry.resolve(name)[1].get("conditional") else {}
 
 
 # ----------------------------------------------------------------------------- 9: types

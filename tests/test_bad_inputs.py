@@ -13,24 +13,10 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
-from gvtest import TINY_DDPM
+from gvtest import INF, NAN, TINY_DDPM, TINY_GAN, one_line, preset_values  # noqa: F401
 
 import genvision as gv
 import genvision.data as gdata
-from genvision import registry
-
-NAN, INF = float("nan"), float("inf")
-TINY_GAN = {"latent_dim": 8, "hidden": 16, "base_channels": 8}
-
-
-def one_line(e: pytest.ExceptionInfo) -> str:
-    message = str(e.value)
-    assert "\n" not in message.strip(), message
-    return message
-
-
-def preset_values(name: str) -> dict:
-    return {"num_classes": 10} if registry.resolve(name)[1].get("conditional") else {}
 
 
 @pytest.mark.parametrize(
