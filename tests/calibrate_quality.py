@@ -23,7 +23,7 @@ import torch
 import genvision as gv
 from genvision import data
 from genvision.families.base import sample_in_batches
-from genvision.metrics import domain
+from genvision.metrics import judges
 from genvision.metrics.baseline import independent_pixel_bpd, independent_pixel_samples
 from genvision.metrics.evaluate import domain_fid, evaluate, quantise
 
@@ -53,7 +53,7 @@ def ddpm(out: Path, seed: int) -> dict:
     baseline = independent_pixel_samples(train, 500, seed=0)
     base_fid, _ = domain_fid(baseline, train, test)
     m = evaluate(out, data="digits", n=500)["metrics"]
-    judge = domain.get_judge(train, test)
+    judge = judges.get_judge(train, test)
     base_conf = judge.logits(baseline).softmax(-1).max(-1).values.mean().item()
     return {
         "fid": m["fid"]["value"],
@@ -86,7 +86,7 @@ def sngan(out: Path, seed: int) -> dict:
     samples = torch.cat([model.sample(500, seed=0), model.sample(500, seed=1)])
     fid, _ = domain_fid(samples, train, test)
     base, _ = domain_fid(independent_pixel_samples(train, 1000, seed=0), train, test)
-    judge = domain.get_judge(train, test)
+    judge = judges.get_judge(train, test)
     entropy = _entropy(judge.logits(quantise(samples, train.levels)).argmax(dim=1))
     base_entropy = _entropy(
         judge.logits(quantise(independent_pixel_samples(train, 1000, seed=0), train.levels)).argmax(dim=1)
@@ -117,7 +117,7 @@ def sngan_cond(out: Path, seed: int) -> dict:
     model = gv.load(out)
     labels = torch.arange(500) % 10
     samples = model.sample(500, y=labels, seed=0)
-    judge = domain.get_judge(*_splits())
+    judge = judges.get_judge(*_splits())
     predicted = judge.logits(quantise(samples, 17)).argmax(dim=1)
     return {"accuracy": (predicted == labels).float().mean().item()}
 
@@ -147,7 +147,7 @@ def vae(out: Path, seed: int) -> dict:
     model = gv.load(out)
     x, y = test.batch(torch.arange(len(test)))
     bpd = float(-model.log_likelihood(x, k=100).mean() / (64 * math.log(2)))
-    judge = domain.get_judge(train, test)
+    judge = judges.get_judge(train, test)
     accuracy = (judge.logits(model.reconstruct(x)).argmax(1) == y).float().mean().item()
     return {"bpd": bpd, "baseline_bpd": independent_pixel_bpd(train, test), "recon_accuracy": accuracy}
 
@@ -200,7 +200,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    domain.get_judge(*_splits())  # trained once, outside the timings
+    judges.get_judge(*_splits())  # trained once, outside the timings
     for name in args.families:
         for seed in map(int, args.seeds.split(",")):
             with tempfile.TemporaryDirectory() as tmp:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from ci_rules import in_ci
 
-from genvision.metrics.domain import one_thread  # noqa: F401  (re-exported for the tests)
+from genvision.metrics.judges import one_thread  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 

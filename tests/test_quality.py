@@ -13,7 +13,7 @@ import pytest
 import genvision as gv
 from genvision import data
 from genvision.metrics.baseline import independent_pixel_samples
-from genvision.metrics.domain import get_judge
+from genvision.metrics.judges import get_judge
 from genvision.metrics.evaluate import domain_fid, evaluate
 
 STEPS = 400

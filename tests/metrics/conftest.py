@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from genvision import data
-from genvision.metrics import domain
+from genvision.metrics import judges
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +17,7 @@ def digits():
 @pytest.fixture
 def judge(digits):
     """The digits judge from the session cache (function scope: the cache env is set per test)."""
-    return domain.get_judge(*digits)
+    return judges.get_judge(*digits)
 
 
 @pytest.fixture(scope="session")

@@ -35,14 +35,17 @@ class Resampler(GenerativeModel):
         return x + 0.01 * seeding.randn(x.shape, gens)  # sub-level noise, removed by quantisation
 
 
-def test_npz_of_the_test_split_scores_the_floor(digits, tmp_path):
+def test_npz_of_the_test_split_scores_about_the_floor_at_equal_n(digits, tmp_path):
     _, test = digits
     images = data.to_uint8_255(data.to_float(test.images, 17), 17).permute(0, 2, 3, 1).numpy()
     np.savez(tmp_path / "test.npz", images=images)
     result = ev.evaluate(f"npz:{tmp_path / 'test.npz'}", data="digits", out=tmp_path / "eval")
     f = result["metrics"]["fid"]
-    assert f["value"] == pytest.approx(f["floor"], rel=1e-6)
-    assert f["n_generated"] == 450 and f["n_reference"] == 1347 and f["features"] == "domain"
+    # real images of a third set, at the floor's N: about the floor (the held half's own spread)
+    assert f["n_generated"] == f["n_floor"] == 450 and f["equal_n"]
+    assert 0.7 < f["ratio_to_floor"] < 1.5, f
+    assert f["ci"][0] < f["value"] < f["ci"][1]
+    assert f["n_reference"] == 674 and f["features"] == "domain"
     assert f["judge"]["test_accuracy"] > 0.9
     hist = result["metrics"]["class_histogram"]
     assert sum(hist["counts"]) == 450 and hist["entropy_nats"] > 2.2
@@ -135,7 +138,7 @@ def test_default_evaluation_gives_every_metric_with_cards_and_n_a_reasons(digits
     # samples are training images of the asked class: the judge agrees, memorization is total
     assert m["conditional_accuracy"]["value"] > 0.95
     # the bar and its measurements: tests/calibration.json, "per_class_fid"
-    assert len(m["fid"]["per_class"]) == 10 and max(m["fid"]["per_class"]) < 32, m["fid"]["per_class"]
+    assert len(m["fid"]["per_class"]) == 10 and max(m["fid"]["per_class"]) < 42, m["fid"]["per_class"]
     assert m["memorization"]["value"] == 1.0 and m["memorization"]["copies"] == 500
     assert m["precision"]["value"] > 0.9 and m["is"]["value"] > 8
     assert (tmp_path / "memorization.png").is_file()
@@ -161,16 +164,18 @@ def test_stale_reference_cache_is_detected_and_recomputed(digits, tmp_path):
     first = features.reference(train, extractor, n=100, cache_dir=tmp_path)
     again = features.reference(train, extractor, n=100, cache_dir=tmp_path)
     assert np.array_equal(first.mu, again.mu) and again.record == first.record
-    with pytest.warns(UserWarning, match=r"stale reference statistics .*n changed: 100 -> 200"):
+    with pytest.warns(
+        UserWarning, match=r"stale reference statistics .*n, n_reference changed: 100 -> 200, 50 -> 100"
+    ):
         bigger = features.reference(train, extractor, n=200, cache_dir=tmp_path)
-    assert bigger.n == 200 and len(bigger.features) == 200
+    assert bigger.n == 200 and len(bigger.features) == 200 and bigger.n_reference == bigger.n_held == 100
     changed = data.ImageDataset(
         train.images.flip(0), train.labels.flip(0), levels=17, num_classes=10, spec="digits", split="train"
     )
     with pytest.warns(UserWarning, match="data_identity changed"):
         features.reference(changed, extractor, n=200, cache_dir=tmp_path)
-    # streamed statistics of the whole split equal the direct ones
-    flat = train.batch(torch.arange(200))[0].flatten(1).double().numpy()
+    # streamed statistics of the reference half equal the direct ones
+    flat = train.batch(torch.arange(200))[0].flatten(1).double().numpy()[bigger.in_reference.numpy()]
     assert np.allclose(bigger.mu, flat.mean(0)) and np.allclose(bigger.sigma, np.cov(flat, rowvar=False))
 
 
@@ -184,7 +189,7 @@ def test_user_feature_module_from_a_file(digits, tmp_path):
     spec = f"{tmp_path / 'feat.py'}:Pixels"
     result = ev.evaluate(f"npz:{tmp_path / 'test.npz'}", data="digits", metrics="fid,pr", features=spec)
     f = result["metrics"]["fid"]
-    assert f["features"] == "module:Pixels" and f["value"] == pytest.approx(f["floor"], rel=1e-6)
+    assert f["features"] == "module:Pixels" and f["equal_n"] and 0.7 < f["ratio_to_floor"] < 1.5
     with pytest.raises(ValueError, match="is needs class logits"):
         ev.evaluate(f"npz:{tmp_path / 'test.npz'}", data="digits", metrics="is", features=spec)
 
@@ -193,12 +198,12 @@ def test_inception_features_end_to_end_with_their_card(digits, random_inception,
     _, test = digits
     images = data.to_uint8_255(data.to_float(test.images[:4], 17), 17).permute(0, 2, 3, 1).numpy()
     np.savez(tmp_path / "four.npz", images=images)
-    source = f"npz:{tmp_path / 'four.npz'}"  # the first 4 test images: FID = the floor
+    source = f"npz:{tmp_path / 'four.npz'}"  # the first 4 test images
     extractor = features.inception_extractor(random_inception, verify_hash=False)
-    result = ev.evaluate(source, data="digits", metrics="fid,is", features=extractor, reference_n=4)
+    result = ev.evaluate(source, data="digits", metrics="fid,is", features=extractor, reference_n=8)
     f, card = result["metrics"]["fid"], result["metrics"]["fid"]["card"]["extractor"]
-    assert f["features"] == "inception" and f["n_reference"] == 4 and f["n_floor"] == 4
-    assert f["value"] == pytest.approx(f["floor"], rel=1e-5) and f["value"] > 0
+    assert f["features"] == "inception" and f["n_reference"] == 4 and f["n_floor"] == 4 and f["equal_n"]
+    assert f["value"] > 0 and f["floor"] > 0 and f["ci"][0] <= f["value"] <= f["ci"][1]
     assert card["hash_verified"] is False and "torch-fidelity" in card["resize"]
     assert result["metrics"]["is"]["max_possible"] == 1008
     monkeypatch.setenv("GENVISION_INCEPTION", str(tmp_path / "absent.pth"))

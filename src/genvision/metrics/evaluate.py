@@ -21,10 +21,13 @@ Every result carries a ``card``: extractor, weights hash, resize, input scaling,
 reference split, batch size, dtype, seeds and library versions (FID implementations disagree on
 exactly these).
 
-Sample sizes: N generated = 1,000 for digits-size data (train split under 10,000 images) and
-10,000 otherwise, unless ``n`` is given; FID is biased upwards at small N, so compare values at
-equal N. Reference = the train split (all of it unless ``reference_n``); floor = the test split
-against the train split.
+Sample sizes and the equal-N protocol (:mod:`.protocol`): the reference is a seeded half of the
+train split (of its first ``reference_n`` images when given); the floor is as many real images of
+the other half as there are samples, scored against the same reference (mean and spread over a
+few draws). N generated = 1,000 for digits-size data (train split under 10,000 images) and
+10,000 otherwise, capped where the held half can still match it (digits: 650), unless ``n`` is
+given; a floor that cannot match N says so in every report. FID and KID carry bootstrap
+intervals. The test split serves likelihoods and memorization's yardstick.
 """
 
 from __future__ import annotations
@@ -243,7 +246,7 @@ def _gather_samples(inputs: Inputs, source, extractor, need_test: bool) -> dict:
     )
     gen_f, gen_logits = extractor.extract(images, progress="features of samples" if run.progress else None)
     train_ref = feats.reference(train_ds, extractor, n=run.reference_n, progress=run.progress)
-    test_ref = None  # the test split's features: the FID floor and the memorization yardstick
+    test_ref = None  # the test split's features: the memorization yardstick
     if need_test:
         test_ref = feats.reference(inputs.test_ds, extractor, n=run.reference_n, progress=run.progress)
     inputs.images, inputs.extractor = images, extractor
@@ -255,8 +258,8 @@ def _gather_samples(inputs: Inputs, source, extractor, need_test: bool) -> dict:
         **inputs.common,
         "extractor": extractor.card,
         "n_generated": len(images),
-        "n_reference": train_ref.n,
-        "reference": f"{train_ds.spec} train split",
+        "n_reference": train_ref.n_reference,
+        "reference": f"{train_ds.spec} train split, seeded reference half ({train_ref.n_reference} of {train_ref.n})",
         "reference_cache": str(train_ref.path),
         "feature_batch_size": extractor.batch_size,
     }

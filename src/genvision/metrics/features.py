@@ -3,7 +3,7 @@
 Three kinds, one interface (:class:`Extractor`: images float (B, C, H, W) in [-1, 1] ->
 features (B, D), optional class logits (B, K), and a card describing it):
 
-- ``domain``: the dataset's judge (:mod:`genvision.metrics.domain`): 128-d penultimate
+- ``domain``: the dataset's judge (:mod:`genvision.metrics.judges`): 128-d penultimate
   features, class logits; needs labelled data. The default for small images and whenever the
   Inception file is absent.
 - ``inception``: the FID Inception-v3 (:mod:`genvision.metrics.inception`): 2048-d pool
@@ -12,13 +12,13 @@ features (B, D), optional class logits (B, K), and a card describing it):
   output, flattened, is the feature; no logits.
 
 Reference cache (``<GENVISION_CACHE>/reference/<name>.npz``, one file per dataset split and
-extractor): the feature mean and covariance of the whole split (streamed, float64), plus a
-stored sample of features with their labels and split indices for the k-NN metrics and
-memorization (every image when N x D <= :data:`KEEP_VALUES`, else a seeded random subset of
-KEEP_VALUES / D images). Each file records what it was computed from (dataset identity,
-extractor identity, image count, format version); a file whose record does not match the
-request is stale: it is reported with a warning naming the difference and recomputed, never
-silently used.
+extractor): the features of the split's images (every image when N x D <= :data:`KEEP_VALUES`,
+else a seeded random subset of KEEP_VALUES / D images) with their labels and split indices, and
+the float64 mean and covariance (streamed) of the train split's *reference half*
+(:mod:`.protocol`, the equal-N protocol: the other half gives the floor). A test split is not
+halved. Each file records what it was computed from (dataset identity, extractor identity, image
+count, halving, format version); a file whose record does not match the request is stale: it is
+reported with a warning naming the difference and recomputed, never silently used.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import torch
 from torch import nn
 
 from .. import io
-from . import domain, fid, inception
+from . import fid, inception, judges, protocol
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 KEEP_VALUES = 32_000_000  # stored reference features: at most this many floats (128 MB)
 BATCH_SIZE = 250
 
@@ -85,16 +85,16 @@ class Extractor:
 
 def domain_extractor(train_ds, test_ds) -> Extractor:
     """The dataset's judge as an extractor (trained and cached on first use)."""
-    judge = domain.get_judge(train_ds, test_ds)
+    judge = judges.get_judge(train_ds, test_ds)
     card = {
         "extractor": "domain",
-        "feature": f"judge penultimate layer ({domain.FEATURE_DIM}-d, pre-activation)",
+        "feature": f"judge penultimate layer ({judges.FEATURE_DIM}-d, pre-activation)",
         "logits": f"judge class logits ({train_ds.num_classes} classes)",
         "resize": "none (native resolution)",
         "input_scaling": "[-1, 1] floats, the library convention",
         "judge": judge.info(),
     }
-    identity = f"domain|{judge.meta['cache_key']}|recipe-{domain.RECIPE_VERSION}"
+    identity = f"domain|{judge.meta['cache_key']}|recipe-{judges.RECIPE_VERSION}"
     return Extractor("domain", lambda x: (judge.features(x), judge.logits(x)), card, identity, judge=judge)
 
 
@@ -185,11 +185,13 @@ def _load_class(file: str, cls: str):
 # ----------------------------------------------------------------------------- reference cache
 @dataclass
 class Reference:
-    """Real-data features of one split: full-split statistics and a stored sample.
+    """Real-data features of one split: the reference half's statistics and the stored features.
 
     Attributes:
-        mu, sigma: float64 mean (D,) and covariance (D, D) over all ``n`` images.
-        features: float32 (K, D) stored sample; labels (K,) int64; index (K,) split indices.
+        mu, sigma: float64 mean (D,) and covariance (D, D) of the reference half (train split;
+            the whole split for a split that is not halved).
+        features: float32 (K, D) stored features; labels (K,) int64; index (K,) split indices;
+            in_reference (K,) bool: the row belongs to the reference half.
         record: what it was computed from (see module docstring); path: the cache file.
     """
 
@@ -198,19 +200,55 @@ class Reference:
     features: torch.Tensor
     labels: torch.Tensor
     index: torch.Tensor
+    in_reference: torch.Tensor
     record: dict
     path: Path | None = None
 
     @property
     def n(self) -> int:
+        """Images of the split used (both halves)."""
         return self.record["n"]
+
+    @property
+    def n_reference(self) -> int:
+        """Images in the reference half (all statistics are of these)."""
+        return self.record["n_reference"]
+
+    @property
+    def n_held(self) -> int:
+        """Images in the held half (the floor's pool); 0 for a split that is not halved."""
+        return self.n - self.n_reference
+
+    @property
+    def reference_features(self) -> torch.Tensor:
+        """Stored features of the reference half."""
+        return self.features[self.in_reference]
+
+    @property
+    def reference_labels(self) -> torch.Tensor:
+        return self.labels[self.in_reference]
+
+    @property
+    def held_features(self) -> torch.Tensor:
+        """Stored features of the held half (the floor's real images)."""
+        return self.features[~self.in_reference]
+
+    @property
+    def all_stored(self) -> bool:
+        """Whether every image's features are stored (else a seeded subset)."""
+        return len(self.features) == self.n
 
 
 def reference(
     ds, extractor: Extractor, *, n: int | None = None, cache_dir=None, progress: bool = False
 ) -> Reference:
-    """Reference features of dataset split ``ds`` (its first ``n`` images, default all), cached."""
+    """Reference features of dataset split ``ds`` (its first ``n`` images, default all), cached.
+
+    A train split is halved (:func:`.protocol.halves`): ``mu`` / ``sigma`` describe the reference
+    half; the held half's stored features give the floor.
+    """
     n = len(ds) if n is None else min(n, len(ds))
+    halved = ds.split == "train"
     record = {
         "version": CACHE_VERSION,
         "data_spec": ds.spec,
@@ -218,9 +256,11 @@ def reference(
         "data_identity": ds.identity,
         "extractor": extractor.identity,
         "n": n,
+        "halves": f"seeded halves (seed {protocol.SPLIT_SEED})" if halved else "none",
+        "n_reference": int(protocol.halves(n).sum()) if halved else n,
     }
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{ds.spec}-{ds.split}-{extractor.name}")[-120:]
-    path = domain.cache_root(cache_dir) / "reference" / f"{slug}.npz"
+    path = judges.cache_root(cache_dir) / "reference" / f"{slug}.npz"
     if path.is_file():
         cached = _read(path)
         if cached is not None:
@@ -241,6 +281,7 @@ def reference(
 @torch.no_grad()
 def _compute(ds, extractor: Extractor, n: int, record: dict, progress: bool) -> Reference:
     stats = fid.RunningStats()
+    in_ref = protocol.halves(n) if record["halves"] != "none" else torch.ones(n, dtype=torch.bool)
     g = torch.Generator().manual_seed(0)  # fixed Bernoulli draw for a binarised split
     d = None
     keep_all = True
@@ -253,7 +294,8 @@ def _compute(ds, extractor: Extractor, n: int, record: dict, progress: bool) -> 
         x, _ = ds.batch(idx, generator=g)
         f, _ = extractor.run(x.float())
         f = f.float().cpu()
-        stats.update(f)
+        if in_ref[idx].any():
+            stats.update(f[in_ref[idx]])
         if d is None:
             d = f.shape[1]
             keep = max(2, KEEP_VALUES // d)
@@ -269,7 +311,7 @@ def _compute(ds, extractor: Extractor, n: int, record: dict, progress: bool) -> 
     labels = (
         torch.as_tensor(ds.labels)[index].long() if ds.labels is not None else torch.full((len(index),), -1)
     )
-    return Reference(mu, sigma, torch.cat(kept_f), labels, index, dict(record))
+    return Reference(mu, sigma, torch.cat(kept_f), labels, index, in_ref[index], dict(record))
 
 
 def _write(path: Path, ref: Reference) -> None:
@@ -282,6 +324,7 @@ def _write(path: Path, ref: Reference) -> None:
                 features=ref.features.numpy(),
                 labels=ref.labels.numpy(),
                 index=ref.index.numpy(),
+                in_reference=ref.in_reference.numpy(),
                 record=np.array(json.dumps(ref.record)),
             )
 
@@ -298,6 +341,7 @@ def _read(path: Path) -> Reference | None:
                 torch.from_numpy(z["features"]),
                 torch.from_numpy(z["labels"]),
                 torch.from_numpy(z["index"]),
+                torch.from_numpy(z["in_reference"]) if "in_reference" in z.files else None,
                 record,
                 path,
             )

@@ -119,7 +119,7 @@ def extract(judge_or_module, images, batch_size: int = 500) -> np.ndarray:
     """Features of ``images`` in batches, as float64 numpy (N, D).
 
     Args:
-        judge_or_module: an object with ``.features(x)`` (a :class:`~genvision.metrics.domain.Judge`)
+        judge_or_module: an object with ``.features(x)`` (a :class:`~genvision.metrics.judges.Judge`)
             or a callable module mapping (B, C, H, W) -> (B, D).
         images: float tensor (N, C, H, W) in [-1, 1].
     """

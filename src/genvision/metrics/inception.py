@@ -280,7 +280,7 @@ def default_path() -> Path:
     env = os.environ.get("GENVISION_INCEPTION")
     if env:
         return Path(env)
-    from .domain import cache_root
+    from .judges import cache_root
 
     return cache_root() / "weights" / FILE_NAME
 

@@ -38,6 +38,8 @@ class Settings:
         reference_n: use only the first ``reference_n`` images of each split as the reference.
         likelihood_n: score only the first ``likelihood_n`` test images (default all).
         kid_subsets, kid_subset_size, is_splits, nearest_k: metric settings.
+        bootstrap: resamples for the FID and KID intervals; None = the protocol's default
+            (:mod:`~genvision.metrics.protocol`), 0 = no interval.
         progress: show progress bars (stderr).
     """
 
@@ -52,6 +54,7 @@ class Settings:
     kid_subset_size: int = 1000
     is_splits: int = 10
     nearest_k: int = manifold.NEAREST_K
+    bootstrap: int | None = None
     progress: bool = False
 
     def replace(self, **options) -> Settings:

@@ -195,15 +195,19 @@ def metric_rows(m: dict) -> list[tuple[str, str, str]]:
         detail = ""
         if name == "fid":
             detail = (
-                f"{r.get('features')} features, {r.get('n_generated')} generated vs {r.get('n_reference')} train; "
-                f"floor {_fmt(r.get('floor'))} (test vs train, {r.get('n_floor')} images), "
+                f"{_ci(r)}{r.get('features')} features, {r.get('n_generated')} generated vs a reference half of "
+                f"{r.get('n_reference')} train images; floor {_fmt(r.get('floor'))} ± {_fmt(r.get('floor_std'))} "
+                f"({r.get('floor_definition') or str(r.get('n_floor')) + ' images'}), "
                 f"ratio {_fmt(r.get('ratio_to_floor'))}"
             )
             if isinstance(r.get("per_class"), list):
                 detail += "; per class " + ", ".join(_fmt(v) for v in r["per_class"])
         elif name == "kid":
             k = card.get("kid") or {}
-            detail = f"± {_fmt(r.get('std'))} over {k.get('subsets')} subsets of {k.get('subset_size')}"
+            detail = (
+                f"{_ci(r)}{r.get('scale', 'raw MMD^2')}; ± {_fmt(r.get('std'))} over {k.get('subsets')} subsets "
+                f"of {k.get('subset_size')}; negative values mean about 0 (unbiased estimator)"
+            )
         elif name == "is":
             detail = (
                 f"± {_fmt(r.get('std'))} over {card.get('splits')} splits; at most {r.get('max_possible')}"
@@ -228,6 +232,15 @@ def metric_rows(m: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _ci(r: dict) -> str:
+    """The "95% CI [lo, hi]; " prefix of a result with a bootstrap interval, else an empty string."""
+    ci = r.get("ci")
+    if not (isinstance(ci, list) and len(ci) == 2 and all(_number(v) for v in ci)):
+        return ""
+    level = ((r.get("card") or {}).get("interval") or {}).get("level", 0.95)
+    return f"{level:.0%} CI [{_fmt(ci[0])}, {_fmt(ci[1])}]; "
+
+
 def summary_lines(evaluation: dict) -> list[str]:
     """Short lines for the terminal: one per metric (FID first, with its floor)."""
     m = evaluation.get("metrics", {})
@@ -235,8 +248,10 @@ def summary_lines(evaluation: dict) -> list[str]:
     f = m.get("fid") or {}
     if _number(f.get("value")):
         out.append(
-            f"{f.get('features')} FID {f['value']:.3f}  (floor {f['floor']:.3f}, ratio {f['ratio_to_floor']:.2f}x, "
-            f"n={f['n_generated']})"
+            f"{f.get('features')} FID {f['value']:.3f} {_ci(f).strip()}  (floor {f['floor']:.3f} at n={f.get('n_floor')}, "
+            f"ratio {f['ratio_to_floor']:.2f}x, n={f['n_generated']}"
+            + ("" if f.get("equal_n", True) else "; floor NOT at the samples' N")
+            + ")"
         )
     for name, value, detail in metric_rows(m):
         if name != "fid" or not out:

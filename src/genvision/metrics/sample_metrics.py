@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from . import domain, fid, manifold
+from . import fid, judges, manifold, protocol
+from .features import domain_extractor, reference
 from .inception_score import inception_score
 from .kid import kid
 from .memorization import memorization
@@ -31,60 +32,111 @@ PRDC = ("precision", "recall", "density", "coverage")
 
 
 def fid_metric(inputs: Inputs) -> dict:
-    """FID against the train split, its floor (test vs train), per-class FIDs of conditional models."""
-    gen_f, labels, extractor = inputs.gen_features, inputs.labels, inputs.extractor
-    train_ref, test_ref = inputs.train_ref, inputs.test_ref
-    value = fid.frechet_distance(*fid.statistics(gen_f), train_ref.mu, train_ref.sigma)
-    floor = fid.frechet_distance(test_ref.mu, test_ref.sigma, train_ref.mu, train_ref.sigma)
+    """FID against the reference half, its floor at the same N, a bootstrap interval, per-class FIDs.
+
+    The equal-N protocol (:mod:`.protocol`): the floor is real images of the held half, as many as
+    there are samples, scored against the same reference.
+    """
+    gen_f, labels, extractor, ref = inputs.gen_features, inputs.labels, inputs.extractor, inputs.train_ref
+    value = fid.frechet_distance(*fid.statistics(gen_f), ref.mu, ref.sigma)
+    fl = protocol.floor(ref.mu, ref.sigma, ref.held_features, len(gen_f))
+    boot = _fid_bootstrap(inputs)
     result = {
         "value": value,
-        "floor": floor,
-        "ratio_to_floor": value / floor if floor > 0 else math.inf,
+        "ci": boot.get("ci"),
+        "population_ci": boot.get("population_ci"),
+        "floor": fl["value"],
+        "floor_std": fl["std"],
+        "ratio_to_floor": value / fl["value"] if fl["value"] > 0 else math.inf,
         "n_generated": len(gen_f),
-        "n_reference": train_ref.n,
-        "n_floor": test_ref.n,
+        "n_reference": ref.n_reference,
+        "n_floor": fl["n"],
+        "equal_n": fl["equal_n"],
         "features": extractor.name,
-        "reference": "train split",
-        "floor_definition": "test split against train split",
+        "reference": f"seeded half of the train split ({ref.n_reference} of {ref.n} images)",
+        "floor_definition": protocol.describe_floor(fl),
         "note": "FID is biased upwards at small N; compare values at equal n_generated",
     }
     if extractor.judge is not None:
         result["judge"] = extractor.judge.info()
-    if labels is not None and (train_ref.labels >= 0).any():
+    if labels is not None and (ref.labels >= 0).any():
         per_class = []
+        feats, lab = ref.reference_features, ref.reference_labels
         for c in range(int(labels.max()) + 1):
-            g, r = gen_f[labels == c], train_ref.features[train_ref.labels == c]
+            g, r = gen_f[labels == c], feats[lab == c]
             per_class.append(fid.fid_from_features(g, r) if len(g) > 1 and len(r) > 1 else "n/a")
         result["per_class"] = per_class
-        result["per_class_reference"] = (
-            f"stored train features of each class ({len(train_ref.features)} in all)"
-        )
+        result["per_class_reference"] = f"reference-half features of each class ({len(feats)} in all)"
     result["card"] = {
         **inputs.card,
         "trace": "sum sqrt(eig(S1^1/2 S2 S1^1/2)), numpy.linalg.eigh, float64",
-        "statistics": "mean and unbiased covariance, float64, streamed over the reference split",
+        "statistics": "mean and unbiased covariance, float64, streamed over the reference half",
+        "floor": {k: fl[k] for k in ("n", "draws", "std", "equal_n")},
+        "interval": {k: v for k, v in boot.items() if k not in ("ci", "population_ci")},
     }
     return result
 
 
+def _fid_bootstrap(inputs: Inputs) -> dict:
+    resamples = inputs.settings.bootstrap
+    if resamples == 0:
+        return {"method": "none (bootstrap=0)"}
+    ref = inputs.train_ref
+    if ref.all_stored:  # resample the reference half too
+        return protocol.bootstrap_fid(
+            inputs.gen_features, ref.reference_features, resamples=resamples, seed=inputs.settings.seed
+        )
+    return protocol.bootstrap_fid(
+        inputs.gen_features, ref_stats=(ref.mu, ref.sigma), resamples=resamples, seed=inputs.settings.seed
+    )
+
+
+#: KID is reported in units of 10^-3 (x 10^3), the convention of the literature
+KID_SCALE = 1000.0
+
+
 def kid_metric(inputs: Inputs) -> dict:
-    """KID against the stored train features, seeded subsets."""
-    s = inputs.settings
+    """KID x 10^3 against the reference half's features, seeded subsets, a bootstrap interval."""
+    s, ref = inputs.settings, inputs.train_ref
+    real, fake = ref.reference_features.double(), torch.as_tensor(inputs.gen_features).double()
+    standardised = inputs.extractor.name != "inception"
+    if standardised:  # features without a fixed scale: unit scale per dimension, from the reference
+        mu = torch.from_numpy(ref.mu)
+        sd = torch.from_numpy(ref.sigma.diagonal().copy()).clamp_min(1e-12).sqrt()
+        real, fake = (real - mu) / sd, (fake - mu) / sd
+    resamples = s.bootstrap if s.bootstrap is not None else KID_BOOTSTRAP
     k = kid(
-        inputs.train_ref.features,
-        inputs.gen_features,
-        subsets=s.kid_subsets,
-        subset_size=s.kid_subset_size,
-        seed=s.seed,
+        real, fake, subsets=s.kid_subsets, subset_size=s.kid_subset_size, seed=s.seed, bootstrap=resamples
     )
     settings = {key: k.pop(key) for key in ("subsets", "subset_size", "degree", "gamma", "coef", "seed")}
+    out = {
+        "value": k["value"] * KID_SCALE,
+        "std": k["std"] * KID_SCALE,
+        "ci": [v * KID_SCALE for v in k["ci"]] if "ci" in k else None,
+        "scale": "x 10^3 (value = 1000 MMD^2)",
+    }
     card = {
         **inputs.card,
-        "n_reference": len(inputs.train_ref.features),
+        "n_reference": len(real),
         "kid": settings,
+        "units": "KID x 10^3, as the literature reports it",
+        "features": (
+            f"{inputs.extractor.name} features standardised per dimension by the reference half's mean "
+            "and std before the kernel (their raw scale makes the cubic kernel blow up); "
+            "not comparable with Inception KID"
+            if standardised
+            else "Inception pool features as they are (the literature's convention)"
+        ),
+        "negative_values": "the estimator is unbiased: with (nearly) equal distributions the true value "
+        "is about 0 and estimates fall on both sides of it",
+        "interval": k.get("bootstrap", "none (bootstrap=0)"),
         "dtype": "float64 kernels",
     }
-    return {**k, "card": card}
+    return {**out, "card": card}
+
+
+#: bootstrap resamples of KID (each the mean of a few subsets) when the settings leave it open
+KID_BOOTSTRAP = 100
 
 
 def is_metric(inputs: Inputs) -> dict:
@@ -121,13 +173,13 @@ def prdc_metric(name: str, inputs: Inputs) -> dict:
 
 def _prdc(inputs: Inputs) -> tuple[dict, dict]:
     seed = inputs.settings.seed
-    real = _subset(inputs.train_ref.features, len(inputs.gen_features), seed)
+    real = _subset(inputs.train_ref.reference_features, len(inputs.gen_features), seed)
     p = manifold.prdc(real, inputs.gen_features, k=inputs.settings.nearest_k)
     card = {
         **inputs.card,
         "n_reference": p["n_real"],
         "k": p["k"],
-        "reference_subset": f"seeded (seed {seed})",
+        "reference_subset": f"seeded subset of the reference half (seed {seed})",
     }
     return p, card
 
@@ -162,7 +214,7 @@ def memorization_metric(inputs: Inputs) -> dict:
 def conditional_accuracy_metric(inputs: Inputs) -> dict:
     """How often the domain judge predicts the class each sample was asked for."""
     images, labels = inputs.images, inputs.labels
-    judge = inputs.extractor.judge or domain.get_judge(inputs.train_ds, inputs.test_ds)
+    judge = inputs.extractor.judge or judges.get_judge(inputs.train_ds, inputs.test_ds)
     predicted = torch.cat([judge.logits(images[i : i + 500]).argmax(1) for i in range(0, len(images), 500)])
     per_class = [
         float((predicted[labels == c] == c).double().mean()) for c in range(inputs.model.config.num_classes)
@@ -202,11 +254,17 @@ def class_histogram(logits: torch.Tensor, judge) -> dict:
 
 
 def domain_fid(images, train_ds, test_ds) -> tuple[float, float]:
-    """(domain FID of ``images`` against the train split, the floor); images float (N, C, H, W)."""
-    judge = domain.get_judge(train_ds, test_ds)
+    """(domain FID of ``images`` against the reference half, the floor at the same N).
+
+    ``images`` float (N, C, H, W); quantised to the data's levels first. The floor is at N unless
+    the held half is too small (then at :func:`.protocol.max_n` of it).
+    """
+    extractor = domain_extractor(train_ds, test_ds)
+    ref = reference(train_ds, extractor)
     x = quantise(torch.as_tensor(images), train_ds.levels)
-    value = fid.frechet_distance(*fid.statistics(fid.extract(judge, x)), *judge.stats["train"])
-    return value, judge.floor
+    gen = fid.extract(extractor.judge, x)
+    value = fid.frechet_distance(*fid.statistics(gen), ref.mu, ref.sigma)
+    return value, protocol.floor(ref.mu, ref.sigma, ref.held_features, len(x))["value"]
 
 
 def _subset(features: torch.Tensor, size: int, seed: int) -> torch.Tensor:

@@ -16,13 +16,15 @@ import torch
 from .. import data as datasets
 from ..data.datasets import read_npz
 from ..families.base import sample_in_batches
+from . import protocol
 
 SMALL_N, LARGE_N = 1_000, 10_000
 
 
 def default_n(train_ds) -> int:
-    """Generated-set size: 1,000 for digits-size data, 10,000 for MNIST-size (train >= 10,000)."""
-    return SMALL_N if len(train_ds) < 10_000 else LARGE_N
+    """Generated-set size: 1,000 for digits-size data, 10,000 for MNIST-size (train >= 10,000),
+    capped where the floor can still be measured at the same N (the equal-N protocol: digits 650)."""
+    return protocol.default_n(len(train_ds), SMALL_N, LARGE_N)
 
 
 def conditional(model) -> bool:

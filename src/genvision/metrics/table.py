@@ -51,10 +51,12 @@ class Metric:
 
 # fmt: off
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("fid", (SAMPLES, TRAIN_FEATURES, TEST_FEATURES), sm.fid_metric,
-           "Frechet distance to the train split, with its floor (test vs train) and per-class FIDs"),
+    Metric("fid", (SAMPLES, TRAIN_FEATURES), sm.fid_metric,
+           "Frechet distance to the train split's reference half, with its floor at the same N "
+           "(held half vs reference), a bootstrap interval and per-class FIDs"),
     Metric("kid", (SAMPLES, TRAIN_FEATURES), sm.kid_metric,
-           "kernel inception distance (unbiased MMD^2, cubic kernel) over random subsets"),
+           "kernel inception distance x 10^3 (unbiased MMD^2, cubic kernel) over random subsets, "
+           "with a bootstrap interval"),
     Metric("is", (SAMPLES, LOGITS), sm.is_metric,
            "Inception Score: exp of the mean KL between class posteriors and their marginal"),
     Metric("precision", (SAMPLES, TRAIN_FEATURES), partial(sm.prdc_metric, "precision"),

@@ -3,7 +3,7 @@
 Any model can switch it on with ``TrainConfig.monitor_every`` (GANs do in their
 ``train_defaults``). Every ``monitor_every`` steps the trainer draws the same ``monitor_samples``
 images (seed 0, EMA weights where on, labels cycling 0..K-1 for conditional models), classifies
-them with the dataset's domain judge (:mod:`genvision.metrics.domain`, cached after its first
+them with the dataset's domain judge (:mod:`genvision.metrics.judges`, cached after its first
 training: seconds on digits) and logs
 
     monitor/class_entropy    entropy of the predicted-class histogram, nats (max log K)
@@ -35,7 +35,7 @@ class CollapseMonitor:
 
     def __init__(self, train_ds, threshold: float):
         from .. import data as gdata
-        from ..metrics import domain
+        from ..metrics import judges
 
         self.threshold = threshold
         self.best = -math.inf  # highest entropy seen so far
@@ -46,7 +46,7 @@ class CollapseMonitor:
             test_ds = gdata.load(train_ds.spec, "test")
             if test_ds.image_size != train_ds.image_size:
                 test_ds = gdata.load(train_ds.spec, "test", image_size=train_ds.image_size)
-            self.judge = domain.get_judge(train_ds, test_ds)
+            self.judge = judges.get_judge(train_ds, test_ds)
         except (ValueError, FileNotFoundError) as e:  # unlabeled or single-class data
             self.reason = str(e)
 

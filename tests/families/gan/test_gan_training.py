@@ -14,7 +14,7 @@ from gvtest import one_thread, run_cli
 
 import genvision as gv
 from genvision import data as gdata
-from genvision.metrics import domain
+from genvision.metrics import judges
 from genvision.metrics.baseline import independent_pixel_samples
 from genvision.metrics.evaluate import domain_fid, quantise
 
@@ -71,7 +71,7 @@ def test_short_sngan_is_far_below_the_baseline_fid_and_covers_the_classes(sngan_
     samples = torch.cat([model.sample(500, seed=0), model.sample(500, seed=1)])
     fid_gan, _ = domain_fid(samples, train_ds, test_ds)
     fid_base, _ = domain_fid(independent_pixel_samples(train_ds, 1000, seed=0), train_ds, test_ds)
-    judge = domain.get_judge(train_ds, test_ds)
+    judge = judges.get_judge(train_ds, test_ds)
     entropy = _entropy(judge.logits(quantise(samples, train_ds.levels)).argmax(dim=1))
     assert fid_gan <= FID_BAR < fid_base / 2.5, (fid_gan, fid_base)
     assert entropy >= ENTROPY_BAR, entropy
@@ -94,7 +94,7 @@ def test_conditional_sngan_draws_the_requested_digit(cond_run, splits):
     model = gv.load(cond_run)
     labels = torch.arange(500) % 10
     samples = model.sample(500, y=labels, seed=0)
-    judge = domain.get_judge(*splits)
+    judge = judges.get_judge(*splits)
     predicted = judge.logits(quantise(samples, 17)).argmax(dim=1)
     accuracy = (predicted == labels).float().mean().item()
     assert accuracy >= COND_ACCURACY_BAR, accuracy

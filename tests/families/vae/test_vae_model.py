@@ -15,7 +15,7 @@ from gvtest import one_thread
 import genvision as gv
 from genvision import data, seeding
 from genvision.metrics.baseline import independent_pixel_bpd
-from genvision.metrics.domain import get_judge
+from genvision.metrics.judges import get_judge
 from genvision.model_dir import save_model_dir
 
 VAE_STEPS, VQ_STEPS = 400, 300

@@ -1,8 +1,12 @@
-"""The domain judge: a small CNN classifier whose penultimate layer gives the features of domain FID.
+"""Judges: the small classifiers genvision trains on a dataset to measure things, one recipe for all.
 
-INTERFACES.md, "Domain-FID protocol": Inception-v3 features mean little on 8x8 or 28x28 grey
-digits, so FID on small images uses a classifier trained on the dataset's own train split,
-with a fixed recipe and seed, its test accuracy recorded beside every FID it produces.
+The first is the **domain judge** (INTERFACES.md, "Domain-FID protocol"): Inception-v3 features
+mean little on 8x8 or 28x28 grey digits, so FID on small images uses a classifier trained on the
+dataset's own train split (task ``"class"``, the dataset's labels), with a fixed recipe and
+seed, its test accuracy recorded beside every FID it produces. Later judges (a style, an
+attribute or a detector classifier) are the same network and recipe on other targets:
+:func:`get_judge` takes a ``task`` name and a ``targets`` function, and caches each judge under its
+own key.
 
 Network (one recipe for 8x8 up to 64x64, 1 or 3 channels):
 
@@ -17,20 +21,16 @@ post-ReLU feature can be exactly 0 on every image, which makes the covariance si
 are closer to Gaussian, which is what FID assumes.
 
 Recipe: Adam, lr 4e-3 decayed linearly to 0, batch 128, max(1 epoch, 250 steps), seed 0, on
-the CPU with one torch thread (measured on a busy 2-core machine: 2-4 s on digits, test accuracy
-0.978; MNIST 15 s of training plus 15 s for the split statistics, test accuracy 0.981).
-Widths, pooling and length were chosen by measured accuracy per CPU second: wider layers or
-batch norm doubled the time for under half a point of accuracy; adaptive max-pooling beat
-average-pooling by 1-2 points on MNIST at equal cost. One thread makes the judge the same
-whatever the caller's thread setting (2 threads gave a different last digit of accuracy), and
-these small convolutions gain little from more threads but lose 5-20x when cores are
-oversubscribed (measured: 4 s vs 86 s for the digits judge on a busy 2-core machine).
+the CPU with one torch thread. Widths, pooling and length were chosen by measured accuracy per
+CPU second (docs/notes/metrics.md). One thread makes the judge the same whatever the caller's
+thread setting, and these small convolutions gain little from more threads but lose many times
+over when the cores are oversubscribed.
 
-The trained judge, its test accuracy and the feature statistics of the train and test
-splits (the FID reference and floor) are cached under ``GENVISION_CACHE`` (default
+The trained judge and its test accuracy are cached under ``GENVISION_CACHE`` (default
 ``~/.cache/genvision``) as ``judges/<key>.safetensors`` + ``judges/<key>.json``, keyed by the
-train and test splits' ``identity`` and :data:`RECIPE_VERSION`. Loading never unpickles.
-Bump :data:`RECIPE_VERSION` whenever anything above changes.
+task, the train and test splits' ``identity`` and :data:`RECIPE_VERSION`. Loading never
+unpickles. Bump :data:`RECIPE_VERSION` whenever anything above changes. (The FID reference and
+floor statistics live in the feature cache of :mod:`.features`, per the equal-N protocol.)
 """
 
 from __future__ import annotations
@@ -44,15 +44,13 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import io
-from . import fid
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 SEED = 0
 WIDTHS = (16, 32)
 FEATURE_DIM = 128
@@ -101,26 +99,24 @@ class JudgeNet(nn.Module):
 
 
 class Judge:
-    """A trained judge: features, logits, its test accuracy and the cached split statistics.
+    """A trained judge: features, logits and its test accuracy.
 
     Attributes:
         accuracy: test-split accuracy of the classifier, in [0, 1].
-        stats: {"train": (mu, sigma), "test": (mu, sigma)} float64 feature statistics.
-        floor: FID of the test split against the train split.
+        meta: recipe version, task, accuracy, class counts, cache key and path, data descriptions.
     """
 
-    def __init__(self, net: JudgeNet, meta: dict, stats: dict):
+    def __init__(self, net: JudgeNet, meta: dict):
         self.net = net.eval()
         self.meta = meta
-        self.stats = stats
 
     @property
     def accuracy(self) -> float:
         return self.meta["test_accuracy"]
 
     @property
-    def floor(self) -> float:
-        return self.meta["floor_fid"]
+    def task(self) -> str:
+        return self.meta.get("task", CLASS_TASK)
 
     def _check(self, x) -> torch.Tensor:
         x = torch.as_tensor(x).detach().to("cpu", torch.float32)
@@ -142,30 +138,53 @@ class Judge:
         return self.net(self._check(x))
 
     def info(self) -> dict:
-        """Recipe version, feature dim, test accuracy, cache key and path, for metric cards."""
-        keys = ("recipe_version", "feature_dim", "test_accuracy", "cache_key", "cache_path", "train_seconds")
-        out = {k: self.meta[k] for k in keys}
+        """Recipe version, task, feature dim, test accuracy, cache key and path, for metric cards."""
+        keys = (
+            "recipe_version",
+            "task",
+            "feature_dim",
+            "test_accuracy",
+            "cache_key",
+            "cache_path",
+            "train_seconds",
+        )
+        out = {k: self.meta.get(k) for k in keys}
         out["train_data"], out["test_data"] = self.meta["train_data"], self.meta["test_data"]
         return out
 
 
+CLASS_TASK = "class"
+
+
 # ----------------------------------------------------------------------------- public entry
-def get_judge(train_ds, test_ds, cache_dir: str | Path | None = None) -> Judge:
-    """The judge of a dataset: loaded from the cache, else trained (seconds) and cached.
+def get_judge(
+    train_ds, test_ds, cache_dir: str | Path | None = None, *, task: str = CLASS_TASK, targets=None
+) -> Judge:
+    """A judge of a dataset: loaded from the cache, else trained (seconds) and cached.
 
     Args:
         train_ds, test_ds: ``genvision.data`` ImageDatasets of one dataset's train and test splits.
         cache_dir: overrides ``$GENVISION_CACHE``.
+        task: what the judge classifies; ``"class"`` (the default, the domain judge) uses the
+            dataset's labels. Any other name needs ``targets``; it names the cache entry.
+        targets: ``targets(ds) -> LongTensor (len(ds),)`` of class indices >= 0, for both splits.
     Raises:
-        ValueError: the dataset is unlabeled (domain features need labels).
+        ValueError: no targets (an unlabeled dataset for ``"class"``), or fewer than 2 classes.
     """
-    if train_ds.num_classes < 2:
-        what = "is unlabeled" if train_ds.num_classes == 0 else "has a single class"
-        raise ValueError(
-            f"domain features need labels, and {train_ds.spec} {what}; "
-            "use Inception features (`--features inception`) instead"
-        )
-    key = cache_key(train_ds, test_ds)
+    if targets is None:
+        if task != CLASS_TASK:
+            raise ValueError(f"judge task {task!r} needs a targets function")
+        if train_ds.num_classes < 2:
+            what = "is unlabeled" if train_ds.num_classes == 0 else "has a single class"
+            raise ValueError(
+                f"domain features need labels, and {train_ds.spec} {what}; "
+                "use Inception features (`--features inception`) instead"
+            )
+    y_train, y_test = _targets(train_ds, targets), _targets(test_ds, targets)
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    if len(torch.unique(y_train)) < 2:
+        raise ValueError(f"judge task {task!r} has a single class on {train_ds.spec}; it needs two or more")
+    key = cache_key(train_ds, test_ds, task)
     folder = cache_root(cache_dir) / "judges"
     weights, meta_path = folder / f"{key}.safetensors", folder / f"{key}.json"
     if weights.is_file() and meta_path.is_file():
@@ -174,24 +193,26 @@ def get_judge(train_ds, test_ds, cache_dir: str | Path | None = None) -> Judge:
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             warnings.warn(f"judge cache {weights} is unreadable ({e}); retraining it", stacklevel=2)
     with one_thread():
-        net, meta = _train(train_ds, test_ds)
-        meta.update(cache_key=key, cache_path=str(weights))
-        judge = Judge(net, meta, {})
-        judge.stats = {"train": _split_stats(judge, train_ds), "test": _split_stats(judge, test_ds)}
-    meta["floor_fid"] = fid.frechet_distance(*judge.stats["test"], *judge.stats["train"])
-    tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
-    for split, (mu, sigma) in judge.stats.items():
-        tensors[f"stats.{split}.mu"] = torch.from_numpy(mu)
-        tensors[f"stats.{split}.sigma"] = torch.from_numpy(sigma)
-    io.save_safetensors(weights, tensors)
+        net, meta = _train(train_ds, test_ds, y_train, y_test, num_classes)
+    meta.update(task=task, cache_key=key, cache_path=str(weights))
+    io.save_safetensors(weights, {f"net.{k}": v for k, v in net.state_dict().items()})
     io.write_json(meta_path, meta)  # written last: its presence marks a complete entry
-    return judge
+    return Judge(net, meta)
 
 
-def cache_key(train_ds, test_ds) -> str:
-    """Hex key of (train identity, test identity, recipe version)."""
+def cache_key(train_ds, test_ds, task: str = CLASS_TASK) -> str:
+    """Hex key of (task, train identity, test identity, recipe version)."""
     text = f"{train_ds.identity}|{test_ds.identity}|recipe-{RECIPE_VERSION}"
+    if task != CLASS_TASK:
+        text = f"{task}|{text}"
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _targets(ds, targets) -> torch.Tensor:
+    y = torch.as_tensor(targets(ds) if targets is not None else ds.labels, dtype=torch.long)
+    if y.shape != (len(ds),) or (y < 0).any():
+        raise ValueError(f"judge targets must be {len(ds)} class indices >= 0 for {ds.spec} {ds.split}")
+    return y
 
 
 # ----------------------------------------------------------------------------- training
@@ -199,8 +220,8 @@ def cache_key(train_ds, test_ds) -> str:
 def one_thread():
     """One torch thread inside the block, the previous count restored after.
 
-    Small convolutions gain nothing from a second thread and lose 5-20x when the two cores of a
-    small machine are shared; the judge trains this way, and the tests reuse it.
+    Small convolutions gain nothing from a second thread and lose many times over when the two
+    cores of a small machine are shared; the judges train this way, and the tests reuse it.
     """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -210,12 +231,12 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-def _train(train_ds, test_ds) -> tuple[JudgeNet, dict]:
+def _train(train_ds, test_ds, y_train, y_test, num_classes: int) -> tuple[JudgeNet, dict]:
     start = time.perf_counter()
     g = torch.Generator().manual_seed(SEED)
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
         torch.manual_seed(SEED)
-        net = JudgeNet(train_ds.channels, train_ds.image_size, train_ds.num_classes)
+        net = JudgeNet(train_ds.channels, train_ds.image_size, num_classes)
     n = len(train_ds)
     batch = min(BATCH_SIZE, n)
     steps = max(EPOCHS * math.ceil(n / batch), MIN_STEPS)
@@ -228,8 +249,9 @@ def _train(train_ds, test_ds) -> tuple[JudgeNet, dict]:
         for i in range(0, n - batch + 1, batch):  # full batches only
             if step == steps:
                 break
-            x, y = train_ds.batch(order[i : i + batch], generator=g)
-            loss = F.cross_entropy(net(x.float()), torch.as_tensor(y, dtype=torch.long))
+            idx = order[i : i + batch]
+            x, _ = train_ds.batch(idx, generator=g)
+            loss = F.cross_entropy(net(x.float()), y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -237,14 +259,14 @@ def _train(train_ds, test_ds) -> tuple[JudgeNet, dict]:
             step += 1
     net.eval()
     seconds = time.perf_counter() - start
-    judge = Judge(net, {"channels": train_ds.channels, "image_size": train_ds.image_size}, {})
+    judge = Judge(net, {"channels": train_ds.channels, "image_size": train_ds.image_size})
     correct, confidence = 0, 0.0
-    counts = torch.zeros(train_ds.num_classes, dtype=torch.long)
-    for x, y in _batches(test_ds):
+    counts = torch.zeros(num_classes, dtype=torch.long)
+    for idx, x in _batches(test_ds):
         p = judge.logits(x).softmax(dim=1)
-        correct += int((p.argmax(dim=1) == torch.as_tensor(y)).sum())
+        correct += int((p.argmax(dim=1) == y_test[idx]).sum())
         confidence += float(p.max(dim=1).values.sum())
-        counts += torch.bincount(p.argmax(dim=1), minlength=train_ds.num_classes)
+        counts += torch.bincount(p.argmax(dim=1), minlength=num_classes)
     meta = {
         "recipe_version": RECIPE_VERSION,
         "feature_dim": FEATURE_DIM,
@@ -255,7 +277,7 @@ def _train(train_ds, test_ds) -> tuple[JudgeNet, dict]:
         "train_steps": steps,
         "channels": train_ds.channels,
         "image_size": train_ds.image_size,
-        "num_classes": train_ds.num_classes,
+        "num_classes": num_classes,
         "train_data": _brief(train_ds),
         "test_data": _brief(test_ds),
     }
@@ -263,15 +285,11 @@ def _train(train_ds, test_ds) -> tuple[JudgeNet, dict]:
 
 
 def _batches(ds, batch_size: int = EVAL_BATCH):
-    """The whole split in order, as float batches (a fixed generator for stochastic datasets)."""
+    """(indices, float images) of the whole split in order (a fixed generator for stochastic datasets)."""
     g = torch.Generator().manual_seed(SEED)
     for i in range(0, len(ds), batch_size):
-        yield ds.batch(torch.arange(i, min(i + batch_size, len(ds))), generator=g)
-
-
-def _split_stats(judge: Judge, ds) -> tuple[np.ndarray, np.ndarray]:
-    feats = np.concatenate([judge.features(x).double().numpy() for x, _ in _batches(ds)])
-    return fid.statistics(feats)
+        idx = torch.arange(i, min(i + batch_size, len(ds)))
+        yield idx, ds.batch(idx, generator=g)[0].float()
 
 
 def _brief(ds) -> dict:
@@ -288,7 +306,4 @@ def _load(weights: Path, meta_path: Path) -> Judge:
     tensors = load_file(str(weights))
     net = JudgeNet(meta["channels"], meta["image_size"], meta["num_classes"])
     net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-    stats = {
-        s: (tensors[f"stats.{s}.mu"].numpy(), tensors[f"stats.{s}.sigma"].numpy()) for s in ("train", "test")
-    }
-    return Judge(net, meta, stats)
+    return Judge(net, meta)
