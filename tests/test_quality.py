@@ -13,8 +13,8 @@ import pytest
 import genvision as gv
 from genvision import data
 from genvision.metrics.baseline import independent_pixel_samples
-from genvision.metrics.judges import get_judge
 from genvision.metrics.evaluate import domain_fid, evaluate
+from genvision.metrics.judges import get_judge
 
 STEPS = 400
 N = 500
