@@ -10,8 +10,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-#: the demo recipe: a few minutes of training on 2 CPU cores for the default 1M-parameter UNet,
-#: chosen to reach a domain FID near its floor (docs/notes/diffusion.md has the measurements).
+#: the demo recipe: 1400 steps of 128 images for the default 1M-parameter UNet, chosen to reach a
+#: domain FID near its floor in a few CPU minutes (timings: docs/notes/diffusion.md)
 DEMO_STEPS = 1400
 DEMO_TRAIN = {"batch_size": 128, "save_every": 500, "sample_every": 500}
 DEMO_METRICS = ["fid", "kid", "is", "pr", "dc", "memorization"]
@@ -26,8 +26,9 @@ def run_demo(out: str | Path | None = None, steps: int | None = None, progress: 
     train("ddpm", data="digits", out=out, steps=steps or DEMO_STEPS, progress=progress, **DEMO_TRAIN)
     t1 = time.perf_counter()
     print(f"trained in {t1 - t0:.0f}s; evaluating samples (FID, KID, IS, PR, DC, memorization)")
-    # bits/dim is left out: the diffusion bound is slow on a CPU
-    # (`genvision evaluate DIR --metrics bpd` gives it)
+    # bits/dim is left out: the diffusion bound costs a denoiser call per step for every test
+    # image, too slow for a demo (cost: docs/notes/diffusion.md; `genvision evaluate DIR
+    # --metrics bpd` gives it)
     result = evaluate(out, data="digits", metrics=DEMO_METRICS)
     fid, kid = result["metrics"]["fid"], result["metrics"]["kid"]
     lo, hi = fid["ci"]

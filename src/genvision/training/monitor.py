@@ -3,8 +3,8 @@
 Any model can switch it on with ``TrainConfig.monitor_every`` (GANs do in their
 ``train_defaults``). Every ``monitor_every`` steps the trainer draws the same ``monitor_samples``
 images (seed 0, EMA weights where on, labels cycling 0..K-1 for conditional models), classifies
-them with the dataset's domain judge (:mod:`genvision.metrics.judges`, cached after its first
-training: seconds on digits) and logs
+them with the dataset's domain judge (:mod:`genvision.metrics.judges`, trained once and cached,
+so only the first check pays for it; its cost: docs/notes/training.md) and logs
 
     monitor/class_entropy    entropy of the predicted-class histogram, nats (max log K)
     monitor/top_class_share  fraction of the samples in the most frequent class

@@ -14,7 +14,7 @@ from genvision import data
 from genvision.families.base import sample_in_batches
 from genvision.metrics.baseline import independent_pixel_bpd
 
-#: trained in the session fixture: 300 steps of batch 64 on digits (about 30 s on a busy 2-core CPU)
+#: trained in the session fixture: 300 steps of batch 64 on digits (its cost: docs/notes/autoregressive.md)
 TRAINED = {"head": "logistic", "lr": 5e-3}
 SMALL = {"width": 16, "num_layers": 2, "head_width": 16, "levels": 17}
 

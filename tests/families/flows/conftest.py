@@ -1,8 +1,8 @@
 """One torch thread for the flow tests.
 
 A flow step is hundreds of small convolutions: two threads gain little on a quiet machine and
-lose ~10x when the cores are shared (measured: 300 digits steps took 43 s with one thread and
-490 s with two on a busy 2-core machine), the same finding as the domain judge's.
+lose many times over when the cores are shared (measured: docs/notes/flows.md), the same finding
+as the domain judge's.
 """
 
 from __future__ import annotations

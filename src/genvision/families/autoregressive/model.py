@@ -32,7 +32,7 @@ from . import layers, losses, samplers
 # Defaults: logistic head, lr 3e-3 (PixelCNN width 64 x 5, Gated 32 x 6); measurements: docs/notes/autoregressive.md
 @dataclass
 class PixelCNNConfig(ModelConfig):
-    """PixelCNN settings (van den Oord et al. 2016a); defaults train on digits in about a minute.
+    """PixelCNN settings (van den Oord et al. 2016a); defaults sized for a short CPU run on digits.
 
     ``width`` features per layer, ``num_layers`` residual blocks of ``kernel`` x ``kernel`` masked
     convolutions after a 7x7 mask-A convolution; ``head_width`` hidden units of the 1x1 output

@@ -241,9 +241,8 @@ class GaussianPrior(nn.Module):
     - Glow's learned split prior: a 3x3 convolution of the kept half (``cond_channels`` > 0);
     - a learned constant per channel (``learned`` and no ``cond_channels``: Glow's learned top);
     - a per-class offset of every value of the block (``num_classes`` > 0: the class-conditional
-      prior). Per value, not per channel as in Glow's code: on digits after 250 steps the domain
-      judge gave the asked class to 23% of per-channel samples and 50% of per-value ones
-      (temperature 0.7; 20% and 39% at 1; test bits/dim with labels 2.00 and 1.97).
+      prior). Per value, not per channel as in Glow's code: per value, samples on digits showed
+      the asked class far more often, at a slightly better likelihood (docs/notes/flows.md).
     Labels < 0 (unlabeled) get no class offset.
 
     Args:

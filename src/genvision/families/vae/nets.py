@@ -4,7 +4,9 @@ One convolutional body serves every image size: stride-2 4x4 convolutions halve 
 it stays even and at least 4 after halving (8 -> 4, 28 -> 14 -> 7, 32 -> 16 -> 8 -> 4), the
 width doubling at each halving from ``base_channels`` (odd sides: one 3x3 convolution instead).
 No convolution at the bottom: the dense layers there do that work, and on a CPU they are
-cheaper (a 3x3 at 7x7x64 would cost as much as all the rest of a 28x28 encoder). The decoder mirrors it with 4x4 transposed convolutions, which double the side exactly.
+cheaper (a 3x3 at 7x7x64 would cost as much as all the rest of a 28x28 encoder; throughput with
+and without it: docs/notes/vae.md). The decoder mirrors it with 4x4 transposed convolutions,
+which double the side exactly.
 
     VAE:    x -> body -> flatten -> linear(hidden) -> linear(2 D) = (mean, logvar)
             z -> linear(hidden) -> linear(width * s * s) -> unflatten -> mirror body -> out
