@@ -33,6 +33,18 @@ import genvision as gv
 from genvision import data
 from genvision.families.base import sample_in_batches
 
+#: the source files this benchmark measures (folders: every file under them), recorded with
+#: their git blob hashes in the result's provenance (common.provenance)
+MEASURES = [
+    "benchmarks/ar_mnist.py",
+    "src/genvision/families/autoregressive/",
+    "src/genvision/families/base.py",
+    "src/genvision/nn/",
+    "src/genvision/training/",
+    "src/genvision/data/",
+    "src/genvision/seeding.py",
+]
+
 MNIST = "mnist:../shared/datasets/mnist"
 BINARY = "binary-mnist:../shared/datasets/mnist"
 PUBLISHED_BINARY_NLL = {
@@ -213,7 +225,7 @@ def throughput(peer_path: str | None, steps: int, loads: list) -> dict:
 
 
 def main():
-    p = parser(__doc__.split("\n")[0])
+    p = parser(__doc__.splitlines()[0], MEASURES)
     p.add_argument(
         "--peer-path",
         default=os.environ.get("PYTORCH_GENERATIVE_PATH"),

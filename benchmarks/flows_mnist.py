@@ -40,6 +40,18 @@ from genvision import seeding  # noqa: E402
 from genvision.families.base import sample_in_batches  # noqa: E402
 from genvision.metrics.evaluate import domain_fid  # noqa: E402
 
+#: the source files this benchmark measures (folders: every file under them), recorded with
+#: their git blob hashes in the result's provenance (common.provenance)
+MEASURES = [
+    "benchmarks/flows_mnist.py",
+    "src/genvision/families/flows/",
+    "src/genvision/families/base.py",
+    "src/genvision/training/",
+    "src/genvision/metrics/",
+    "src/genvision/data/",
+    "src/genvision/seeding.py",
+]
+
 MNIST = "mnist:" + str(gdata.shared_path("datasets", "mnist"))
 BATCH = 64
 LEVELS, STEPS, HIDDEN = 2, 4, 64  # the throughput comparison's size (genvision's Glow default)
@@ -233,7 +245,7 @@ def throughput(seconds: float, root: Path) -> dict:
 
 
 def main() -> None:
-    args = common.parser(__doc__.splitlines()[0]).parse_args()
+    args = common.parser(__doc__.splitlines()[0], MEASURES).parse_args()
     common.set_threads(args)
     b = budgets(args.quick)
     loads = [os.getloadavg()[0]]
@@ -249,7 +261,6 @@ def main() -> None:
     result = {
         "benchmark": "flows_mnist",
         "mode": "quick" if args.quick else "full",
-        "command": "python benchmarks/flows_mnist.py" + (" --quick" if args.quick else ""),
         "budgets": b,
         "load": common.load_note(loads),
         "throughput": speed,

@@ -33,6 +33,20 @@ import torch
 import genvision as gv
 from genvision import data
 
+#: the source files this benchmark measures (folders: every file under them), recorded with
+#: their git blob hashes in the result's provenance (common.provenance)
+MEASURES = [
+    "benchmarks/gan_digits.py",
+    "src/genvision/families/gan/",
+    "src/genvision/families/diffusion/",
+    "src/genvision/families/base.py",
+    "src/genvision/nn/",
+    "src/genvision/training/",
+    "src/genvision/metrics/",
+    "src/genvision/data/",
+    "src/genvision/seeding.py",
+]
+
 QUICK = {"digits": 1.5}
 FULL = {"digits": 5.0, "mnist": 15.0}
 GANS = ["gan", "dcgan", "wgan-gp", "sngan"]
@@ -100,7 +114,7 @@ def entropy_curve(run: Path) -> list:
 
 
 def main() -> None:
-    p = common.parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0], MEASURES)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

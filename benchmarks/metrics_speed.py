@@ -31,6 +31,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+#: the source files this benchmark measures (folders: every file under them), recorded with
+#: their git blob hashes in the result's provenance (common.provenance)
+MEASURES = [
+    "benchmarks/metrics_speed.py",
+    "src/genvision/metrics/",
+    "src/genvision/data/",
+]
+
 BATCH = 50
 
 
@@ -134,7 +142,7 @@ def race(path, test, train, n_gen, n_ref, device) -> dict:
 
 
 def main() -> int:
-    p = common.parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0], MEASURES)
     p.add_argument("--data", default=None, help="MNIST spec (default mnist:<shared>/datasets/mnist)")
     p.add_argument("--sizes", help="override the image counts: TEST,TRAIN (e.g. 50,200 on a busy machine)")
     args = p.parse_args()

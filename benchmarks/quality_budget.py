@@ -38,6 +38,20 @@ import genvision as gv
 from genvision import data
 from genvision.viz import grid_array
 
+#: the source files this benchmark measures (folders: every file under them), recorded with
+#: their git blob hashes in the result's provenance (common.provenance)
+MEASURES = [
+    "benchmarks/quality_budget.py",
+    "benchmarks/peers.py",
+    "src/genvision/families/diffusion/",
+    "src/genvision/families/base.py",
+    "src/genvision/nn/",
+    "src/genvision/training/",
+    "src/genvision/metrics/",
+    "src/genvision/data/",
+    "src/genvision/seeding.py",
+]
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 FULL = {"budgets": {"digits": 5.0, "mnist": 15.0}, "seeds": [0, 1, 2]}
@@ -216,7 +230,7 @@ def merge(paths: list[str]) -> dict:
 
 
 def main() -> None:
-    p = common.parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0], MEASURES)
     p.add_argument(
         "--minutes", type=float, help="training minutes per trainer (overrides the mode's budgets)"
     )
@@ -227,7 +241,6 @@ def main() -> None:
     p.add_argument(
         "--merge", nargs="+", metavar="JSON", help="do not train: pool the seeds of these results into one"
     )
-    p.set_defaults(json=str(RESULTS / "quality_budget.json"))
     args = p.parse_args()
     if args.merge:
         common.emit(merge(args.merge), args)

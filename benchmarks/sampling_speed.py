@@ -49,7 +49,20 @@ import genvision as gv
 from genvision import data
 from genvision.families.base import sample_in_batches
 
-RESULTS = Path(__file__).resolve().parent / "results"
+#: the source files this benchmark measures (folders: every file under them), recorded with
+#: their git blob hashes in the result's provenance (common.provenance)
+MEASURES = [
+    "benchmarks/sampling_speed.py",
+    "benchmarks/peers.py",
+    "src/genvision/families/diffusion/",
+    "src/genvision/families/base.py",
+    "src/genvision/nn/",
+    "src/genvision/training/",
+    "src/genvision/metrics/",
+    "src/genvision/data/",
+    "src/genvision/seeding.py",
+]
+
 SAMPLERS = (("ddpm", 1000), ("ddim", 50), ("ddim", 10), ("dpm++2m", 10))
 QUICK = {"steps": 400, "n": 200, "seeds": [0, 1], "distill_steps": 150}
 FULL = {"steps": 1400, "n": 1000, "seeds": [0, 1, 2], "distill_steps": 600}
@@ -101,7 +114,7 @@ def sweep(name: str, sample, n: int, seeds: list[int], loads: list, samplers=SAM
 
 
 def main() -> None:
-    p = common.parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0], MEASURES)
     p.add_argument("--steps", type=int, help="training steps of 128 images per model (quick 400, full 1400)")
     p.add_argument(
         "--distill-steps", type=int, help="distillation steps of the DDIM-10 student (quick 150, full 600)"
@@ -110,7 +123,6 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--sample-seeds", type=int, nargs="+", help="sampling seeds (quick 0 1, full 0 1 2)")
     p.add_argument("--model", help="a trained genvision ddpm run directory on digits (skips its training)")
-    p.set_defaults(json=str(RESULTS / "sampling_speed.json"))
     args = p.parse_args()
     common.set_threads(args)
     mode = QUICK if args.quick else FULL

@@ -45,6 +45,19 @@ from genvision import data as gdata  # noqa: E402
 from genvision import seeding  # noqa: E402
 from genvision.metrics.evaluate import domain_fid  # noqa: E402
 
+#: the source files this benchmark measures (folders: every file under them), recorded with
+#: their git blob hashes in the result's provenance (common.provenance)
+MEASURES = [
+    "benchmarks/vae_mnist.py",
+    "src/genvision/families/vae/",
+    "src/genvision/families/base.py",
+    "src/genvision/nn/",
+    "src/genvision/training/",
+    "src/genvision/metrics/",
+    "src/genvision/data/",
+    "src/genvision/seeding.py",
+]
+
 MNIST = str(gdata.shared_path("datasets", "mnist"))
 LATENT = 32
 BATCH = 128
@@ -344,7 +357,7 @@ def genvision_throughput(seconds: float, tmp: Path) -> dict:
 
 # ----------------------------------------------------------------------------- main
 def main() -> None:
-    args = common.parser(__doc__.splitlines()[0]).parse_args()
+    args = common.parser(__doc__.splitlines()[0], MEASURES).parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     b = budgets(args.quick)
