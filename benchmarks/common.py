@@ -61,7 +61,7 @@ def parser(description: str, measures: Iterable[str]) -> argparse.ArgumentParser
         "<script>-quick.json with --quick)",
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    p.set_defaults(provenance=provenance(measures))
+    p.set_defaults(provenance=provenance(measures), started=time.time())
     return p
 
 
@@ -287,6 +287,7 @@ def emit(result: dict, args) -> dict:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python", *sys.argv]),
         "machine": machine(),
+        "run_seconds": round(time.time() - args.started, 1) if getattr(args, "started", None) else None,
         **result,
         "provenance": record,
     }
