@@ -106,6 +106,18 @@ def main() -> int:
             "tolerance": TOLERANCE,
             "passed": worst <= TOLERANCE,
             "seconds": round(time.perf_counter() - start, 1),
+            "table": [
+                {
+                    "figure": "Inception features against torch-fidelity "
+                    f"{torch_fidelity.__version__}: worst relative difference (pool, logits; "
+                    f"{len(rows)} batches), tolerance {TOLERANCE:g}",
+                    "value": f"{worst:.1e}" + (" (passed)" if worst <= TOLERANCE else " (FAILED)"),
+                },
+                {
+                    "figure": "resized network input, worst relative difference against torch-fidelity",
+                    "value": f"{max(r['resized_input']['max_rel'] for r in rows):.1e}",
+                },
+            ],
         },
         args,
     )
