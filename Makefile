@@ -1,6 +1,8 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - venv + CPU torch + genvision, then train/sample/evaluate the default model on digits
 #   make test   - same set-up plus test tools, then the test suite
+# And one for the benchmarks (long; a quiet machine, never CI):
+#   make bench-quick - same set-up plus the peer libraries, every benchmark's --quick, the table
 #
 # torch: a torch that already sees CUDA on this machine is reused (venv with system site
 # packages); otherwise the CPU build is installed: from local wheels when the machine has them
@@ -13,8 +15,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 PYTEST_ARGS ?=
+# extra options for every benchmark of bench-quick, e.g. BENCH_ARGS="--threads 2"
+BENCH_ARGS ?=
 
-.PHONY: demo test setup setup-test lint clean
+.PHONY: demo test setup setup-test setup-bench bench-quick lint clean
 
 $(VENV)/.torch:
 	@if $(PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then \
@@ -40,8 +44,13 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -q -e ".[test]"
 	@touch $@
 
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PIP) install -q -e ".[bench]"
+	@touch $@
+
 setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
+setup-bench: $(VENV)/.installed-bench
 
 demo: setup
 	$(PY) -m genvision demo
@@ -50,6 +59,25 @@ demo: setup
 # .ci/run must tell "no tests ran" (5) from a failing test)
 test: setup-test
 	@$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS); rc=$$?; echo $$rc > .pytest-status; exit $$rc
+
+# Every benchmark's --quick in turn (each at most 10 minutes on a quiet 2-core machine;
+# up to 1.5 hours in all), each writing benchmarks/results/<script>-quick.json with its provenance,
+# then the figures table of benchmarks/README.md. Run it alone on a quiet machine; it is never
+# part of CI. The compare step is `genvision compare --data digits --quick --out
+# benchmarks/results/compare-digits-quick`, run through genvision.compare by a wrapper that
+# writes benchmarks/results/compare_quick.json. crosscheck_inception.py needs its own
+# environment (torch-fidelity, torchvision) and is run by hand (see benchmarks/README.md).
+bench-quick: setup-bench
+	$(PY) benchmarks/train_throughput.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/quality_budget.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/sampling_speed.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/ar_mnist.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/flows_mnist.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/vae_mnist.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/gan_digits.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/metrics_speed.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/compare_quick.py $(BENCH_ARGS)
+	$(PY) benchmarks/make_table.py
 
 lint: setup-test
 	$(PY) -m ruff check src tests benchmarks

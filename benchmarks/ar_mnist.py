@@ -4,8 +4,8 @@ training throughput against pytorch-generative's PixelCNN. Prints one JSON objec
 - ``bpd_8bit``: MNIST (256 levels) test bits/dim of pixelcnn, gated-pixelcnn and pixelrnn after
   the same training time each (quick: 60 s, on the first 1000 test images; full: 30 min, all 10k).
 - ``binary_nll``: binarised MNIST test NLL in nats of gated-pixelcnn, measured after each slice
-  of training (the curve of NLL against training seconds); published figures (pytorch-generative
-  PixelCNN 81.45, Gated 81.50; PixelRNN paper PixelCNN 81.30) took hours on a GPU.
+  of training (the curve of NLL against training seconds); the published figures beside it
+  (:data:`PUBLISHED_BINARY_NLL`) took hours on a GPU.
 - ``sampling``: 64 images at 28x28 from the Gated PixelCNN and the PixelCNN, cached against
   naive (whole network per sub-pixel); quick mode times the naive sampler on the first rows and scales by rows (every
   naive step costs one full pass), and checks those rows equal the cached sampler's.
@@ -13,6 +13,8 @@ training throughput against pytorch-generative's PixelCNN. Prints one JSON objec
   size (residual blocks, channels, head) on binarised 28x28 batches, steps alternating in one
   process. pytorch-generative is not on PyPI: give its checkout with ``--peer-path`` (default
   ``$PYTORCH_GENERATIVE_PATH``); its code is only imported from there, never copied.
+
+    python benchmarks/ar_mnist.py --quick [--threads 1] [--peer-path DIR]
 """
 
 from __future__ import annotations
@@ -32,6 +34,18 @@ from common import emit, load_note, parser, set_threads
 import genvision as gv
 from genvision import data
 from genvision.families.base import sample_in_batches
+
+#: the source files this benchmark measures (folders: every file under them), recorded with
+#: their git blob hashes in the result's provenance (common.provenance)
+MEASURES = [
+    "benchmarks/ar_mnist.py",
+    "src/genvision/families/autoregressive/",
+    "src/genvision/families/base.py",
+    "src/genvision/nn/",
+    "src/genvision/training/",
+    "src/genvision/data/",
+    "src/genvision/seeding.py",
+]
 
 MNIST = "mnist:../shared/datasets/mnist"
 BINARY = "binary-mnist:../shared/datasets/mnist"
@@ -213,7 +227,7 @@ def throughput(peer_path: str | None, steps: int, loads: list) -> dict:
 
 
 def main():
-    p = parser(__doc__.split("\n")[0])
+    p = parser(__doc__.splitlines()[0], MEASURES)
     p.add_argument(
         "--peer-path",
         default=os.environ.get("PYTORCH_GENERATIVE_PATH"),
@@ -245,6 +259,15 @@ def main():
             "value": round(binary["curve"][-1]["test_nll_nats"], 2),
         }
     )
+    if "ratio_genvision_over_peer" in peer:
+        table.append(
+            {
+                "figure": "PixelCNN training img/s, genvision / pytorch-generative (same size, binarised 28x28)",
+                "value": f"{peer['genvision']['images_per_s']:.0f} / "
+                f"{peer['pytorch-generative']['images_per_s']:.0f} "
+                f"(ratio {peer['ratio_genvision_over_peer']:.2f})",
+            }
+        )
     for name, row in speed.items():
         table.append(
             {
@@ -263,6 +286,7 @@ def main():
             "sampling": speed,
             "throughput": peer,
             "load": load_note(loads),
+            "loadavg_samples": [round(v, 2) for v in loads],
             "table": table,
         },
         args,

@@ -26,6 +26,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+#: the source files this benchmark measures (folders: every file under them), recorded with
+#: their git blob hashes in the result's provenance (common.provenance)
+MEASURES = [
+    "benchmarks/crosscheck_inception.py",
+    "src/genvision/metrics/inception.py",
+]
+
 TOLERANCE = 1e-4
 
 
@@ -48,7 +55,7 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> dict:
 
 
 def main() -> int:
-    args = common.parser(__doc__.splitlines()[0]).parse_args()
+    args = common.parser(__doc__.splitlines()[0], MEASURES).parse_args()
     torch.set_num_threads(args.threads or torch.get_num_threads())
     import torch_fidelity
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
@@ -99,6 +106,18 @@ def main() -> int:
             "tolerance": TOLERANCE,
             "passed": worst <= TOLERANCE,
             "seconds": round(time.perf_counter() - start, 1),
+            "table": [
+                {
+                    "figure": "Inception features against torch-fidelity "
+                    f"{torch_fidelity.__version__}: worst relative difference (pool, logits; "
+                    f"{len(rows)} batches), tolerance {TOLERANCE:g}",
+                    "value": f"{worst:.1e}" + (" (passed)" if worst <= TOLERANCE else " (FAILED)"),
+                },
+                {
+                    "figure": "resized network input, worst relative difference against torch-fidelity",
+                    "value": f"{max(r['resized_input']['max_rel'] for r in rows):.1e}",
+                },
+            ],
         },
         args,
     )

@@ -15,8 +15,10 @@ Figures (issue 9):
 
 Budgets: full 30 minutes of training per model, bits/dim on the 10,000 test images, FID on 10,000
 samples; quick 2 minutes per model, 2,000 test images, 1,000 samples, 20 s per throughput loop.
-Published MNIST figures for comparison: RealNVP 1.06 bits/dim (as reported in the Glow and
-Flow++ papers' tables), Glow 1.05 bits/dim, after hours of GPU training.
+The published MNIST bits/dim (after hours of GPU training) go into the JSON beside ours
+(:data:`PUBLISHED_BPD`).
+
+    python benchmarks/flows_mnist.py --quick [--threads 1]
 """
 
 from __future__ import annotations
@@ -40,9 +42,23 @@ from genvision import seeding  # noqa: E402
 from genvision.families.base import sample_in_batches  # noqa: E402
 from genvision.metrics.evaluate import domain_fid  # noqa: E402
 
+#: the source files this benchmark measures (folders: every file under them), recorded with
+#: their git blob hashes in the result's provenance (common.provenance)
+MEASURES = [
+    "benchmarks/flows_mnist.py",
+    "src/genvision/families/flows/",
+    "src/genvision/families/base.py",
+    "src/genvision/training/",
+    "src/genvision/metrics/",
+    "src/genvision/data/",
+    "src/genvision/seeding.py",
+]
+
 MNIST = "mnist:" + str(gdata.shared_path("datasets", "mnist"))
 BATCH = 64
 LEVELS, STEPS, HIDDEN = 2, 4, 64  # the throughput comparison's size (genvision's Glow default)
+#: published MNIST test bits/dim: RealNVP as the Glow and Flow++ papers' tables report it, Glow's paper
+PUBLISHED_BPD = {"realnvp": 1.06, "glow": 1.05}
 
 
 def budgets(quick: bool) -> dict:
@@ -232,8 +248,37 @@ def throughput(seconds: float, root: Path) -> dict:
     }
 
 
+def table_rows(b: dict, speed: dict, models: dict) -> list[dict]:
+    """The README rows: throughput against normflows, then each model's bits/dim and FIDs."""
+    img = speed["img_per_s"]
+    rows = [
+        {
+            "figure": f"Glow training img/s, genvision / normflows (bare loop, {LEVELS} levels x {STEPS} steps, "
+            f"width {HIDDEN}, batch {BATCH})",
+            "value": f"{img['genvision_loop']:.0f} / {img['normflows_loop']:.0f} "
+            f"(ratio {speed['speedup_loop']:.2f}, target >= {speed['target_speedup']})",
+        }
+    ]
+    for name, m in models.items():
+        rows.append(
+            {
+                "figure": f"{name} MNIST test bits/dim after {b['minutes']:g} min ({m['test']['n']} test images; "
+                f"published {PUBLISHED_BPD[name]})",
+                "value": f"{m['test']['bpd']:.3f} +- {m['test']['bpd_se']:.3f}",
+            }
+        )
+        rows.append(
+            {
+                "figure": f"{name} MNIST domain FID at temperature 0.7 / 1.0 ({b['n_samples']} samples)",
+                "value": f"{m['fid_t0.7']['domain_fid']:.2f} / {m['fid_t1.0']['domain_fid']:.2f} "
+                f"(floor {m['fid_t1.0']['floor']:.2f})",
+            }
+        )
+    return rows
+
+
 def main() -> None:
-    args = common.parser(__doc__.splitlines()[0]).parse_args()
+    args = common.parser(__doc__.splitlines()[0], MEASURES).parse_args()
     common.set_threads(args)
     b = budgets(args.quick)
     loads = [os.getloadavg()[0]]
@@ -249,26 +294,14 @@ def main() -> None:
     result = {
         "benchmark": "flows_mnist",
         "mode": "quick" if args.quick else "full",
-        "command": "python benchmarks/flows_mnist.py" + (" --quick" if args.quick else ""),
         "budgets": b,
         "load": common.load_note(loads),
+        "loadavg_samples": [round(v, 2) for v in loads],
         "throughput": speed,
         "models": models,
-        "published_bpd": {"realnvp": 1.06, "glow": 1.05},
+        "published_bpd": PUBLISHED_BPD,
         "seconds": time.perf_counter() - t0,
-        "table": [
-            {
-                "figure": "Glow training img/s vs normflows (bare loop)",
-                "value": round(speed["speedup_loop"], 2),
-            },
-            *[
-                {
-                    "figure": f"{n} MNIST test bpd after {b['minutes']:g} min",
-                    "value": round(m["test"]["bpd"], 3),
-                }
-                for n, m in models.items()
-            ],
-        ],
+        "table": table_rows(b, speed, models),
     }
     common.emit(result, args)
 

@@ -22,6 +22,7 @@ sampling >= 100x faster per image.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -32,6 +33,20 @@ import torch
 
 import genvision as gv
 from genvision import data
+
+#: the source files this benchmark measures (folders: every file under them), recorded with
+#: their git blob hashes in the result's provenance (common.provenance)
+MEASURES = [
+    "benchmarks/gan_digits.py",
+    "src/genvision/families/gan/",
+    "src/genvision/families/diffusion/",
+    "src/genvision/families/base.py",
+    "src/genvision/nn/",
+    "src/genvision/training/",
+    "src/genvision/metrics/",
+    "src/genvision/data/",
+    "src/genvision/seeding.py",
+]
 
 QUICK = {"digits": 1.5}
 FULL = {"digits": 5.0, "mnist": 15.0}
@@ -100,7 +115,7 @@ def entropy_curve(run: Path) -> list:
 
 
 def main() -> None:
-    p = common.parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0], MEASURES)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -110,6 +125,7 @@ def main() -> None:
     names = GANS if args.quick else GANS + FULL_EXTRA
     results: dict = {}
     start = time.perf_counter()
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="gan-bench-") as tmp:
         for dataset, minutes in budgets.items():
             spec = spec_of(dataset)
@@ -123,6 +139,7 @@ def main() -> None:
                 warned = [r for r in (run / "metrics.jsonl").read_text().splitlines() if '"warning"' in r]
                 row["collapse_warnings"] = len(warned)
                 rows[name] = row
+                loads.append(os.getloadavg()[0])
                 print(
                     f"{dataset} {name}: FID {row['fid']:.2f}, entropy {row['class_entropy_nats']}", flush=True
                 )
@@ -135,9 +152,55 @@ def main() -> None:
             "entropy_target_nats": ENTROPY_TARGET,
             "results": results,
             "total_seconds": round(time.perf_counter() - start, 1),
+            "load": common.load_note(loads),
+            "loadavg_samples": [round(v, 2) for v in loads],
+            "table": table_rows(results),
         },
         args,
     )
+
+
+def cells(rows: dict, key: str, fmt: str) -> str:
+    """``rows[model][key]`` of every model, formatted, joined by " / " (n/a where missing)."""
+    return " / ".join("n/a" if row[key] is None else format(row[key], fmt) for row in rows.values())
+
+
+def table_rows(results: dict) -> list[dict]:
+    """The README rows per dataset: FID, class entropy and sampling time of every model, then the
+    GAN-against-diffusion targets when ``ddpm`` ran."""
+    table = []
+    for dataset, r in results.items():
+        rows, names = r["models"], " / ".join(r["models"])
+        first = next(iter(rows.values()))
+        n, floor = first["n_generated"], first["fid_floor"]
+        table.append(
+            {
+                "figure": f"domain FID after {r['budget_minutes']:g} min on {dataset}, {names} ({n} samples)",
+                "value": cells(rows, "fid", ".2f") + (f" (floor {floor:.2f})" if floor is not None else ""),
+            }
+        )
+        table.append(
+            {
+                "figure": f"class entropy (nats, target >= {ENTROPY_TARGET}) on {dataset}, {names}",
+                "value": cells(rows, "class_entropy_nats", ".3f"),
+            }
+        )
+        table.append(
+            {
+                "figure": f"sampling ms/image on {dataset}, {names}",
+                "value": cells(rows, "sample_ms_per_image", ".3f"),
+            }
+        )
+        s = r["summary"]
+        if "best_gan_fid_over_ddpm_fid" in s:
+            table.append(
+                {
+                    "figure": f"best GAN ({s['best_gan']}) FID / ddpm FID on {dataset} (target <= 1.5); "
+                    "ddpm / best GAN sampling time (target >= 100)",
+                    "value": f"{s['best_gan_fid_over_ddpm_fid']:.2f}; {s['ddpm_over_best_gan_sample_time']:.0f}",
+                }
+            )
+    return table
 
 
 def summarise(rows: dict) -> dict:

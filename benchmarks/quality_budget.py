@@ -1,19 +1,28 @@
 """Quality per wall-clock: domain FID of genvision's default and the peers after the same training time.
 
-Three trainers, each given the same training-time budget in the same process:
+Four trainers, each given the same training-time budget in the same process:
 
 - ``genvision``: ``genvision.train("ddpm", ...)`` with the model's own defaults, sampled with its
-  default sampler (DPM-Solver++(2M), 20 denoiser calls; v-prediction);
-- ``diffusers``: UNet2DModel (shaped like genvision's UNet, same widths) + DDPMScheduler + AdamW at
-  the data's native resolution, sampled with 50-step DDIMScheduler (``peers.DiffusersDDPM``);
-- ``pythae-vae``: pythae's VAE with its default MLP networks (``peers.PythaeVAE``).
+  default sampler;
+- ``diffusers``: diffusers' default recipe, UNet2DModel (shaped like genvision's UNet, same
+  widths) + DDPMScheduler (epsilon prediction, linear betas) + AdamW at the data's native
+  resolution, sampled with 50-step DDIMScheduler (``peers.DiffusersDDPM``);
+- ``diffusers-best``: the same network and training loop in diffusers' best documented
+  configuration (v-prediction, cosine betas), sampled with DPM-Solver++ (orders 2 and 3, 25
+  steps) and with DDIM-50 (``peers.DIFFUSERS_CONFIGS``);
+- ``pythae-vae``: pythae's VAE with its default MLP networks (``peers.PythaeVAE``; pythae
+  documents no better configuration).
 
 The budget is spent in round-robin slices (each trainer trains a slice in turn, the order
-rotating every round), so a change in the machine's load lands on all three alike. Each
-trained model then draws N images with the same per-image seeds (image k from generator
-``seeding.image_seed(seed, k)``), scored by domain FID (INTERFACES.md protocol: judge features, train split
-as reference, floor = test split against train split). Budgets: 5 minutes on digits and 15 on
-MNIST, 3 seeds (full mode); ``--quick``: 2 minutes per trainer on digits, 1 seed.
+rotating every round), so a change in the machine's load lands on all of them alike. Each
+trained model then draws N images per sampler with the same per-image seeds (image k from
+generator ``seeding.image_seed(seed, k)``), scored by domain FID (INTERFACES.md protocol: judge
+features, train split as reference, floor = test split against train split). Every
+configuration's FID is recorded (mean over seeds); a library's figure is its best
+configuration's, and the ratio is taken against the best library's. The picture shows each
+trainer's first sampler. Budgets (:data:`FULL`, :data:`QUICK`; the JSON states them): full 5
+minutes per trainer on digits and 15 on MNIST, 3 seeds; ``--quick`` 1.5 minutes per trainer on
+digits (6 minutes of training in all), 1 seed.
 
 Target (issue 4): genvision's mean FID at most half the best peer's mean FID.
 
@@ -38,10 +47,28 @@ import genvision as gv
 from genvision import data
 from genvision.viz import grid_array
 
+#: the source files this benchmark measures (folders: every file under them), recorded with
+#: their git blob hashes in the result's provenance (common.provenance)
+MEASURES = [
+    "benchmarks/quality_budget.py",
+    "benchmarks/peers.py",
+    "src/genvision/families/diffusion/",
+    "src/genvision/families/base.py",
+    "src/genvision/nn/",
+    "src/genvision/training/",
+    "src/genvision/metrics/",
+    "src/genvision/data/",
+    "src/genvision/seeding.py",
+]
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+#: the trainers, in the order of the first round-robin round and of the picture
+TRAINERS = ("genvision", "diffusers", "diffusers-best", "pythae-vae")
+#: training minutes per trainer and dataset, and the seeds. Quick: 4 trainers x 1.5 min = 6 min
+#: of training, the rest of the 10 minutes for sampling and FIDs
 FULL = {"budgets": {"digits": 5.0, "mnist": 15.0}, "seeds": [0, 1, 2]}
-QUICK = {"budgets": {"digits": 2.0}, "seeds": [0]}
+QUICK = {"budgets": {"digits": 1.5}, "seeds": [0]}
 #: generated images per FID: the protocol's 1,000 for digits; 2,000 for MNIST (the protocol's
 #: 10,000 would take hours of DDIM-50 sampling on a CPU; every trainer is scored at the same N)
 FID_N = {"digits": 1000, "mnist": 2000}
@@ -53,46 +80,85 @@ def spec_of(name: str) -> str:
 
 
 def unet_widths(image_size: int) -> tuple[int, ...]:
-    """Widths of genvision's default UNet at this size (the diffusers UNet gets the same)."""
+    """Widths of genvision's default UNet at this size (the diffusers UNets get the same)."""
     c = gv.create("ddpm", image_size=image_size).config
     return tuple(c.base_channels * m for m in c.channel_mults)
 
 
-def race(spec: str, seed: int, minutes: float, slices: int, workdir: Path, n: int, loads: list) -> dict:
-    """Train the three trainers on ``spec`` for ``minutes`` each (in slices), then score them."""
+def make_trainers(spec: str, seed: int, workdir: Path) -> list:
+    """The :data:`TRAINERS`, fresh."""
     train_ds = data.load(spec, "train")
-    trainers = [
+    widths = unet_widths(train_ds.image_size)
+    return [
         peers.Genvision(spec, seed, workdir / f"genvision-seed{seed}"),
-        peers.DiffusersDDPM(train_ds, seed, unet_widths(train_ds.image_size)),
+        peers.DiffusersDDPM(train_ds, seed, widths, config="diffusers"),
+        peers.DiffusersDDPM(train_ds, seed, widths, config="diffusers-best"),
         peers.PythaeVAE(train_ds, seed),
     ]
+
+
+def samplers_of(trainer) -> dict:
+    """label -> a function ``(n, seed) -> images`` for every way this trainer is scored."""
+    if isinstance(trainer, peers.DiffusersDDPM):
+        return {
+            f"{s.upper()}-{k}": (lambda n, seed, s=s, k=k: trainer.sample(n, seed, sampler=s, steps=k))
+            for s, k in trainer.recipe["samplers"]
+        }
+    if isinstance(trainer, peers.Genvision):
+        c = trainer.load().config
+        return {f"{c.sampler.upper()}-{c.steps} (its default)": trainer.sample}
+    return {"prior": trainer.sample}
+
+
+def library_of(trainer) -> str:
+    """The library a trainer's figure counts for (the diffusers configurations are one library)."""
+    return "diffusers" if isinstance(trainer, peers.DiffusersDDPM) else trainer.name
+
+
+def configuration_of(trainer) -> dict:
+    if isinstance(trainer, peers.DiffusersDDPM):
+        return trainer.settings()
+    if isinstance(trainer, peers.PythaeVAE):
+        return {"what": "pythae VAE, default MLP networks, bce loss", "note": peers.PYTHAE_NOTE}
+    return {"what": "genvision's default ddpm, its own defaults"}
+
+
+def race(spec: str, seed: int, minutes: float, slices: int, workdir: Path, n: int, loads: list) -> dict:
+    """Train the trainers on ``spec`` for ``minutes`` each (in slices), then score every sampler."""
+    trainers = make_trainers(spec, seed, workdir)
     seconds = minutes * 60 / slices
     for k in range(slices):
-        for trainer in trainers[k % 3 :] + trainers[: k % 3]:
+        r = k % len(trainers)
+        for trainer in trainers[r:] + trainers[:r]:
             trainer.train_for(seconds)
             loads.append(os.getloadavg()[0])
             print(f"  seed {seed} slice {k + 1}/{slices}: {trainer.name} {trainer.steps} steps", flush=True)
     out, grids = {}, {}
     for trainer in trainers:
-        t0 = time.perf_counter()
-        images = trainer.sample(n, seed)
-        sample_s = time.perf_counter() - t0
-        scored = common.fid_against(images, spec)
+        scored_by = {}
+        for label, sample in samplers_of(trainer).items():
+            t0 = time.perf_counter()
+            images = sample(n, seed)
+            sample_s = time.perf_counter() - t0
+            scored = common.fid_against(images, spec)
+            scored_by[label] = {"fid": scored["fid"], "sample_seconds": round(sample_s, 1)}
+            grids.setdefault(trainer.name, images[:64])
+            loads.append(os.getloadavg()[0])
+            print(
+                f"  seed {seed}: {trainer.name} {label} FID {scored['fid']:.2f} (floor {scored['floor']:.2f})",
+                flush=True,
+            )
         out[trainer.name] = {
-            "fid": scored["fid"],
+            "library": library_of(trainer),
+            "configuration": configuration_of(trainer),
+            "samplers": scored_by,
             "floor": scored["floor"],
             "n_generated": n,
             "train_steps": trainer.steps,
             "train_images": trainer.images,
             "train_seconds": round(trainer.elapsed, 1),
             "train_img_per_s": trainer.images / max(trainer.elapsed, 1e-9),
-            "sample_seconds": round(sample_s, 1),
         }
-        grids[trainer.name] = images[:64]
-        loads.append(os.getloadavg()[0])
-        print(
-            f"  seed {seed}: {trainer.name} FID {scored['fid']:.2f} (floor {scored['floor']:.2f})", flush=True
-        )
     return {"trainers": out, "grids": grids}
 
 
@@ -116,18 +182,39 @@ def side_by_side(grids: dict, levels: int, path: Path) -> Path:
     return path
 
 
+def configurations(run: dict) -> dict[str, tuple[str, float]]:
+    """``"<trainer> <sampler>"`` -> (library, FID) of one seed's run. Runs recorded before the
+    samplers were (one FID per trainer) read as one configuration per trainer."""
+    out = {}
+    for name, t in run["trainers"].items():
+        for label, s in (t.get("samplers") or {"": {"fid": t["fid"]}}).items():
+            out[f"{name} {label}".strip()] = (t.get("library", name), s["fid"])
+    return out
+
+
 def summarise(runs: list[dict]) -> dict:
-    """Mean FID per trainer over seeds, the ratio of genvision's to the best peer's, the verdict."""
-    names = list(runs[0]["trainers"])
-    mean = {t: statistics.fmean(r["trainers"][t]["fid"] for r in runs) for t in names}
-    best_peer = min((t for t in names if t != "genvision"), key=mean.get)
+    """Mean FID of every configuration over seeds, each library's best, the ratio of genvision's
+    to the best peer library's, the verdict."""
+    per_run = [configurations(r) for r in runs]
+    keys = list(per_run[0])
+    by_config = {k: statistics.fmean(c[k][1] for c in per_run) for k in keys}
+    best: dict[str, str] = {}
+    for k in keys:
+        library = per_run[0][k][0]
+        if library not in best or by_config[k] < by_config[best[library]]:
+            best[library] = k
+    mean = {library: by_config[k] for library, k in best.items()}
+    best_peer = min((t for t in mean if t != "genvision"), key=mean.get)
     ratio = mean["genvision"] / mean[best_peer]
     return {
         "mean_fid": mean,
+        "best_configuration": best,
+        "mean_fid_by_configuration": by_config,
+        "library_of_configuration": {k: per_run[0][k][0] for k in keys},
         "floor": runs[0]["trainers"]["genvision"]["floor"],
         "best_peer": best_peer,
         "ratio_genvision_to_best_peer": ratio,
-        "target": f"ratio <= {TARGET_RATIO}",
+        "target": f"ratio <= {TARGET_RATIO} (each library at its best configuration)",
         "target_met": ratio <= TARGET_RATIO,
         "seeds": [r["seed"] for r in runs],
         "per_seed": runs,
@@ -135,17 +222,33 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def table_rows(datasets: dict) -> list[dict]:
-    """The README rows of each dataset: mean FIDs and floor, then the ratio and its verdict."""
+    """The README rows of each dataset: each library's best FID and the floor, every configuration
+    of a library that has several, then the ratio and its verdict."""
     table = []
     for name, d in datasets.items():
-        m = d["mean_fid"]
+        m, best = d["mean_fid"], d.get("best_configuration", {})
+        by_config, library_of = d.get("mean_fid_by_configuration", {}), d.get("library_of_configuration", {})
+        seeds = f"{len(d['seeds'])} seed{'s' * (len(d['seeds']) > 1)}"
         table.append(
             {
-                "figure": f"domain FID after {d['budget_minutes_per_trainer']:g} min on {name} "
-                f"({len(d['seeds'])} seed{'s' * (len(d['seeds']) > 1)})",
-                "value": ", ".join(f"{t} {v:.2f}" for t, v in m.items()) + f"; floor {d['floor']:.2f}",
+                "figure": f"domain FID after {d['budget_minutes_per_trainer']:g} min per trainer on {name} "
+                f"({seeds}; each library at its best configuration)",
+                "value": ", ".join(
+                    f"{t} {v:.2f}" + (f" ({best[t]})" if list(library_of.values()).count(t) > 1 else "")
+                    for t, v in m.items()
+                )
+                + f"; floor {d['floor']:.2f}",
             }
         )
+        for library in m:
+            mine = [k for k in by_config if library_of.get(k) == library]
+            if len(mine) > 1:
+                table.append(
+                    {
+                        "figure": f"{library} domain FID by configuration on {name} ({seeds})",
+                        "value": "; ".join(f"{k} {by_config[k]:.2f}" for k in mine),
+                    }
+                )
         table.append(
             {
                 "figure": f"genvision / best peer ({d['best_peer']}) FID on {name}, target <= {TARGET_RATIO}",
@@ -160,8 +263,10 @@ def merge(paths: list[str]) -> dict:
     """Several results of this script (e.g. one seed each, run side by side) as one.
 
     Per dataset, the runs of every file are pooled and summarised again (mean over all seeds).
-    Refuses files whose budgets differ for a dataset or that repeat a seed. The merged result
-    keeps each part's command, date and load note, and is "loaded" when any part was.
+    Refuses files whose budgets or configurations (trainers and samplers) differ for a dataset or
+    that repeat a seed. The merged result keeps each part's command, date, load note and
+    provenance, is "loaded" when any part was, and is stale where the parts measured different
+    code (``common.merged_provenance``).
     """
     parts = [json.loads(Path(p).read_text()) for p in paths]
     pooled: dict[str, dict] = {}
@@ -182,6 +287,11 @@ def merge(paths: list[str]) -> dict:
                 if run["seed"] in seen:
                     raise SystemExit(
                         f"{path}: {name} seed {run['seed']} is already in another file; merge distinct seeds"
+                    )
+                if entry["runs"] and list(configurations(run)) != list(configurations(entry["runs"][0])):
+                    raise SystemExit(
+                        f"{path}: {name} seed {run['seed']} scored other trainers or samplers than the "
+                        "other files; merge runs of one configuration"
                     )
                 entry["runs"].append(run)
     datasets = {}
@@ -208,15 +318,17 @@ def merge(paths: list[str]) -> dict:
             for p in parts
         ],
         "peer_settings": parts[0].get("peer_settings"),
+        "peer_configurations": parts[0].get("peer_configurations"),
         "slices": parts[0].get("slices"),
         "datasets": datasets,
         "table": table_rows(datasets),
         "all_targets_met": all(d["target_met"] for d in datasets.values()),
+        "provenance": common.merged_provenance([p.get("provenance") for p in parts]),
     }
 
 
 def main() -> None:
-    p = common.parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0], MEASURES)
     p.add_argument(
         "--minutes", type=float, help="training minutes per trainer (overrides the mode's budgets)"
     )
@@ -227,7 +339,6 @@ def main() -> None:
     p.add_argument(
         "--merge", nargs="+", metavar="JSON", help="do not train: pool the seeds of these results into one"
     )
-    p.set_defaults(json=str(RESULTS / "quality_budget.json"))
     args = p.parse_args()
     if args.merge:
         common.emit(merge(args.merge), args)
@@ -252,7 +363,8 @@ def main() -> None:
                 grids = r.pop("grids")
                 if seed == seeds[0]:
                     levels = data.load(spec, "train").levels
-                    picture = side_by_side(grids, levels, RESULTS / f"quality_budget-{name}.png")
+                    suffix = "-quick" if args.quick else ""
+                    picture = side_by_side(grids, levels, RESULTS / f"quality_budget-{name}{suffix}.png")
                 runs.append({"seed": seed, **r})
             datasets[name] = {
                 "budget_minutes_per_trainer": minutes,
@@ -260,10 +372,11 @@ def main() -> None:
                 **summarise(runs),
             }
     table = table_rows(datasets)
+    per_trainer = "; ".join(f"{d} {m:g} min per trainer" for d, m in budgets.items())
     common.emit(
         {
             "benchmark": "quality_budget",
-            "mode": "quick: 2 min per trainer on digits, 1 seed"
+            "mode": f"quick: {per_trainer} ({len(TRAINERS)} trainers), {len(seeds)} seed"
             if args.quick
             else "full"
             if not (args.seeds or args.data or args.minutes)
@@ -274,7 +387,20 @@ def main() -> None:
             "matmul_peak_gflops": peak,
             "load": common.load_note(loads),
             "loadavg_samples": [round(v, 2) for v in loads],
+            "budgets": {
+                "training_minutes_per_trainer": budgets,
+                "trainers": list(TRAINERS),
+                "training_minutes_per_seed": {d: m * len(TRAINERS) for d, m in budgets.items()},
+                "seeds": seeds,
+                "fid_n": {d: args.n or FID_N[d] for d in budgets},
+                "note": "training time only; sampling and FID come on top",
+            },
             "peer_settings": peers.PEER_TRAIN,
+            "peer_configurations": {
+                **{name: peers.diffusers_settings(name) for name in peers.DIFFUSERS_CONFIGS},
+                "pythae-vae": peers.PYTHAE_NOTE,
+                "rule": "a library's figure is its best configuration's mean FID; every one is recorded",
+            },
             "slices": args.slices,
             "datasets": datasets,
             "table": table,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from pathlib import Path
 
 import common
 import peers
@@ -32,7 +31,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import genvision as gv
 
-RESULTS = Path(__file__).resolve().parent / "results"
+#: the source files this benchmark measures (folders: every file under them), recorded with
+#: their git blob hashes in the result's provenance (common.provenance)
+MEASURES = [
+    "benchmarks/train_throughput.py",
+    "benchmarks/peers.py",
+    "src/genvision/families/diffusion/",
+    "src/genvision/nn/",
+]
+
 SIZES = (28, 32)
 BATCH = 64
 QUICK_REPEATS, FULL_REPEATS = 8, 30
@@ -133,12 +140,11 @@ def measure(size: int, repeats: int, peak: float, loads: list) -> dict:
 
 
 def main() -> None:
-    p = common.parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0], MEASURES)
     p.add_argument(
         "--repeats", type=int, help=f"timed steps per network (quick {QUICK_REPEATS}, full {FULL_REPEATS})"
     )
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="image sizes (default 28 32)")
-    p.set_defaults(json=str(RESULTS / "train_throughput.json"))
     args = p.parse_args()
     common.set_threads(args)
     repeats = args.repeats or (QUICK_REPEATS if args.quick else FULL_REPEATS)
