@@ -335,7 +335,7 @@ def _format(v: float, style: str) -> str:
         return f"{v:.3f}"
     if abs(v) >= 100:
         return f"{v:,.0f}"
-    return f"{v:.3g}"
+    return f"{v:#.3g}"  # 3 significant digits, trailing zeros kept (11.0, 0.500)
 
 
 def _plain(v) -> str:

@@ -130,7 +130,6 @@ def compare(
             _say(f"stopped by {stopped}; continue with: genvision compare --resume --out {out}")
             return _result(out, state, stopped)
     report.write_all(out, state, plan)
-    _say(f"report: {out / report.REPORT}")
     return _result(out, state, None)
 
 
