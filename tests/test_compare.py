@@ -216,3 +216,20 @@ def test_several_seeds_give_mean_and_std_and_the_best_is_bold_in_its_direction()
     row_a = next(line for line in text.splitlines() if line.startswith("| a |"))
     assert "**11.0 ± 1.41**" in row_a
     assert "Inception FID is omitted" in text and "Inception FID |" not in text
+
+
+def test_the_inception_column_appears_only_when_runs_have_it():
+    p = cplan.Plan(data="digits", models=("a", "b"))
+    runs = {"a-seed0": fake_run("a", 0, 10.0, 0.5), "b-seed0": fake_run("b", 0, 20.0, 0.7)}
+    runs["a-seed0"]["result"]["inception_fid"] = {"value": 30.0}
+    runs["b-seed0"]["result"]["inception_fid"] = {"value": 40.0}
+    board = report.leaderboard({"runs": runs, "features": "domain"}, p)
+    text = report.markdown(board, p, {})
+    assert "| Inception FID |" in text and "omitted" not in text
+    assert "**10.0 [9.00, 11.0]**" in text  # one seed: the interval evaluate gives
+    runs["a-seed0"]["result"]["inception_fid"] = runs["b-seed0"]["result"]["inception_fid"] = {
+        "value": "n/a",
+        "reason": "bad weights file",
+    }
+    text = report.markdown(report.leaderboard({"runs": runs}, p), p, {})
+    assert "Inception FID |" not in text and "Inception FID is omitted: bad weights file." in text

@@ -131,6 +131,7 @@ def leaderboard(state: dict, plan) -> dict:
         "inception": {
             "column": any(c.key == "inception_fid" for c in columns),
             "weights": str(inception.default_path()),
+            "reason": _inception_reason(runs),
         },
         "columns": [{"key": c.key, "label": c.label, "better": c.better} for c in columns],
         "models": rows,
@@ -174,6 +175,15 @@ def _row_status(statuses: list[str]) -> str:
     if statuses and all(s == "failed" for s in statuses):
         return "failed"
     return "pending" if not any(s == "evaluated" for s in statuses) else "partial"
+
+
+def _inception_reason(runs: dict) -> str | None:
+    """Why a run has no Inception FID though the weights were found (None: none says)."""
+    for rec in runs.values():
+        reason = ((rec.get("result") or {}).get("inception_fid") or {}).get("reason")
+        if reason:
+            return reason
+    return None
 
 
 def _first_fid(runs: dict) -> dict:
@@ -296,10 +306,11 @@ def _notes(board: dict, plan, several: bool) -> list[str]:
             f"floor (real vs real at the same N): {_format(floor, 'sig') if floor is not None else 'n/a'}."
         )
     if not board["inception"]["column"]:
-        notes.append(
-            "- Inception FID is omitted: genvision found no Inception weights "
-            f"({board['inception']['weights']}; `genvision evaluate --features inception` says where to put them)."
+        why = board["inception"]["reason"] or (
+            f"genvision found no Inception weights ({board['inception']['weights']}; "
+            "`genvision evaluate --features inception` says where to put them)"
         )
+        notes.append(f"- Inception FID is omitted: {why}.")
     scales = {
         str(r["kid_scale"]) for row in board["models"] for r in row["runs"] if r["kid_scale"] is not None
     }

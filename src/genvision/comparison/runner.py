@@ -306,16 +306,19 @@ def measure(run_dir: Path, plan: Plan, rec: dict, features, progress: bool) -> d
         "parameters": parameters,
     }
     if features == "domain" and inception.available():
-        extra = evaluate(
-            run_dir,
-            data=plan.data,
-            metrics=["fid"],
-            n=plan.n,
-            seed=rec["seed"],
-            features="inception",
-            out=run_dir / EXTRAS / "inception",
-        )
-        out["inception_fid"] = _slim(extra["metrics"]["fid"])
+        try:
+            extra = evaluate(
+                run_dir,
+                data=plan.data,
+                metrics=["fid"],
+                n=plan.n,
+                seed=rec["seed"],
+                features="inception",
+                out=run_dir / EXTRAS / "inception",
+            )
+            out["inception_fid"] = _slim(extra["metrics"]["fid"])
+        except (ValueError, OSError) as e:  # a damaged weights file: the column says why, the run stands
+            out["inception_fid"] = {"value": "n/a", "reason": _one_line(e)}
     return out
 
 
