@@ -19,6 +19,7 @@ __all__ = [
     "distill",
     "evaluate",
     "interpolate",
+    "compare",
     "list_models",
     "save_grid",
     "__version__",
@@ -83,6 +84,29 @@ def interpolate(model, x0, x1, frames=8, mode="linear"):
     from .apps.interpolate import interpolate as _interpolate
 
     return _interpolate(model, x0, x1, frames=frames, mode=mode)
+
+
+def compare(
+    data=None,
+    models=None,
+    minutes=None,
+    seeds=None,
+    out=None,
+    *,
+    resume=False,
+    quick=False,
+    n=None,
+    **options,
+):
+    """Train each model on ``data`` for the same wall-clock budget, evaluate all alike, and write one
+    leaderboard (``out/report.md``, ``leaderboard.json``, pictures); see ``genvision.comparison.runner``.
+
+    ``options``: ``steps=`` (a length in steps instead of minutes), ``model_config={name: {...}}``
+    (config overrides, e.g. tiny models in tests), ``progress=``.
+    """
+    from .comparison.runner import compare as _compare
+
+    return _compare(data, models, minutes, seeds, out, resume=resume, quick=quick, n=n, **options)
 
 
 def list_models():

@@ -7,6 +7,8 @@
     genvision evaluate SOURCE --data SPEC [--metrics LIST] [--n N] [--features domain|inception|FILE.py:Class]
         [--out DIR] [--seed S] [--reference-n N] [--likelihood-n N]
     genvision interpolate DIR [--data SPEC] --from I --to J [--frames K] [--mode linear|spherical] --out FILE.png
+    genvision compare [--data SPEC] [--models all|a,b,c] [--minutes M] [--seeds 0,1,2] [--n N] [--out DIR]
+        [--resume] [--quick]
     genvision demo
 
 Bad input ends in one line on stderr naming the problem and the fix, and exit status 2. A
@@ -114,6 +116,32 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--frames", type=int, default=8, help="points on the path, both ends included")
     i.add_argument("--mode", choices=["linear", "spherical"], default="linear")
     i.add_argument("--out", help="PNG to write (default interpolate_<from>_<to>.png)")
+
+    c = sub.add_parser(
+        "compare",
+        help="train every model on the same data for the same time, measure them alike, one leaderboard",
+        description="Each model trains with its default config for --minutes (a run directory each under "
+        "--out), is measured with FID at 1/4, 1/2 and 3/4 of its budget (outside the budget) and evaluated "
+        "at the end with the same metrics, N and seed; writes report.md, leaderboard.json, grids.png, "
+        "fid_vs_time.png and quality_vs_speed.png. Interrupted? Run it again with --resume.",
+    )
+    c.add_argument("--data", help="dataset spec (default digits; with --resume the recorded one)")
+    c.add_argument(
+        "--models", help="all (default: every model that trains from data alone) or names separated by commas"
+    )
+    c.add_argument(
+        "--minutes", type=float, help="training minutes per model, trainer clock (default 5; --quick 2)"
+    )
+    c.add_argument("--seeds", help="training seeds separated by commas (default 0); several give mean ± std")
+    c.add_argument("--n", type=int, help="generated images per evaluation (default: evaluate's for the data)")
+    c.add_argument("--out", help="compare directory (default runs/compare-<data>-<time>)")
+    c.add_argument("--resume", action="store_true", help="continue the compare in --out where it stopped")
+    c.add_argument(
+        "--quick",
+        action="store_true",
+        help="one model per family, 2 minutes each on digits, no diffusion bits/dim",
+    )
+    c.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     d = sub.add_parser("demo", help="train the default model on digits, sample, evaluate, write a report")
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")
@@ -346,6 +374,27 @@ def cmd_interpolate(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from . import compare
+
+    result = compare(
+        data=args.data,
+        models=args.models,
+        minutes=args.minutes,
+        seeds=args.seeds,
+        out=args.out,
+        resume=args.resume,
+        quick=args.quick,
+        n=args.n,
+        progress=not args.no_progress,
+    )
+    if result["stopped_by"]:
+        return STOPPED.get(result["stopped_by"], 143)
+    print(f"leaderboard: {result['leaderboard']}")
+    print(f"report: {result['report']}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -361,6 +410,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "demo": cmd_demo,
     "interpolate": cmd_interpolate,
+    "compare": cmd_compare,
 }
 
 
