@@ -28,10 +28,10 @@ DDIM-10; its distillation steps and seconds are in the JSON (``training``).
 
 Reported: images/s of each (N images in batches of 250, wall-clock, EMA weights), and the domain
 FID of each set (INTERFACES.md protocol), the mean over the sampling seeds and each.
-Full mode: 1400 steps each (the ``genvision demo`` recipe), 600 distillation steps, N = 1000
+Full mode: 1400 steps each (the ``genvision demo`` recipe), 600 distillation steps, N = 650
 (the digits protocol), sampling seeds 0, 1, 2; ``--quick``: 400 steps each, 150 distillation
 steps, N = 200, seeds 0 and 1 (FID at N = 200 is biased upwards; compare only within the run).
-FID at N = 1000 moves a lot from one sampling seed to the next, so read the ratios on the means,
+FID at N = 650 moves a lot from one sampling seed to the next, so read the ratios on the means,
 never on one seed.
 
 Target (issue 4): genvision's DDIM-10 FID within 25% of its DDPM-1000 FID, judged on the
@@ -74,7 +74,7 @@ SAMPLERS = (("ddpm", 1000), ("ddim", 50), ("ddim", 10), ("dpm++2m", 10))
 #: diffusers-best: the few-step samplers and its documented DPM-Solver length; DDPM-1000 in full mode
 BEST_SAMPLERS = (("ddim", 50), ("ddim", 10), ("dpm++2m", 10), ("dpm++2m", 25))
 QUICK = {"steps": 400, "n": 200, "seeds": [0, 1], "distill_steps": 150}
-FULL = {"steps": 1400, "n": 1000, "seeds": [0, 1, 2], "distill_steps": 600}
+FULL = {"steps": 1400, "n": 650, "seeds": [0, 1, 2], "distill_steps": 600}
 TARGET = 1.25
 BATCH = 250
 
@@ -139,7 +139,7 @@ def main() -> None:
     p.add_argument(
         "--distill-steps", type=int, help="distillation steps of the DDIM-10 student (quick 150, full 600)"
     )
-    p.add_argument("--n", type=int, help="images per sampler and seed (quick 200, full 1000)")
+    p.add_argument("--n", type=int, help="images per sampler and seed (quick 200, full 650)")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--sample-seeds", type=int, nargs="+", help="sampling seeds (quick 0 1, full 0 1 2)")
     p.add_argument("--model", help="a trained genvision ddpm run directory on digits (skips its training)")

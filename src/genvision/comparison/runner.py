@@ -86,8 +86,8 @@ def compare(
         out: the compare directory (default ``runs/compare-<data>-<time>``); must be empty
             unless ``resume``.
         resume: continue the compare recorded in ``out/compare.json``.
-        quick: one model per family (``plan.QUICK_MODELS``), 2 minutes each on digits, no
-            diffusion bits/dim.
+        quick: one model per family (``plan.QUICK_MODELS``) for ``plan.QUICK_MINUTES`` each
+            on digits, no diffusion bits/dim.
         n: generated images per evaluation (default ``evaluate``'s for the data).
         steps: training length in steps instead of minutes (tests and scripted checks).
         model_config: {registry name: config overrides} (tests: tiny models); the CLI has no such

@@ -7,8 +7,8 @@ bits/dim does not beat it clearly has learned nothing about shape.
 
 - Samples use the empirical histogram (the maximum-likelihood fit).
 - Bits/dim uses add-one (Laplace) smoothing, p = (count + 1) / (N + L), so a level never seen
-  at a pixel in training costs finitely many bits on test; on digits this gives about 2.4
-  bits/dim, against log2(17) = 4.09 for the uniform model.
+  at a pixel in training costs finitely many bits on test (its value on digits:
+  docs/notes/metrics.md; the uniform model gives log2(17) = 4.09).
 
 Binarised datasets (``binarize``: images hold intensities and each use draws x ~ Bernoulli)
 use the expected histogram, p(1) = mean(intensity / 255), with the same smoothing on N.
