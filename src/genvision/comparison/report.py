@@ -39,7 +39,7 @@ class Column:
 COLUMNS = (
     Column("fid", "domain FID", "lower", "sig"),
     Column("inception_fid", "Inception FID", "lower", "sig"),
-    Column("kid", "KID", "lower", "sig"),
+    Column("kid", "KID x10^3", "lower", "sig"),
     Column("precision", "precision", "higher", "fixed3"),
     Column("recall", "recall", "higher", "fixed3"),
     Column("density", "density", "higher", "fixed3"),
@@ -127,6 +127,8 @@ def leaderboard(state: dict, plan) -> dict:
         "quick": plan.quick,
         "n_generated": fid.get("n_generated"),
         "fid_floor": _number(fid.get("floor")),
+        "fid_floor_std": _number(fid.get("floor_std")),
+        "floor_note": None if fid.get("equal_n", True) else f"the floor is at N = {fid.get('n_floor')}",
         "features": state.get("features") or "evaluate's default",
         "inception": {
             "column": any(c.key == "inception_fid" for c in columns),
@@ -302,8 +304,11 @@ def _notes(board: dict, plan, several: bool) -> list[str]:
     n, floor = board["n_generated"], board["fid_floor"]
     if n is not None:
         notes.append(
-            f"- N = {n} generated images per model, reference = the train split; "
-            f"floor (real vs real at the same N): {_format(floor, 'sig') if floor is not None else 'n/a'}."
+            f"- N = {n} generated images per model, scored against a seeded half of the train split; "
+            f"floor (N real images of the other half, the same way): "
+            f"{_format(floor, 'sig') if floor is not None else 'n/a'}"
+            + (f", not at N: {board['floor_note']}" if board.get("floor_note") else "")
+            + "."
         )
     if not board["inception"]["column"]:
         why = board["inception"]["reason"] or (
@@ -315,9 +320,14 @@ def _notes(board: dict, plan, several: bool) -> list[str]:
         str(r["kid_scale"]) for row in board["models"] for r in row["runs"] if r["kid_scale"] is not None
     }
     if scales:
-        notes.append(f"- KID as `genvision evaluate` reports it (scale {', '.join(sorted(scales))}).")
+        notes.append(
+            f"- KID {', '.join(sorted(scales))}; about 0 for real data, and slightly negative values are "
+            "estimates of about 0 (the estimator is unbiased)."
+        )
     if any(r["ci"] for row in board["models"] for r in row["runs"]) and not several:
-        notes.append("- [lo, hi]: the confidence interval `genvision evaluate` gives.")
+        notes.append(
+            "- [lo, hi]: 95% bootstrap interval of the value at this N (`genvision evaluate`'s `ci`)."
+        )
     why_no_bpd = sorted(
         {f"{row['model']} ({r['bpd_note']})" for row in board["models"] for r in row["runs"] if r["bpd_note"]}
     )

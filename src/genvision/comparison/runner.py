@@ -52,7 +52,10 @@ STATE_FORMAT = 1
 #: the full evaluation's metrics; bits/dim is added for models with a likelihood
 METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "memorization")
 #: what the state keeps of each metric entry (``metrics.json`` in the run directory has the rest)
-KEPT = ("value", "ci", "scale", "floor", "n_generated", "ratio_to_floor", "features", "reason")
+KEPT = (
+    "value", "ci", "scale", "floor", "floor_std", "n_floor", "equal_n", "n_generated", "ratio_to_floor",
+    "features", "reason",
+)  # fmt: skip
 #: sampling rate: images per timed call, repeated until this much sampling time or this many calls
 SPEED_N = 256
 SPEED_MIN_SECONDS = 1.0
