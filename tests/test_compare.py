@@ -93,7 +93,9 @@ def test_compare_writes_one_row_per_model_and_the_pictures(resumed):
     text = (out / "report.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith(("| vae |", "| sngan |"))]
     assert len(rows) == 2
-    assert "floor (N real images of the other half, the same way)" in text and "N = 64 generated images" in text
+    assert (
+        "floor (N real images of the other half, the same way)" in text and "N = 64 generated images" in text
+    )
     board = json.loads((out / "leaderboard.json").read_text())
     assert [m["model"] for m in board["models"]] == ["vae", "sngan"]
     vae, sngan = (m["summary"] for m in board["models"])

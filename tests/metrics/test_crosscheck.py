@@ -124,3 +124,33 @@ def test_fid_of_a_set_with_itself_is_zero_and_grows_with_added_noise(digits, jud
         values.append(fid.fid_from_features(fid.extract(judge, noisy), clean))
     assert values[0] < 1e-8
     assert all(b > a for a, b in zip(values, values[1:])), values
+
+
+def test_reported_kid_is_torchmetrics_x1000_on_standardised_domain_features(features):
+    """evaluate's KID: x 10^3, and on domain features after standardising by the reference half."""
+    from types import SimpleNamespace
+
+    from genvision.metrics import sample_metrics
+    from genvision.metrics.inputs import Settings
+
+    real, fake = features
+    mu, sigma = fid.statistics(real)
+    inputs = SimpleNamespace(
+        settings=Settings(kid_subsets=7, kid_subset_size=200, bootstrap=0, seed=5),
+        train_ref=SimpleNamespace(reference_features=real.float(), mu=mu, sigma=sigma),
+        gen_features=fake.float(),
+        extractor=SimpleNamespace(name="domain"),
+        card={},
+    )
+    ours = sample_metrics.kid_metric(inputs)
+    sd = torch.from_numpy(sigma.diagonal().copy()).sqrt()
+    z_real = (real.float().double() - torch.from_numpy(mu)) / sd
+    z_fake = (fake.float().double() - torch.from_numpy(mu)) / sd
+    torch.manual_seed(5)
+    mean, _ = _torchmetrics(
+        lambda: tm_kid.KernelInceptionDistance(feature=Identity(24), subsets=7, subset_size=200),
+        z_real,
+        z_fake,
+    )
+    assert ours["value"] == pytest.approx(1000 * float(mean), rel=1e-4)
+    assert "x 10^3" in ours["scale"] and "standardised" in ours["card"]["features"]

@@ -100,45 +100,47 @@ def bootstrap_fid(
     level: float = LEVEL,
     seed: int = 0,
 ) -> dict:
-    """Basic bootstrap interval of FID(generated, reference).
+    """Bootstrap intervals of FID(generated, reference); see the module docstring.
 
-    Both sets are resampled with replacement when the reference features are given; with only
-    ``ref_stats`` (mu, sigma) the reference is held fixed and the card says so.
+    ``ci`` resamples the samples only, the reference held fixed: the error bar of a model's FID
+    against the reference every model is scored against. ``population_ci`` also resamples the
+    reference when its features are given (both sets' small-N bias removed); with only
+    ``ref_stats`` the reference is taken as exact and the same replicates serve.
 
     Returns:
         {"ci": [lo, hi] at this N, "population_ci": [lo, hi] at infinite N, "debiased": the
-         bias-corrected estimate, "level", "resamples", "method", "resampled"}.
+         bias-corrected estimate, "level", "resamples", "method"}.
     """
     gen = np.asarray(torch.as_tensor(generated).double())
     ref = None if reference is None else np.asarray(torch.as_tensor(reference).double())
-    low_rank = ref is not None and max(len(gen), len(ref)) <= gen.shape[1]
-    if low_rank:  # fewer images than dimensions: the n x n form is exact and far cheaper
-        score = fid_few_images
+    if ref is not None and max(len(gen), len(ref)) <= gen.shape[1]:
+        score = fid_few_images  # fewer images than dimensions: the n x n form is exact and cheaper
     else:
-        stats_r = ref_stats if ref is None else None
+        fixed = ref_stats if ref_stats is not None else fid.statistics(ref)
 
         def score(g, r):
-            return fid.frechet_distance(*fid.statistics(g), *(stats_r or fid.statistics(r)))
+            return fid.frechet_distance(*fid.statistics(g), *(fixed if r is ref else fid.statistics(r)))
 
     estimate = score(gen, ref)
     resamples = resamples or bootstrap_count(gen.shape[1])
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(resamples):
-        g = gen[rng.integers(0, len(gen), len(gen))]
-        r = None if ref is None else ref[rng.integers(0, len(ref), len(ref))]
-        values.append(score(g, r))
+    draw = lambda x: x[rng.integers(0, len(x), len(x))]  # noqa: E731
+    fixed_ref = [score(draw(gen), ref) for _ in range(resamples)]
+    both = fixed_ref if ref is None else [score(draw(gen), draw(ref)) for _ in range(resamples)]
     alpha = (1 - level) / 2
-    q_lo, med, q_hi = np.quantile(values, [alpha, 0.5, 1 - alpha])
+    q_lo, med, q_hi = np.quantile(fixed_ref, [alpha, 0.5, 1 - alpha])
+    p_lo, p_hi = np.quantile(both, [alpha, 1 - alpha])
     return {
         "ci": [max(0.0, float(estimate - (q_hi - med))), float(estimate + (med - q_lo))],
-        "population_ci": [max(0.0, float(2 * estimate - q_hi)), max(0.0, float(2 * estimate - q_lo))],
-        "debiased": float(2 * estimate - np.mean(values)),
+        "population_ci": [max(0.0, float(2 * estimate - p_hi)), max(0.0, float(2 * estimate - p_lo))],
+        "debiased": float(2 * estimate - np.mean(both)),
         "level": level,
         "resamples": resamples,
-        "method": "ci: [F - (q_hi - median), F + (median - q_lo)], the error bar of FID at this N; "
-        "population_ci: basic bootstrap [2F - q_hi, 2F - q_lo], FID at infinite N (bias removed)",
-        "resampled": "samples and reference half" if ref is not None else "samples only (reference fixed)",
+        "method": "ci: samples resampled, reference fixed, [F - (q_hi - median), F + (median - q_lo)]: "
+        "the error bar of this FID at this N against this reference; population_ci: basic bootstrap "
+        "[2F - q_hi, 2F - q_lo] with "
+        + ("the reference resampled too" if ref is not None else "the reference taken as exact")
+        + ": the FID of the distributions (infinite N), small-N bias removed",
     }
 
 

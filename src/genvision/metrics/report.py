@@ -196,7 +196,7 @@ def metric_rows(m: dict) -> list[tuple[str, str, str]]:
         if name == "fid":
             detail = (
                 f"{_ci(r)}{r.get('features')} features, {r.get('n_generated')} generated vs a reference half of "
-                f"{r.get('n_reference')} train images; floor {_fmt(r.get('floor'))} ± {_fmt(r.get('floor_std'))} "
+                f"{r.get('n_reference')} train images; floor {_fmt(r.get('floor'))} "
                 f"({r.get('floor_definition') or str(r.get('n_floor')) + ' images'}), "
                 f"ratio {_fmt(r.get('ratio_to_floor'))}"
             )
@@ -241,6 +241,12 @@ def _ci(r: dict) -> str:
     return f"{level:.0%} CI [{_fmt(ci[0])}, {_fmt(ci[1])}]; "
 
 
+def _ci_brief(r: dict) -> str:
+    """The suffix ', 95% CI [lo, hi]' of a result with an interval, else an empty string."""
+    text = _ci(r)
+    return f", {text[:-2]}" if text else ""
+
+
 def summary_lines(evaluation: dict) -> list[str]:
     """Short lines for the terminal: one per metric (FID first, with its floor)."""
     m = evaluation.get("metrics", {})
@@ -248,7 +254,7 @@ def summary_lines(evaluation: dict) -> list[str]:
     f = m.get("fid") or {}
     if _number(f.get("value")):
         out.append(
-            f"{f.get('features')} FID {f['value']:.3f} {_ci(f).strip()}  (floor {f['floor']:.3f} at n={f.get('n_floor')}, "
+            f"{f.get('features')} FID {f['value']:.3f}{_ci_brief(f)}  (floor {f['floor']:.3f} at n={f.get('n_floor')}, "
             f"ratio {f['ratio_to_floor']:.2f}x, n={f['n_generated']}"
             + ("" if f.get("equal_n", True) else "; floor NOT at the samples' N")
             + ")"

@@ -82,12 +82,13 @@ def _fid_bootstrap(inputs: Inputs) -> dict:
     if resamples == 0:
         return {"method": "none (bootstrap=0)"}
     ref = inputs.train_ref
-    if ref.all_stored:  # resample the reference half too
-        return protocol.bootstrap_fid(
-            inputs.gen_features, ref.reference_features, resamples=resamples, seed=inputs.settings.seed
-        )
+    features = ref.reference_features if ref.all_stored else None  # to resample the reference too
     return protocol.bootstrap_fid(
-        inputs.gen_features, ref_stats=(ref.mu, ref.sigma), resamples=resamples, seed=inputs.settings.seed
+        inputs.gen_features,
+        features,
+        ref_stats=(ref.mu, ref.sigma),
+        resamples=resamples,
+        seed=inputs.settings.seed,
     )
 
 
