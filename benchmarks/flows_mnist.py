@@ -223,7 +223,8 @@ def throughput(seconds: float, root: Path) -> dict:
         progress=False,
         model_config=config,
     )
-    logged = [json.loads(line)["img_per_s"] for line in (out / "metrics.jsonl").read_text().splitlines()[1:]]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()[1:]]
+    logged = [r["img_per_s"] for r in records if "img_per_s" in r]  # training records (not validation)
     ours_rate = max(rates["genvision_loop"])
     peer_rate = max(rates["normflows_loop"])
     return {
