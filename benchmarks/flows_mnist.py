@@ -91,6 +91,7 @@ def train_and_score(name: str, b: dict, root: Path) -> dict:
     gv.train(name, data=MNIST, out=out, minutes=b["minutes"], sample_every=0, save_every=0, progress=False)
     wall = time.perf_counter() - t0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    records = [r for r in records if "loss" in r]  # the training records (validation ones have none)
     model = gv.load(out)
     result = {
         "config": model.config.to_dict(),

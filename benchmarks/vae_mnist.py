@@ -129,8 +129,8 @@ def genvision_run(spec: str, b: dict, out: Path, curve: list[float]) -> dict:
     iwae_s = time.perf_counter() - t0
     elbo = per_image(model.elbo, x).mean().item()
     images = model.sample(1000, seed=0)
-    log = [ln for ln in (out / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-    last = json.loads(log[-1])
+    log = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    last = [r for r in log if "img_per_s" in r][-1]  # the last training record (not a validation one)
     return {
         "likelihood": model.config.likelihood,
         "nll_iwae_nats": nll,
