@@ -37,8 +37,10 @@ def short(path: str) -> str:
 
 
 def code_note(result: dict, root: Path = common.REPO) -> str:
-    """The provenance cell: ``"<commit>"`` (``", dirty"`` when the tree had uncommitted changes)
-    for a current result, ``"stale: ..."`` with the reason for one whose measured code changed."""
+    """The provenance cell: ``"<commit>"`` for a current result (``", uncommitted: ..."`` when a
+    measured file differed from that commit; other uncommitted files, such as the results
+    written earlier in a ``bench-quick``, do not matter), ``"stale: ..."`` with the reason for one
+    whose measured code changed."""
     record = result.get("provenance")
     if not record or not record.get("measures"):
         return "stale: no provenance record"
@@ -50,7 +52,10 @@ def code_note(result: dict, root: Path = common.REPO) -> str:
     commits = record.get("commit")
     commits = commits if isinstance(commits, list) else [commits]
     text = " + ".join((c or "no commit")[:7] for c in commits)
-    return text + (", dirty" if record.get("dirty") else "")
+    uncommitted = record.get("uncommitted") or []
+    if uncommitted:
+        text += ", uncommitted: " + ", ".join(short(f) for f in uncommitted[:SHOWN])
+    return text
 
 
 def rows(results_dir: Path, root: Path = common.REPO) -> list[str]:

@@ -95,7 +95,7 @@ def test_changed_measured_file_makes_only_its_results_stale(repo: Path, tmp_path
     again = common.provenance(["src/genvision/pkg/", "benchmarks/bench.py"], root=repo)
     assert again["dirty"] is True and again["uncommitted"] == ["src/genvision/pkg/model.py"]
     (results / "pkg.json").write_text(json.dumps(result("pkg", again)))
-    assert table_cells(results, repo)["pkg"] == f"{head[:7]}, dirty"
+    assert table_cells(results, repo)["pkg"] == f"{head[:7]}, uncommitted: pkg/model.py"
 
 
 def test_new_or_deleted_file_in_a_measured_folder_is_a_change(repo: Path):
