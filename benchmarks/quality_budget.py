@@ -16,10 +16,12 @@ Four trainers, each given the same training-time budget in the same process:
 The budget is spent in round-robin slices (each trainer trains a slice in turn, the order
 rotating every round), so a change in the machine's load lands on all of them alike. Each
 trained model then draws N images per sampler with the same per-image seeds (image k from
-generator ``seeding.image_seed(seed, k)``), scored by domain FID (INTERFACES.md protocol: judge
-features, train split as reference, floor = test split against train split). Every
-configuration's FID is recorded (mean over seeds); a library's figure is its best
-configuration's, and the ratio is taken against the best library's. The picture shows each
+generator ``seeding.image_seed(seed, k)``), scored by domain FID under the equal-N protocol
+(``genvision.metrics.protocol``: judge features, a seeded half of the train split as reference,
+the floor N real images of the other half), with the 95% bootstrap interval of each FID
+(samples resampled against the fixed reference; with several seeds, the spread over seeds is
+reported too). Every configuration's FID is recorded (mean over seeds); a library's figure is its
+best configuration's, and the ratio is taken against the best library's. The picture shows each
 trainer's first sampler. Budgets (:data:`FULL`, :data:`QUICK`; the JSON states them): full 5
 minutes per trainer on digits and 15 on MNIST, 3 seeds; ``--quick`` 1.5 minutes per trainer on
 digits (6 minutes of training in all), 1 seed.
@@ -69,9 +71,9 @@ TRAINERS = ("genvision", "diffusers", "diffusers-best", "pythae-vae")
 #: of training, the rest of the 10 minutes for sampling and FIDs
 FULL = {"budgets": {"digits": 5.0, "mnist": 15.0}, "seeds": [0, 1, 2]}
 QUICK = {"budgets": {"digits": 1.5}, "seeds": [0]}
-#: generated images per FID: the protocol's 1,000 for digits; 2,000 for MNIST (the protocol's
+#: generated images per FID: the protocol's 650 for digits; 2,000 for MNIST (the protocol's
 #: 10,000 would take hours of DDIM-50 sampling on a CPU; every trainer is scored at the same N)
-FID_N = {"digits": 650, "mnist": 2000}  # digits: the equal-N protocol's largest N (held half 673)
+FID_N = {"digits": 650, "mnist": 2000}
 TARGET_RATIO = 0.5
 
 
@@ -140,8 +142,12 @@ def race(spec: str, seed: int, minutes: float, slices: int, workdir: Path, n: in
             t0 = time.perf_counter()
             images = sample(n, seed)
             sample_s = time.perf_counter() - t0
-            scored = common.fid_against(images, spec)
-            scored_by[label] = {"fid": scored["fid"], "sample_seconds": round(sample_s, 1)}
+            scored = fid_with_interval(images, spec, seed)
+            scored_by[label] = {
+                "fid": scored["fid"],
+                "ci": scored["ci"],
+                "sample_seconds": round(sample_s, 1),
+            }
             grids.setdefault(trainer.name, images[:64])
             loads.append(os.getloadavg()[0])
             print(
@@ -153,6 +159,8 @@ def race(spec: str, seed: int, minutes: float, slices: int, workdir: Path, n: in
             "configuration": configuration_of(trainer),
             "samplers": scored_by,
             "floor": scored["floor"],
+            "floor_std": scored["floor_std"],
+            "floor_at_equal_n": scored["equal_n"],
             "n_generated": n,
             "train_steps": trainer.steps,
             "train_images": trainer.images,
@@ -160,6 +168,31 @@ def race(spec: str, seed: int, minutes: float, slices: int, workdir: Path, n: in
             "train_img_per_s": trainer.images / max(trainer.elapsed, 1e-9),
         }
     return {"trainers": out, "grids": grids}
+
+
+def fid_with_interval(images, spec: str, seed: int) -> dict:
+    """Domain FID of float images (N, C, H, W) in [-1, 1] against ``spec``'s reference half, its
+    95% bootstrap interval (samples resampled, reference fixed) and the floor at the same N."""
+    import torch
+
+    from genvision import data
+    from genvision.metrics import features, fid, protocol
+    from genvision.metrics.sources import quantise
+
+    train, test = data.load(spec, "train"), data.load(spec, "test")
+    extractor = features.domain_extractor(train, test)
+    ref = features.reference(train, extractor)
+    gen = fid.extract(extractor.judge, quantise(torch.as_tensor(images), train.levels))
+    value = fid.frechet_distance(*fid.statistics(gen), ref.mu, ref.sigma)
+    boot = protocol.bootstrap_fid(gen, ref_stats=(ref.mu, ref.sigma), seed=seed)
+    floor = protocol.floor(ref.mu, ref.sigma, ref.held_features, len(gen))
+    return {
+        "fid": value,
+        "ci": boot["ci"],
+        "floor": floor["value"],
+        "floor_std": floor["std"],
+        "equal_n": floor["equal_n"],
+    }
 
 
 def side_by_side(grids: dict, levels: int, path: Path) -> Path:
@@ -192,6 +225,16 @@ def configurations(run: dict) -> dict[str, tuple[str, float]]:
     return out
 
 
+def intervals(run: dict) -> dict[str, list | None]:
+    """``"<trainer> <sampler>"`` -> the FID's 95% bootstrap interval in one seed's run (None before
+    runs recorded one)."""
+    return {
+        f"{name} {label}".strip(): s.get("ci")
+        for name, t in run["trainers"].items()
+        for label, s in (t.get("samplers") or {"": {}}).items()
+    }
+
+
 def summarise(runs: list[dict]) -> dict:
     """Mean FID of every configuration over seeds, each library's best, the ratio of genvision's
     to the best peer library's, the verdict."""
@@ -206,8 +249,14 @@ def summarise(runs: list[dict]) -> dict:
     mean = {library: by_config[k] for library, k in best.items()}
     best_peer = min((t for t in mean if t != "genvision"), key=mean.get)
     ratio = mean["genvision"] / mean[best_peer]
+    spread = {
+        library: statistics.stdev(c[k][1] for c in per_run) if len(per_run) > 1 else None
+        for library, k in best.items()
+    }
     return {
         "mean_fid": mean,
+        "fid_std_over_seeds": spread,
+        "fid_ci_first_seed": {library: intervals(runs[0]).get(k) for library, k in best.items()},
         "best_configuration": best,
         "mean_fid_by_configuration": by_config,
         "library_of_configuration": {k: per_run[0][k][0] for k in keys},
@@ -234,7 +283,8 @@ def table_rows(datasets: dict) -> list[dict]:
                 "figure": f"domain FID after {d['budget_minutes_per_trainer']:g} min per trainer on {name} "
                 f"({seeds}; each library at its best configuration)",
                 "value": ", ".join(
-                    f"{t} {v:.2f}" + (f" ({best[t]})" if list(library_of.values()).count(t) > 1 else "")
+                    f"{t} {v:.2f}{_bar(d, t)}"
+                    + (f" ({best[t]})" if list(library_of.values()).count(t) > 1 else "")
                     for t, v in m.items()
                 )
                 + f"; floor {d['floor']:.2f}",
@@ -257,6 +307,15 @@ def table_rows(datasets: dict) -> list[dict]:
             }
         )
     return table
+
+
+def _bar(d: dict, library: str) -> str:
+    """The suffix: ± std over seeds, or [lo, hi] (the bootstrap interval) with one seed, or nothing."""
+    std = (d.get("fid_std_over_seeds") or {}).get(library)
+    if std is not None:
+        return f" ± {std:.2f}"
+    ci = (d.get("fid_ci_first_seed") or {}).get(library)
+    return f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
 
 
 def merge(paths: list[str]) -> dict:
