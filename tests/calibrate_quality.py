@@ -84,13 +84,12 @@ def sngan(out: Path, seed: int) -> dict:
     train, test = _splits()
     model = gv.load(out)
     samples = torch.cat([model.sample(500, seed=0), model.sample(500, seed=1)])
+    baseline = independent_pixel_samples(train, 1000, seed=0)
     fid, _ = domain_fid(samples, train, test)
-    base, _ = domain_fid(independent_pixel_samples(train, 1000, seed=0), train, test)
+    base, _ = domain_fid(baseline, train, test)
     judge = judges.get_judge(train, test)
     entropy = _entropy(judge.logits(quantise(samples, train.levels)).argmax(dim=1))
-    base_entropy = _entropy(
-        judge.logits(quantise(independent_pixel_samples(train, 1000, seed=0), train.levels)).argmax(dim=1)
-    )
+    base_entropy = _entropy(judge.logits(quantise(baseline, train.levels)).argmax(dim=1))
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     curve = [round(r["monitor/class_entropy"], 4) for r in records if "monitor/class_entropy" in r]
     return {
