@@ -28,6 +28,7 @@ import time
 import types
 from pathlib import Path
 
+import common
 import torch
 from common import emit, load_note, parser, set_threads
 
@@ -40,11 +41,7 @@ from genvision.families.base import sample_in_batches
 MEASURES = [
     "benchmarks/ar_mnist.py",
     "src/genvision/families/autoregressive/",
-    "src/genvision/families/base.py",
-    "src/genvision/nn/",
-    "src/genvision/training/",
-    "src/genvision/data/",
-    "src/genvision/seeding.py",
+    *common.TRAINED,
 ]
 
 MNIST = "mnist:../shared/datasets/mnist"
@@ -101,10 +98,8 @@ def bpd_8bit(budget: float, n_test: int, work: Path, loads: list) -> dict:
 
 
 def _images_seen(out: Path) -> int | None:
-    import json
-
-    lines = (out / "metrics.jsonl").read_text().splitlines()
-    return json.loads(lines[-1]).get("images") if lines else None
+    records = common.training_records(out)
+    return records[-1]["images"] if records else None
 
 
 def binary_curve(budget: float, slices: int, n_test: int, work: Path, loads: list) -> dict:

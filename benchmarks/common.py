@@ -38,6 +38,17 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 #: measured by every benchmark: it shapes every result
 ALWAYS_MEASURED = ("benchmarks/common.py",)
+#: what every benchmark that trains a genvision model through the trainer measures besides its own
+#: family: a script's ``MEASURES`` is its own path, its families' folders and one of these
+TRAINED = [
+    "src/genvision/families/base.py",
+    "src/genvision/nn/",
+    "src/genvision/training/",
+    "src/genvision/data/",
+    "src/genvision/seeding.py",
+]
+#: the same, for a benchmark that also scores what it trained with genvision's metrics
+TRAINED_AND_SCORED = [*TRAINED, "src/genvision/metrics/"]
 #: what :func:`changed_files` reports for a file whose recorded hash cannot be trusted (the parts
 #: of a merged result measured different versions of it)
 PARTS_DIFFER = "parts differ"
@@ -227,13 +238,25 @@ def peer_versions() -> dict:
     return out
 
 
-def fid_against(images, spec: str) -> dict:
-    """Domain FID of float images (N, C, H, W) in [-1, 1] against dataset ``spec`` (INTERFACES.md protocol)."""
+def fid_against(images, spec: str, seed: int = 0) -> dict:
+    """Domain FID of float images (N, C, H, W) in [-1, 1] against dataset ``spec``, under the
+    equal-N protocol of INTERFACES.md: ``fid``, its 95% bootstrap interval ``ci`` (samples
+    resampled against the fixed reference, seeded by ``seed``), ``floor`` / ``floor_std`` at
+    ``n_floor`` real images and ``equal_n`` (whether that is the samples' N)."""
     from genvision import data
-    from genvision.metrics.evaluate import domain_fid
+    from genvision.metrics.evaluate import domain_fid_card
 
-    value, floor = domain_fid(images, data.load(spec, "train"), data.load(spec, "test"))
-    return {"fid": value, "floor": floor, "n_generated": len(images)}
+    card = domain_fid_card(images, data.load(spec, "train"), data.load(spec, "test"), seed=seed)
+    card["n_generated"] = card.pop("n")
+    return card
+
+
+def training_records(run) -> list[dict]:
+    """The training records of a run's ``metrics.jsonl`` (those with ``img_per_s``), in order:
+    validation records (``val_loss``) and header lines are left out."""
+    path = Path(run) / "metrics.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if "img_per_s" in r]
 
 
 def timeit(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1, sync: bool = False) -> dict:

@@ -23,7 +23,6 @@ The published MNIST bits/dim (after hours of GPU training) go into the JSON besi
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -40,18 +39,13 @@ import genvision as gv  # noqa: E402
 from genvision import data as gdata  # noqa: E402
 from genvision import seeding  # noqa: E402
 from genvision.families.base import sample_in_batches  # noqa: E402
-from genvision.metrics.evaluate import domain_fid  # noqa: E402
 
 #: the source files this benchmark measures (folders: every file under them), recorded with
 #: their git blob hashes in the result's provenance (common.provenance)
 MEASURES = [
     "benchmarks/flows_mnist.py",
     "src/genvision/families/flows/",
-    "src/genvision/families/base.py",
-    "src/genvision/training/",
-    "src/genvision/metrics/",
-    "src/genvision/data/",
-    "src/genvision/seeding.py",
+    *common.TRAINED_AND_SCORED,
 ]
 
 MNIST = "mnist:" + str(gdata.shared_path("datasets", "mnist"))
@@ -90,8 +84,7 @@ def train_and_score(name: str, b: dict, root: Path) -> dict:
     t0 = time.perf_counter()
     gv.train(name, data=MNIST, out=out, minutes=b["minutes"], sample_every=0, save_every=0, progress=False)
     wall = time.perf_counter() - t0
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    records = [r for r in records if "loss" in r]  # the training records (validation ones have none)
+    records = common.training_records(out)
     model = gv.load(out)
     result = {
         "config": model.config.to_dict(),
@@ -103,13 +96,12 @@ def train_and_score(name: str, b: dict, root: Path) -> dict:
         "final_train_bpd": records[-1]["loss"],
         "test": test_bpd(model, b["n_test"]),
     }
-    train, test = gdata.load(MNIST, "train"), gdata.load(MNIST, "test")
     for t in (0.7, 1.0):
         s0 = time.perf_counter()
         images = sample_in_batches(model, b["n_samples"], seed=0, batch_size=500, options={"temperature": t})
         sample_s = time.perf_counter() - s0
-        fid, floor = domain_fid(images, train, test)
-        result[f"fid_t{t}"] = {"domain_fid": fid, "floor": floor, "n": b["n_samples"], "sample_s": sample_s}
+        card = common.fid_against(images, MNIST)
+        result[f"fid_t{t}"] = {"domain_fid": card.pop("fid"), **card, "sample_s": sample_s}
     return result
 
 
@@ -224,8 +216,7 @@ def throughput(seconds: float, root: Path) -> dict:
         progress=False,
         model_config=config,
     )
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()[1:]]
-    logged = [r["img_per_s"] for r in records if "img_per_s" in r]  # training records (not validation)
+    logged = [r["img_per_s"] for r in common.training_records(out)]
     ours_rate = max(rates["genvision_loop"])
     peer_rate = max(rates["normflows_loop"])
     return {

@@ -40,12 +40,7 @@ MEASURES = [
     "benchmarks/gan_digits.py",
     "src/genvision/families/gan/",
     "src/genvision/families/diffusion/",
-    "src/genvision/families/base.py",
-    "src/genvision/nn/",
-    "src/genvision/training/",
-    "src/genvision/metrics/",
-    "src/genvision/data/",
-    "src/genvision/seeding.py",
+    *common.TRAINED_AND_SCORED,
 ]
 
 QUICK = {"digits": 1.5}
@@ -84,8 +79,8 @@ def scores(run: Path, spec: str, n: int) -> dict:
 
 def speed(run: Path, n: int = 500) -> dict:
     """Training throughput from the run's log, and sampling time per image (seed 0, batch 250)."""
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    rates = [r["img_per_s"] for r in records if "img_per_s" in r]
+    records = common.training_records(run)
+    rates = [r["img_per_s"] for r in records]
     last = records[-1]
     model = gv.load(run)
     timing = common.timeit(lambda: _sample(model, n), repeats=1, warmup=0)

@@ -27,7 +27,6 @@ noise as genvision's default.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -161,9 +160,10 @@ class Genvision:
         )
 
     def last_record(self) -> dict:
-        """The last line of the run's metrics.jsonl (step, images, elapsed, flops_per_image, ...)."""
-        lines = (self.out / "metrics.jsonl").read_text().splitlines()
-        return json.loads(lines[-1])
+        """The run's last training record (step, images, elapsed, flops_per_image, ...)."""
+        import common
+
+        return common.training_records(self.out)[-1]
 
     @property
     def steps(self) -> int:

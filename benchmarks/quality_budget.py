@@ -55,12 +55,7 @@ MEASURES = [
     "benchmarks/quality_budget.py",
     "benchmarks/peers.py",
     "src/genvision/families/diffusion/",
-    "src/genvision/families/base.py",
-    "src/genvision/nn/",
-    "src/genvision/training/",
-    "src/genvision/metrics/",
-    "src/genvision/data/",
-    "src/genvision/seeding.py",
+    *common.TRAINED_AND_SCORED,
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -142,7 +137,7 @@ def race(spec: str, seed: int, minutes: float, slices: int, workdir: Path, n: in
             t0 = time.perf_counter()
             images = sample(n, seed)
             sample_s = time.perf_counter() - t0
-            scored = fid_with_interval(images, spec, seed)
+            scored = common.fid_against(images, spec, seed)
             scored_by[label] = {
                 "fid": scored["fid"],
                 "ci": scored["ci"],
@@ -168,31 +163,6 @@ def race(spec: str, seed: int, minutes: float, slices: int, workdir: Path, n: in
             "train_img_per_s": trainer.images / max(trainer.elapsed, 1e-9),
         }
     return {"trainers": out, "grids": grids}
-
-
-def fid_with_interval(images, spec: str, seed: int) -> dict:
-    """Domain FID of float images (N, C, H, W) in [-1, 1] against ``spec``'s reference half, its
-    95% bootstrap interval (samples resampled, reference fixed) and the floor at the same N."""
-    import torch
-
-    from genvision import data
-    from genvision.metrics import features, fid, protocol
-    from genvision.metrics.sources import quantise
-
-    train, test = data.load(spec, "train"), data.load(spec, "test")
-    extractor = features.domain_extractor(train, test)
-    ref = features.reference(train, extractor)
-    gen = fid.extract(extractor.judge, quantise(torch.as_tensor(images), train.levels))
-    value = fid.frechet_distance(*fid.statistics(gen), ref.mu, ref.sigma)
-    boot = protocol.bootstrap_fid(gen, ref_stats=(ref.mu, ref.sigma), seed=seed)
-    floor = protocol.floor(ref.mu, ref.sigma, ref.held_features, len(gen))
-    return {
-        "fid": value,
-        "ci": boot["ci"],
-        "floor": floor["value"],
-        "floor_std": floor["std"],
-        "equal_n": floor["equal_n"],
-    }
 
 
 def side_by_side(grids: dict, levels: int, path: Path) -> Path:

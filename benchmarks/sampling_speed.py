@@ -42,7 +42,6 @@ distilled student; the JSON gives the undistilled DDIM-10 and DPM++2M-10 ratios 
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -62,12 +61,7 @@ MEASURES = [
     "benchmarks/sampling_speed.py",
     "benchmarks/peers.py",
     "src/genvision/families/diffusion/",
-    "src/genvision/families/base.py",
-    "src/genvision/nn/",
-    "src/genvision/training/",
-    "src/genvision/metrics/",
-    "src/genvision/data/",
-    "src/genvision/seeding.py",
+    *common.TRAINED_AND_SCORED,
 ]
 
 SAMPLERS = (("ddpm", 1000), ("ddim", 50), ("ddim", 10), ("dpm++2m", 10))
@@ -99,19 +93,23 @@ def sweep(name: str, sample, n: int, seeds: list[int], loads: list, samplers=SAM
     out = {}
     for sampler, steps in samplers:
         label = f"{sampler.upper()}-{steps}"
-        fids, seconds = [], 0.0
+        fids, cis, seconds = [], [], 0.0
         for seed in seeds:
             t0 = time.perf_counter()
             images = sample(n, seed, sampler, steps)
             seconds += time.perf_counter() - t0
-            scored = common.fid_against(images, "digits")
+            scored = common.fid_against(images, "digits", seed)
             fids.append(scored["fid"])
+            cis.append(scored["ci"])
         out[label] = {
             "img_per_s": n * len(seeds) / seconds,
             "seconds": round(seconds, 1),
             "fid": sum(fids) / len(fids),
             "fid_per_seed": [round(f, 3) for f in fids],
+            "ci_per_seed": [[round(v, 3) for v in c] for c in cis],
             "floor": scored["floor"],
+            "floor_std": scored["floor_std"],
+            "floor_at_equal_n": scored["equal_n"],
             "n_generated": n,
         }
         loads.append(os.getloadavg()[0])
@@ -175,7 +173,7 @@ def main() -> None:
             progress=False,
         )
         student = gv.load(student_dir)
-        distilled = json.loads((Path(student_dir) / "metrics.jsonl").read_text().splitlines()[-1])
+        distilled = common.training_records(student_dir)[-1]
         loads.append(os.getloadavg()[0])
         trained = {
             "genvision": {"run": args.model}

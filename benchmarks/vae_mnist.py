@@ -47,19 +47,13 @@ import common  # noqa: E402
 import genvision as gv  # noqa: E402
 from genvision import data as gdata  # noqa: E402
 from genvision import seeding  # noqa: E402
-from genvision.metrics.evaluate import domain_fid  # noqa: E402
 
 #: the source files this benchmark measures (folders: every file under them), recorded with
 #: their git blob hashes in the result's provenance (common.provenance)
 MEASURES = [
     "benchmarks/vae_mnist.py",
     "src/genvision/families/vae/",
-    "src/genvision/families/base.py",
-    "src/genvision/nn/",
-    "src/genvision/training/",
-    "src/genvision/metrics/",
-    "src/genvision/data/",
-    "src/genvision/seeding.py",
+    *common.TRAINED_AND_SCORED,
 ]
 
 MNIST = str(gdata.shared_path("datasets", "mnist"))
@@ -107,8 +101,8 @@ def per_image(fn, x: torch.Tensor, batch: int = 50, **kwargs) -> torch.Tensor:
 
 
 def fid_of(images: torch.Tensor, spec: str) -> dict:
-    value, floor = domain_fid(images, gdata.load(spec, "train"), gdata.load(spec, "test"))
-    return {"domain_fid": value, "floor": floor, "n": len(images)}
+    card = common.fid_against(images, spec)
+    return {"domain_fid": card.pop("fid"), "n": card.pop("n_generated"), **card}
 
 
 # ----------------------------------------------------------------------------- genvision

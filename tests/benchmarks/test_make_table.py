@@ -121,3 +121,16 @@ def test_merged_result_is_stale_where_its_parts_measured_different_code(repo: Pa
 def test_quick_and_full_results_go_to_different_files():
     assert common.default_json("quality_budget", quick=True).name == "quality_budget-quick.json"
     assert common.default_json("quality_budget", quick=False).name == "quality_budget.json"
+
+
+def test_training_records_leave_out_validation_and_header_lines(tmp_path):
+    lines = [
+        {"model_config": {"channels": 1}},
+        {"step": 10, "images": 640, "elapsed": 1.0, "img_per_s": 640.0, "loss": 0.5},
+        {"step": 10, "val_loss": 0.6},
+        {"step": 20, "images": 1280, "elapsed": 2.0, "img_per_s": 650.0, "loss": 0.4},
+        {"step": 20, "val_loss": 0.55},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines) + "\n")
+    records = common.training_records(tmp_path)
+    assert [r["step"] for r in records] == [10, 20] and records[-1]["images"] == 1280

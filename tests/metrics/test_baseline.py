@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genvision.metrics import baseline
-from genvision.metrics.sample_metrics import domain_fid
+from genvision.metrics.sample_metrics import domain_fid, domain_fid_card
 
 
 def test_baseline_bpd_on_digits_is_about_2_4_and_matches_direct_count(digits):
@@ -43,3 +43,17 @@ def test_baseline_fid_is_far_above_the_floor(digits, judge):
     assert floor < 0.05 * value  # the held half is close to the reference half, the baseline is not
     conf_samples = judge.logits(x).softmax(1).max(1).values.mean()
     assert conf_samples < judge.meta["test_confidence"] - 0.05
+
+
+def test_domain_fid_card_carries_the_interval_and_the_floor_at_equal_n(digits, judge):
+    train, _ = digits
+    x = baseline.independent_pixel_samples(train, 400, seed=0)
+    card = domain_fid_card(x, *digits, seed=1)
+    value, floor = domain_fid(x, *digits)
+    assert card["fid"] == pytest.approx(value) and card["floor"] == pytest.approx(floor)
+    lo, hi = card["ci"]
+    assert lo < card["fid"] < hi and hi - lo < card["fid"]  # a real interval, narrower than the value
+    assert card["n"] == card["n_floor"] == 400 and card["equal_n"] and card["floor_std"] > 0
+    # more samples than the held half allows: the floor says it is not at the samples' N
+    big = domain_fid_card(baseline.independent_pixel_samples(train, 900, seed=0), *digits, bootstrap=False)
+    assert not big["equal_n"] and big["n_floor"] < 900 and "ci" not in big

@@ -44,7 +44,7 @@ from .. import io
 from ..families.base import has
 from . import features as feats
 from .inputs import Settings
-from .sample_metrics import class_histogram, diagnostics, domain_fid  # noqa: F401 (public names)
+from .sample_metrics import class_histogram, diagnostics, domain_fid, domain_fid_card  # noqa: F401 (public names)
 from .sources import (  # noqa: F401 (default_n, quantise, sample_model: public names of this module)
     default_n,
     kind,

@@ -49,18 +49,6 @@ def polynomial_kernel(a: torch.Tensor, b: torch.Tensor, degree: int = DEGREE, ga
     return (a @ b.T * gamma + coef) ** degree
 
 
-def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor, degree: int = DEGREE, gamma=None, coef=COEF) -> float:
-    """Unbiased MMD^2 between equal-size feature sets x (m, D) and y (m, D)."""
-    m = len(x)
-    if len(y) != m or m < 2:
-        raise ValueError(f"need two sets of equal size >= 2, got {len(x)} and {len(y)}")
-    k_xx = polynomial_kernel(x, x, degree, gamma, coef)
-    k_yy = polynomial_kernel(y, y, degree, gamma, coef)
-    k_xy = polynomial_kernel(x, y, degree, gamma, coef)
-    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
-    return float(within - 2 * k_xy.sum() / m**2)
-
-
 def kid(
     real,
     fake,

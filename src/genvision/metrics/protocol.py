@@ -158,13 +158,6 @@ def fid_few_images(a: np.ndarray, b: np.ndarray) -> float:
     return float(max(diff @ diff + (ca * ca).sum() + (cb * cb).sum() - 2 * nuclear, 0.0))
 
 
-def percentile_interval(values, level: float = LEVEL) -> list[float]:
-    """[lo, hi] percentile interval of bootstrap replicates (for unbiased estimators such as KID)."""
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(np.asarray(values, np.float64), [alpha, 1 - alpha])
-    return [float(lo), float(hi)]
-
-
 def default_n(train_size: int, small: int, large: int) -> int:
     """Default generated-set size: ``small`` under 10,000 train images, else ``large``; at most max_n(held)."""
     wanted = small if train_size < 10_000 else large

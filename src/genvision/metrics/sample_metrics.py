@@ -258,14 +258,38 @@ def domain_fid(images, train_ds, test_ds) -> tuple[float, float]:
     """(domain FID of ``images`` against the reference half, the floor at the same N).
 
     ``images`` float (N, C, H, W); quantised to the data's levels first. The floor is at N unless
-    the held half is too small (then at :func:`.protocol.max_n` of it).
+    the held half is too small (then at :func:`.protocol.max_n` of it); :func:`domain_fid_card`
+    says which, and adds the bootstrap interval.
+    """
+    card = domain_fid_card(images, train_ds, test_ds, bootstrap=False)
+    return card["fid"], card["floor"]
+
+
+def domain_fid_card(images, train_ds, test_ds, *, bootstrap: bool = True, seed: int = 0) -> dict:
+    """Domain FID of float ``images`` (N, C, H, W) under the equal-N protocol, as one dict.
+
+    Returns ``fid``, ``n`` (samples), ``ci`` (95% bootstrap interval, samples resampled against
+    the fixed reference, seeded by ``seed``; absent with ``bootstrap=False``), ``floor`` and
+    ``floor_std`` (mean and spread over the floor's draws), ``n_floor`` and ``equal_n`` (whether
+    the floor is at the samples' N).
     """
     extractor = domain_extractor(train_ds, test_ds)
     ref = reference(train_ds, extractor)
     x = quantise(torch.as_tensor(images), train_ds.levels)
     gen = fid.extract(extractor.judge, x)
     value = fid.frechet_distance(*fid.statistics(gen), ref.mu, ref.sigma)
-    return value, protocol.floor(ref.mu, ref.sigma, ref.held_features, len(x))["value"]
+    floor = protocol.floor(ref.mu, ref.sigma, ref.held_features, len(x))
+    card = {
+        "fid": value,
+        "n": len(x),
+        "floor": floor["value"],
+        "floor_std": floor["std"],
+        "n_floor": floor["n"],
+        "equal_n": floor["equal_n"],
+    }
+    if bootstrap:
+        card["ci"] = protocol.bootstrap_fid(gen, ref_stats=(ref.mu, ref.sigma), seed=seed)["ci"]
+    return card
 
 
 def _subset(features: torch.Tensor, size: int, seed: int) -> torch.Tensor:
