@@ -71,6 +71,7 @@ bench-quick: setup-bench
 	$(PY) benchmarks/train_throughput.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/quality_budget.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/sampling_speed.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/nfe_curve.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/ar_mnist.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/flows_mnist.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/vae_mnist.py --quick $(BENCH_ARGS)

@@ -190,7 +190,22 @@ def prior(out: Path, seed: int) -> dict:
     return {"nll": learned, "independent_nll": independent, "gain": independent - learned}
 
 
-FAMILIES = {f.__name__: f for f in (ddpm, sngan, sngan_cond, pixelcnn, vae, glow, prior)}
+def _diffusion(name):
+    """tests/families/diffusion/test_objectives_quality.py (its recipes: quality_recipes.py)."""
+    from families.diffusion import quality_recipes
+
+    def run(out: Path, seed: int) -> dict:
+        return {**getattr(quality_recipes, name)(out, seed), "baseline_fid": quality_recipes.baseline_fid()}
+
+    run.__name__ = name
+    return run
+
+
+FAMILIES = {
+    f.__name__: f
+    for f in (ddpm, sngan, sngan_cond, pixelcnn, vae, glow, prior)
+    + tuple(_diffusion(n) for n in ("flow_matching", "edm", "ldm", "consistency"))
+}
 
 
 def main(argv=None) -> None:

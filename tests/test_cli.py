@@ -78,10 +78,42 @@ def test_distill_writes_a_few_step_student(tiny_run, tmp_path):
     assert (tmp_path / "s.png").is_file()
 
 
+def test_distill_consistency_then_sample_in_one_step(tiny_run, tmp_path):
+    import json
+
+    out = tmp_path / "consistency"
+    args = ("--method", "consistency", "--steps", "2", "--batch-size", "8", "--no-progress", "--out", out)
+    run_cli("distill", tiny_run, *args)
+    meta = json.loads((out / "config.json").read_text())
+    assert (meta["registry_name"], meta["model_config"]["sampler"]) == ("ddpm-consistency", "consistency")
+    proc = run_cli("sample", out, "--n", "3", "--steps", "1", "--out", tmp_path / "c.png")
+    assert (tmp_path / "c.png").is_file(), proc.stdout
+
+
+def test_train_ldm_trains_its_autoencoder_then_samples(tmp_path):
+    out = tmp_path / "ldm"
+    sets = [
+        "--set",
+        "base_channels=8",
+        "--set",
+        "num_res_blocks=1",
+        "--set",
+        "downsample=1",
+        "--set",
+        "steps=3",
+    ]
+    proc = run_cli("train", "ldm", "--steps", "4", "--batch-size", "16", "--no-progress", "--out", out, *sets)
+    assert "stage 1 of 2" in proc.stdout and "stage 2 of 2" in proc.stdout
+    assert (out / "autoencoder" / "model.safetensors").is_file()
+    run_cli("sample", out, "--n", "3", "--out", tmp_path / "l.png")
+    assert (tmp_path / "l.png").is_file()
+
+
 @pytest.mark.parametrize(
     "args, needle",
     [
         (["train", "nosuchmodel", "--steps", "1"], "unknown model"),
+        (["distill", "/nonexistent/run", "--method", "consistency"], "/nonexistent/run"),
         (["train", "ddpm", "--data", "nosuch:thing", "--steps", "1"], "dataset spec"),
         (["train", "ddpm", "--data", "folder:/nonexistent/dir", "--steps", "1"], "/nonexistent/dir"),
         (["train", "ddpm", "--steps", "1", "--set", "objective=banana"], "objective"),

@@ -61,12 +61,13 @@ def sample(source, n, *, seed=0, labels=None, out=None, batch_size=256, device="
     )
 
 
-def distill(teacher, out=None, sampling_steps=10, **options):
-    """Few-step distillation of the diffusion model in ``teacher``: a student that samples with
-    ``sampling_steps`` DDIM steps; returns its run directory (see ``training.recipes``)."""
+def distill(teacher, out=None, method="progressive", sampling_steps=None, **options):
+    """Distil the diffusion model in ``teacher`` into a few-step student: ``method="progressive"``
+    (``sampling_steps`` DDIM steps, default 10) or ``"consistency"`` (one step by default);
+    returns its run directory (see ``training.recipes``)."""
     from .training.recipes import distill as _distill
 
-    return _distill(teacher, out=out, sampling_steps=sampling_steps, **options)
+    return _distill(teacher, out=out, method=method, sampling_steps=sampling_steps, **options)
 
 
 def evaluate(source, data="digits", metrics=None, n=None, out=None, **options):

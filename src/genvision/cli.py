@@ -2,7 +2,7 @@
 
     genvision models
     genvision train MODEL --data SPEC [--steps N | --images N | --minutes M] [...] [--set key=value ...]
-    genvision distill TEACHER_DIR [--sampling-steps K] [--teacher-calls M] [--minutes M | --steps N] [...]
+    genvision distill TEACHER_DIR [--method progressive|consistency] [--sampling-steps K] [--teacher-calls M] [--minutes M | --steps N] [...]
     genvision sample DIR --n N [--seed S] [--out FILE.png|FILE.npz] [--label K | --labels 0,1,...] [...]
     genvision evaluate SOURCE --data SPEC [--metrics LIST] [--n N] [--features domain|inception|FILE.py:Class]
         [--out DIR] [--seed S] [--reference-n N] [--likelihood-n N]
@@ -54,12 +54,27 @@ def _parser() -> argparse.ArgumentParser:
 
     ds = sub.add_parser(
         "distill",
-        help="few-step distillation: train a student that samples a diffusion model's ODE in K DDIM steps",
+        help="distil a diffusion model into a few-step student: progressive (K DDIM steps) or consistency (1 step)",
     )
     ds.add_argument("teacher", help="a trained diffusion model directory")
-    ds.add_argument("--sampling-steps", type=int, default=10, help="the student's DDIM steps K (default 10)")
     ds.add_argument(
-        "--teacher-calls", type=int, default=4, help="teacher ODE calls per student step (default 4)"
+        "--method",
+        choices=("progressive", "consistency"),
+        default="progressive",
+        help="progressive: a K-step DDIM student of a ddpm (default); consistency: a consistency model "
+        "of a ddpm, flow-matching or edm, sampled in 1 or a few steps",
+    )
+    ds.add_argument(
+        "--sampling-steps",
+        type=int,
+        default=None,
+        help="the student's default sampling calls (progressive: K DDIM steps, default 10; consistency: 1)",
+    )
+    ds.add_argument(
+        "--teacher-calls",
+        type=int,
+        default=4,
+        help="teacher ODE calls per student step (progressive; default 4)",
     )
     ds.add_argument("--data", default=None, help="dataset spec (default: the teacher's training data)")
     _trainer_flags(ds, "train.FIELD for the trainer")
@@ -73,8 +88,13 @@ def _parser() -> argparse.ArgumentParser:
     lab = s.add_mutually_exclusive_group()
     lab.add_argument("--label", type=int, help="class of every image (conditional models)")
     lab.add_argument("--labels", help="comma-separated classes, cycled over the images")
-    s.add_argument("--sampler", help="diffusion: dpm++2m, ddim or ddpm (default: the model's config)")
-    s.add_argument("--steps", type=int, help="diffusion: denoiser calls of dpm++2m / ddim")
+    s.add_argument(
+        "--sampler",
+        help="diffusion: ddpm, ddim, dpm++2m, euler, heun, edm, consistency (default: the model's config)",
+    )
+    s.add_argument(
+        "--steps", type=int, help="diffusion: network calls of the sampler (1 for a consistency model)"
+    )
     s.add_argument("--eta", type=float, help="diffusion: ddim noise, 0 deterministic")
     s.add_argument("--guidance-scale", type=float)
     s.add_argument("--temperature", type=float)
@@ -88,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--data", help="dataset spec (default: the run's own data, else digits)")
     e.add_argument(
         "--metrics",
-        help="comma-separated: fid,kid,is,pr,dc,bpd,nll,elbo,reconstruction,memorization,"
+        help="comma-separated: fid,kid,is,pr,dc,bpd,nll,elbo,reconstruction,reconstruction_fid,memorization,"
         "conditional_accuracy (default: all that apply, n/a with a reason for the rest)",
     )
     e.add_argument("--n", type=int, help="generated images (default 1000 for digits, 10000 for MNIST-size)")
@@ -283,6 +303,7 @@ def cmd_distill(args) -> int:
     out = distill(
         args.teacher,
         out=args.out,
+        method=args.method,
         sampling_steps=args.sampling_steps,
         teacher_calls=args.teacher_calls,
         data=args.data,

@@ -26,6 +26,7 @@ class Entry:
 
 
 DIFFUSION = "genvision.families.diffusion.model:Diffusion"
+FLOW = "genvision.families.diffusion.continuous:FlowMatching"
 
 MODELS: dict[str, Entry] = {
     "ddpm": Entry(
@@ -44,6 +45,59 @@ MODELS: dict[str, Entry] = {
         {"sampler": "ddim", "clip_x0": False},
         "few-step DDIM student distilled from a ddpm / ddpm-cond teacher (genvision distill)",
     ),
+    "ddpm-consistency": Entry(
+        "genvision.families.diffusion.consistency:DiffusionConsistency",
+        {"sampler": "consistency", "steps": 1, "clip_x0": False},
+        "consistency model distilled from a ddpm / ddpm-cond teacher: 1- or few-step sampling "
+        "(genvision distill --method consistency)",
+    ),
+    "flow-matching": Entry(
+        FLOW,
+        {},
+        "flow matching / rectified flow (Lipman et al. 2023, Liu et al. 2023): velocity on straight "
+        "paths, logit-normal t, Heun sampling in 20 calls",
+    ),
+    "flow-matching-cond": Entry(
+        FLOW,
+        {"conditional": True},
+        "class-conditional flow matching with classifier-free guidance",
+    ),
+    "flow-matching-consistency": Entry(
+        "genvision.families.diffusion.consistency:FlowConsistency",
+        {"sampler": "consistency", "steps": 1, "clip_x0": False},
+        "consistency model distilled from a flow-matching teacher (genvision distill --method consistency)",
+    ),
+    "edm": Entry(
+        "genvision.families.diffusion.continuous:EDM",
+        {},
+        "EDM (Karras et al. 2022): preconditioned denoiser, log-normal noise levels, Heun sampler",
+    ),
+    "edm-consistency": Entry(
+        "genvision.families.diffusion.consistency:EDMConsistency",
+        {"sampler": "consistency", "steps": 1, "clip_x0": False},
+        "consistency model distilled from an edm teacher (genvision distill --method consistency)",
+    ),
+    "ldm": Entry(
+        "genvision.families.diffusion.latent:LatentFlowMatching",
+        {},
+        "latent diffusion (Rombach et al. 2022): an autoencoder (stage 1, trained first in RUN/autoencoder "
+        "or --set autoencoder=DIR) and flow matching on its latents",
+    ),
+    "ldm-cond": Entry(
+        "genvision.families.diffusion.latent:LatentFlowMatching",
+        {"conditional": True},
+        "class-conditional latent flow matching with classifier-free guidance",
+    ),
+    "ldm-ddpm": Entry(
+        "genvision.families.diffusion.latent:LatentDiffusion",
+        {},
+        "latent diffusion with the DDPM objective on the latents",
+    ),
+    "ldm-edm": Entry(
+        "genvision.families.diffusion.latent:LatentEDM",
+        {},
+        "latent diffusion with the EDM objective on the latents",
+    ),
     "vae": Entry(
         "genvision.families.vae.model:VAE",
         {},
@@ -58,6 +112,12 @@ MODELS: dict[str, Entry] = {
         "genvision.families.vae.vqvae:VQVAE",
         {},
         "VQ-VAE (van den Oord et al. 2017): EMA codebook, code maps for a learned prior",
+    ),
+    "autoencoder": Entry(
+        "genvision.families.vae.autoencoder:Autoencoder",
+        {},
+        "KL-regularised conv autoencoder (Rombach et al. 2022, stage 1 of latent diffusion): L1 "
+        "reconstruction, tiny KL, optional patch discriminator",
     ),
     "gan": Entry(
         "genvision.families.gan.model:GAN",

@@ -13,7 +13,9 @@ A model is an ``nn.Module`` with a dataclass ``config`` and:
 - ``sample(n, y=None, seed=None, generator=None, **options) -> Tensor`` in [-1, 1].
 - Optional capabilities, present only where the family has them: ``log_likelihood(x)``,
   ``encode(x)``, ``decode(z)``, ``reconstruct(x)``. Ask with :func:`require`.
-- Optional trainer hooks: ``ema_parameters()``, ``after_step(phase)``, ``init_from_data(batch)``.
+- Optional trainer hooks: ``ema_parameters()``, ``after_step(phase)``, ``init_from_data(batch)``,
+  ``training_data(dataset, out)`` (what the trainer draws batches from: a latent model's encoded
+  training set).
 - ``parents``: the models this one is built on (a prior's VQ-VAE, a student's teacher), passed to
   ``__init__`` by whoever builds it; a family never loads a directory itself.
 
@@ -222,6 +224,12 @@ class GenerativeModel(nn.Module):
 
     def init_from_data(self, batch: torch.Tensor) -> None:
         """Data-dependent initialisation, run once before step 1 (e.g. actnorm)."""
+
+    def training_data(self, dataset, out: Path | None = None, *, validation: bool = False):
+        """What the trainer draws batches from: ``dataset`` itself, unless the model trains on a
+        transform of it (a latent model: the encoded images, cached in the run directory ``out``).
+        ``validation``: the held-out slice (transformed alike, measuring nothing on it)."""
+        return dataset
 
     # -- helpers ----------------------------------------------------------------------
     @property

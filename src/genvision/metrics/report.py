@@ -222,6 +222,12 @@ def metric_rows(m: dict) -> list[tuple[str, str, str]]:
                 f"(real data: {_fmt(r.get('expected_for_real_data'))}); median distance ratio "
                 f"{_fmt(r.get('median_ratio'))}; {r.get('copies')} copies"
             )
+        elif name == "reconstruction_fid":
+            detail = (
+                f"{_ci(r)}floor {_fmt(r.get('floor'))} at n = {r.get('n_floor')} (ratio "
+                f"{_fmt(r.get('ratio_to_floor'))}x); {card.get('n')} test images reconstructed; "
+                "the best a decoder-based model's samples can reach"
+            )
         elif name == "conditional_accuracy":
             detail = f"judge agrees with the requested label; judge test accuracy {_fmt(r.get('judge_test_accuracy'))}"
         elif name in ("bpd", "nll", "elbo", "reconstruction"):

@@ -79,6 +79,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "evidence lower bound on the test split, nats per image"),
     Metric("reconstruction", ("reconstruct",), lk.reconstruction_metric,
            "mean squared reconstruction error per pixel on the test split, with a picture"),
+    Metric("reconstruction_fid", ("reconstruct",), lk.reconstruction_fid_metric,
+           "domain FID of the test images' reconstructions at equal N: the ceiling of a latent model"),
 )}
 # fmt: on
 KNOWN = tuple(METRICS)

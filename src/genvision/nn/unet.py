@@ -19,12 +19,42 @@ each block and of the network start at zero, so a new UNet outputs zeros.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .attention import SelfAttention2d, group_norm
 from .embeddings import ClassEmbedding, TimestepMLP
+
+
+@dataclass
+class Cond:
+    """What conditions one UNet call: every part optional, each filled by the model that needs it.
+
+    - ``labels``: (B,) int64 class labels (``num_classes`` or negative = the null class).
+    - ``image``: (B, cond_channels, H, W) extra input channels concatenated to the noisy image
+      (image-to-image conditioning: a masked image, a low-resolution one, a grey one).
+    - ``context``: (B, L, D) tokens for cross-attention (text); this UNet has no cross-attention
+      layers yet, so it refuses them.
+    - ``residuals``: tensors added to the skips and the middle (a control branch's output), one
+      per entry of :meth:`UNet.residual_shapes`.
+    """
+
+    labels: torch.Tensor | None = None
+    image: torch.Tensor | None = None
+    context: torch.Tensor | None = None
+    residuals: list[torch.Tensor] | None = None
+
+
+def as_cond(cond) -> Cond:
+    """A :class:`Cond` from a ``Cond``, a (B,) labels tensor (the short form) or None."""
+    if cond is None or isinstance(cond, Cond):
+        return cond or Cond()
+    if isinstance(cond, torch.Tensor):
+        return Cond(labels=cond)
+    raise TypeError(f"cond must be a Cond, a labels tensor or None (got {type(cond).__name__})")
 
 
 def _zero(module: nn.Module) -> nn.Module:
@@ -116,6 +146,7 @@ class UNet(nn.Module):
         num_classes: 0 for unconditional; else a class embedding with a null class ``num_classes``.
         dropout: dropout inside residual blocks.
         heads: attention heads.
+        cond_channels: extra input channels taken from ``Cond.image`` (0: none).
     """
 
     def __init__(
@@ -130,8 +161,10 @@ class UNet(nn.Module):
         num_classes: int = 0,
         dropout: float = 0.0,
         heads: int = 4,
+        cond_channels: int = 0,
     ):
         super().__init__()
+        self.cond_channels = cond_channels
         levels = len(channel_mults)
         if image_size % 2 ** (levels - 1):
             raise ValueError(
@@ -145,7 +178,7 @@ class UNet(nn.Module):
         def attn(ch: int, res: int) -> nn.Module:
             return SelfAttention2d(ch, heads) if res in attention_resolutions else nn.Identity()
 
-        self.conv_in = nn.Conv2d(channels, base_channels, 3, padding=1)
+        self.conv_in = nn.Conv2d(channels + cond_channels, base_channels, 3, padding=1)
 
         # -- down: remember each output's width for the matching skip on the way up
         self.down = nn.ModuleList()
@@ -189,17 +222,53 @@ class UNet(nn.Module):
             raise ValueError("this UNet has no class embedding (num_classes=0); pass y=None")
         return emb
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def residual_shapes(self, image_size: int) -> list[tuple[int, int, int]]:
+        """(C, H, W) of each tensor ``Cond.residuals`` adds: every skip in order, then the middle."""
+        shapes, side = [], image_size
+        ch = self.conv_in.out_channels
+        shapes.append((ch, side, side))
+        for layers in self.down:
+            if isinstance(layers[0], ResBlock):
+                ch = layers[0].conv2.out_channels
+            else:
+                side //= 2
+            shapes.append((ch, side, side))
+        shapes.append((ch, side, side))  # the middle
+        return shapes
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
         """
         Args:
             x: (B, channels, H, W) noisy images.
             t: (B,) timesteps (int or float).
-            y: (B,) int64 labels, ``num_classes`` or negative for "no label"; None = all null.
+            cond: a :class:`Cond`, or (B,) int64 labels (``num_classes`` or negative for "no
+                label"), or None (unconditional / all null).
 
         Returns:
             (B, channels, H, W) prediction (noise, velocity or clean image: the caller decides).
         """
-        emb = F.silu(self.embed(t, y))  # (B, E), activated once for every block's projection
+        cond = as_cond(cond)
+        if cond.context is not None:
+            raise ValueError("this UNet has no cross-attention; it takes no context tokens")
+        if (cond.image is None) != (self.cond_channels == 0):
+            raise ValueError(
+                f"this UNet takes {self.cond_channels} conditioning image channels; "
+                f"got {'none' if cond.image is None else cond.image.shape[1]}"
+            )
+        if cond.image is not None:
+            if cond.image.shape[0] != x.shape[0] or cond.image.shape[1:] != (
+                self.cond_channels,
+                *x.shape[2:],
+            ):
+                raise ValueError(
+                    f"the conditioning image must be (B, {self.cond_channels}, {x.shape[2]}, {x.shape[3]}); "
+                    f"got {tuple(cond.image.shape)}"
+                )
+            x = torch.cat([x, cond.image.to(x.dtype)], dim=1)
+        residuals = list(cond.residuals) if cond.residuals is not None else None
+        if residuals is not None and len(residuals) != len(self.down) + 2:
+            raise ValueError(f"residuals must hold {len(self.down) + 2} tensors (got {len(residuals)})")
+        emb = F.silu(self.embed(t, cond.labels))  # (B, E), activated once for every block's projection
         h = self.conv_in(x)  # (B, C, H, W)
         skips = [h]
         for layers in self.down:
@@ -209,6 +278,9 @@ class UNet(nn.Module):
                 h = layers[0](h)  # Downsample: (B, c, h, w) -> (B, c, h/2, w/2)
             skips.append(h)
         h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        if residuals is not None:  # a control branch's additions, to the skips and the middle
+            skips = [s + r for s, r in zip(skips, residuals[:-1])]
+            h = h + residuals[-1]
         for layers in self.up:
             h = layers[0](torch.cat([h, skips.pop()], dim=1), emb)  # (B, c_h + c_skip, ...) -> (B, c, ...)
             for extra in layers[1:]:

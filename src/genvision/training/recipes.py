@@ -1,10 +1,15 @@
 """Recipes: models trained from other models, built by the run layer and fitted like any other.
 
-Few-step distillation (``genvision distill``): a :class:`~genvision.families.diffusion.distill.
-DiffusionStudent` that samples in K DDIM steps what its teacher's probability-flow ODE gives. The
-teacher is loaded here and passed to the student (its parent, recorded in the student's
-config.json by path and hash); the student starts from the teacher's weights and trains on the
-teacher's data. Sampling a student never needs the teacher; resuming its training does.
+- Distillation (``genvision distill``), ``method="progressive"``: a :class:`~genvision.families.
+  diffusion.distill.DiffusionStudent` that samples in K DDIM steps what its teacher's
+  probability-flow ODE gives; ``method="consistency"``: a consistency model
+  (``families/diffusion/consistency.py``) that samples in one or a few steps. The teacher is
+  loaded here and passed to the student (its parent, recorded in the student's config.json by
+  path and hash); the student starts from the teacher's weights and trains on the teacher's data.
+  Sampling a student never needs the teacher; resuming its training does.
+
+Staged training (``genvision train ldm``: the autoencoder first, then the latent model) is the run
+layer's own (``run.train_staged``): it is how one run directory is trained, not a new model.
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ from ..model_dir import load_model_dir, parent_dir, read_config
 from .run import default_run_dir, train
 
 STUDENT = "ddpm-student"
+METHODS = ("progressive", "consistency")
 
 
 def distill(
     teacher: str | Path,
     out: str | Path | None = None,
     *,
-    sampling_steps: int = 10,
+    method: str = "progressive",
+    sampling_steps: int | None = None,
     teacher_calls: int = 4,
     data: str | None = None,
     resume: bool = False,
@@ -34,8 +41,11 @@ def distill(
     Args:
         teacher: a trained diffusion model directory.
         out: the student's run directory (default ``runs/<name>-distill<K>-<data>-<time>``).
-        sampling_steps: the student's DDIM steps K (denoiser calls per image).
-        teacher_calls: teacher ODE calls per student step (its target's accuracy).
+        method: "progressive" (a K-step DDIM student of a ``ddpm`` teacher) or "consistency" (a
+            consistency model of a ``ddpm``, ``flow-matching`` or ``edm`` teacher).
+        sampling_steps: the student's default sampling calls (progressive: K DDIM steps,
+            default 10; consistency: default 1).
+        teacher_calls: teacher ODE calls per student step (progressive only).
         data: dataset spec (default: the teacher's training data).
         resume: continue the student run in ``out``.
         overwrite: replace an existing ``out``.
@@ -45,36 +55,62 @@ def distill(
     Returns:
         The student's run directory (a model directory; it samples with DDIM in K steps).
     """
+    if method not in METHODS:
+        raise ValueError(f"unknown distillation method {method!r}; known: {', '.join(METHODS)}")
     if resume:
         if out is None:
             raise ValueError("--resume needs --out DIR (the student run to continue)")
         meta = read_config(out)
         ref = meta.get("parents", {}).get("teacher")
-        if meta.get("registry_name") != STUDENT or ref is None:
+        if meta.get("registry_name") not in (STUDENT, *STUDENT_NAMES) or ref is None:
             raise ValueError(f"{out} is not a distillation run; continue it with genvision train --resume")
         if parent_dir(out, "teacher", ref) != Path(teacher).expanduser().resolve():
             raise ValueError(
                 f"--resume: {out} distils {parent_dir(out, 'teacher', ref)}, not {teacher}; pass that teacher"
             )
-        return train(STUDENT, data=data, out=out, resume=True, **train_values)
+        return train(meta["registry_name"], data=data, out=out, resume=True, **train_values)
     meta = read_config(teacher)
-    if meta.get("family") != "diffusion" or meta.get("registry_name") == STUDENT:
-        what = (
-            "a distilled student; distil its teacher instead"
-            if meta.get("registry_name") == STUDENT
-            else (
-                f"a {meta.get('registry_name')} ({meta.get('family')}); distillation needs a diffusion model "
-                "(genvision train ddpm ...)"
-            )
+    name = meta.get("registry_name")
+    if name in (STUDENT, *STUDENT_NAMES):
+        raise ValueError(f"{teacher} holds a distilled student; distil its teacher instead")
+    if meta.get("family") != "diffusion" or name in LATENT_NAMES:
+        raise ValueError(
+            f"{teacher} holds a {name} ({meta.get('family')}); distillation needs a diffusion model in "
+            "pixel space (genvision train ddpm / flow-matching / edm ...)"
         )
-        raise ValueError(f"{teacher} holds {what}")
-    from ..families.diffusion.distill import student_config
-
     model = load_model_dir(teacher)
-    student = registry.create(
-        STUDENT, parents={"teacher": model}, **student_config(model, sampling_steps, teacher_calls)
-    )
     data = data or meta.get("data", {}).get("spec", "digits")
+    if method == "consistency":
+        from ..families.diffusion import consistency
+
+        student_name = consistency.STUDENTS.get(type(model))
+        if student_name is None:
+            raise ValueError(
+                f"{teacher} holds a {name}; consistency distillation takes ddpm, flow-matching or edm"
+            )
+        fields = consistency.student_config(model)
+        if sampling_steps is not None:
+            fields["steps"] = sampling_steps
+        student = registry.create(student_name, parents={"teacher": model}, **fields)
+        tag = "consistency"
+    else:
+        from ..families.diffusion.distill import student_config
+        from ..families.diffusion.model import Diffusion
+
+        if type(model) is not Diffusion:
+            raise ValueError(
+                f"{teacher} holds a {name}; progressive distillation takes a ddpm teacher "
+                "(use --method consistency for flow-matching or edm)"
+            )
+        sampling_steps = 10 if sampling_steps is None else sampling_steps
+        student = registry.create(
+            STUDENT, parents={"teacher": model}, **student_config(model, sampling_steps, teacher_calls)
+        )
+        tag = f"distill{sampling_steps}"
     if out is None:
-        out = default_run_dir(f"{model.registry_name}-distill{sampling_steps}", data)
+        out = default_run_dir(f"{model.registry_name}-{tag}", data)
     return train(student, data=data, out=out, overwrite=overwrite, **train_values)
+
+
+STUDENT_NAMES = ("ddpm-consistency", "flow-matching-consistency", "edm-consistency")
+LATENT_NAMES = ("ldm", "ldm-cond", "ldm-ddpm", "ldm-edm")

@@ -6,7 +6,8 @@
       -> Fit(...).run()  (trainer.py: the optimisation, with its hooks)
       -> config.json status, report.md (metrics/report.py)
 
-A run directory is a model directory (``model_dir.py``). A model built on others records them as
+A model trained in stages (``ldm``) is one run directory holding its first stage as a sub-run
+(:func:`train_staged`). A run directory is a model directory (``model_dir.py``). A model built on others records them as
 parent references in ``config.json`` (path relative to the run, sha256 of their weights) and
 gets them back, checked, on resume. Recipes that train one model from another (few-step
 distillation: ``recipes.py``) build the child here and fit it like any other model.
@@ -24,7 +25,7 @@ import torch
 
 from .. import data as gdata
 from .. import registry
-from ..families.base import GenerativeModel, parse_value
+from ..families.base import GenerativeModel, parse_field, parse_value
 from ..model_dir import build, load_parents, parent_dir, parent_ref, read_config, write_config
 from . import checkpoint, distributed, validation
 from .config import LENGTH_KEYS, TrainConfig, resolve_train_config
@@ -46,9 +47,13 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     model_config: dict | None = None,
+    keep: tuple[str, ...] = (),
     **train_values,
 ) -> Path:
     """Train ``model`` (a registry name, or a model built with ``genvision.create``) on ``data``.
+
+    A model trained in stages (``ldm``: its autoencoder first, unless ``autoencoder=DIR`` is
+    given) goes through :func:`train_staged`, which calls back here for each stage.
 
     Args:
         model: a registry name (then built with fields from the data and ``model_config``, where a
@@ -57,11 +62,22 @@ def train(
         out: run directory; default ``runs/<model>-<data>-<time>``.
         resume: continue the run in ``out`` from its last checkpoint.
         overwrite: replace an existing run directory.
+        keep: entries of ``out`` an earlier stage of this run wrote (left in place; internal).
         **train_values: ``TrainConfig`` fields given by the user (override model defaults).
 
     Returns:
         The run directory (a model directory ``genvision.load`` accepts).
     """
+    if not keep and is_staged(model, out, resume, model_config or {}):
+        return train_staged(
+            model,
+            data,
+            out,
+            resume=resume,
+            overwrite=overwrite,
+            model_config=model_config or {},
+            **train_values,
+        )
     if resume and out is not None and Path(out).is_dir() and not checkpoint.state_path(out).is_file():
         if model is None:
             raise ValueError(
@@ -86,6 +102,7 @@ def train(
         image_size = parse_value(int, str(given["image_size"]), "image_size")
     dataset = gdata.load(data, "train", strict=bool(train_values.get("strict", False)), image_size=image_size)
     if isinstance(model, str):
+        given = fill_from_parents(model, given)
         torch.manual_seed(int(train_values.get("seed", 0)))  # the same initial weights for the same seed
         model = build(model, **{**{k: getattr(dataset, k) for k in DATA_FIELDS}, **given})
     check_model_fits_data(model, dataset)
@@ -93,8 +110,10 @@ def train(
     dataset, val, cfg = validation.split_data(dataset, cfg, given=train_values, image_size=image_size)
     out = Path(out) if out is not None else default_run_dir(model.registry_name, data)
     parents = model.parent_origins()
-    check_not_a_parent(out, parents)
-    return _fit(model, dataset, cfg, out, resume=False, overwrite=overwrite, parents=parents, val=val)
+    check_not_a_parent(out, parents, keep)
+    return _fit(
+        model, dataset, cfg, out, resume=False, overwrite=overwrite, parents=parents, val=val, keep=keep
+    )
 
 
 def _resume(model, data, out, model_config: dict, train_values: dict) -> Path:
@@ -137,9 +156,9 @@ def _resume(model, data, out, model_config: dict, train_values: dict) -> Path:
 
 
 def _fit(
-    model, dataset, cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool, parents, val=None
+    model, dataset, cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool, parents, val=None, keep=()
 ) -> Path:
-    """Prepare ``out``, fit, and write the status and the report."""
+    """Prepare ``out`` (leaving the entries ``keep``), fit, and write the status and the report."""
     from ..metrics.report import write_report
 
     ctx = distributed.setup(cfg.device)
@@ -147,10 +166,14 @@ def _fit(
         raise ValueError(f"--batch-size {cfg.batch_size} must divide evenly over {ctx.world} processes")
     if ctx.main:
         if not resume:
-            prepare_dir(out, overwrite=overwrite)
+            prepare_dir(out, overwrite=overwrite, keep=keep)
         out.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_stale_temporaries(out, RUN_FILES + (checkpoint.STATE_FILE,))
     distributed.barrier(ctx)
+    # a latent model trains on its encoded images (every process encodes; the first caches them)
+    dataset = model.training_data(dataset, out if ctx.main else None)
+    if val is not None:
+        val = model.training_data(val, None, validation=True)
     fit = Fit(model, dataset, cfg, out, ctx, resume=resume, val_dataset=val)
     record = {"data": dataset.describe(), "world_size": ctx.world}
     if parents is not None:
@@ -192,17 +215,22 @@ RUN_FILES = (
     "memorization.png",
     "reconstructions.png",
     "tensorboard",
+    "latents.safetensors",
+    "stages.json",
+    "autoencoder",
 )
 
 
-def prepare_dir(out: Path, overwrite: bool) -> None:
+def prepare_dir(out: Path, overwrite: bool, keep: tuple[str, ...] = ()) -> None:
     """Refuse a non-empty ``out`` unless ``overwrite``; then delete only what a genvision run wrote.
 
     ``--overwrite`` never touches the current directory, the home directory, ``/``, a folder
     holding ``.git``, or a folder whose ``config.json`` genvision did not write; and inside a run
     directory it deletes only the files a run writes (:data:`RUN_FILES`), leaving anything else.
+    ``keep``: entries of ``out`` this run itself wrote earlier (a staged run's first stage): they
+    neither count as content nor are deleted.
     """
-    if not (out.exists() and any(out.iterdir())):
+    if not (out.exists() and any(p.name not in keep for p in out.iterdir())):
         return
     if not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass --resume to continue it or --overwrite")
@@ -218,6 +246,8 @@ def prepare_dir(out: Path, overwrite: bool) -> None:
             f"{out} is not a genvision run directory; refusing to overwrite it, choose --out"
         )
     for name in RUN_FILES:
+        if name in keep:
+            continue
         path = out / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -227,23 +257,31 @@ def prepare_dir(out: Path, overwrite: bool) -> None:
 
 
 def is_run_dir(directory: Path) -> bool:
-    """Whether ``directory/config.json`` was written by genvision (a registry name and a version)."""
-    try:
-        meta = json.loads((directory / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return (
-        isinstance(meta, dict) and isinstance(meta.get("registry_name"), str) and "genvision_version" in meta
-    )
+    """Whether ``directory/config.json`` (or a staged run's ``stages.json``) was written by genvision
+    (a registry name and a version)."""
+    for name in ("config.json", "stages.json"):
+        try:
+            meta = json.loads((directory / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if (
+            isinstance(meta, dict)
+            and isinstance(meta.get("registry_name"), str)
+            and "genvision_version" in meta
+        ):
+            return True
+    return False
 
 
-def check_not_a_parent(out: Path, parents: dict) -> None:
-    """Refuse an ``out`` that is, or holds, a directory this model is built on."""
+def check_not_a_parent(out: Path, parents: dict, keep: tuple[str, ...] = ()) -> None:
+    """Refuse an ``out`` that is, or holds, a directory this model is built on (but a kept stage)."""
     target = out.expanduser().resolve()
     for role, p in parents.items():
         if p is None:
             raise ValueError(f"the {role} model was never saved; save it (or train it) before building on it")
         p = Path(p).resolve()
+        if any(p == target / k for k in keep):
+            continue
         if p == target or target in p.parents:
             raise ValueError(f"--out {out} is (or holds) the {role} model {p}; choose another --out")
 
@@ -272,4 +310,175 @@ def check_model_fits_data(model: GenerativeModel, dataset) -> None:
             )
 
 
-__all__ = ["train", "default_run_dir", "LENGTH_KEYS", "TrainConfig"]
+# ----------------------------------------------------------------------------- staged training
+STAGE = "autoencoder"  # the parent role trained as a first stage, and its sub-run's folder
+PLAN_FILE = "stages.json"
+KEEP = (STAGE, PLAN_FILE)
+#: trainer settings both stages share (the rest are each model's own: lr, batch size, EMA...)
+SHARED_TRAIN_KEYS = (
+    "seed",
+    "device",
+    "precision",
+    "strict",
+    "progress",
+    "tensorboard",
+    "save_every",
+    "sample_every",
+    "log_every",
+    "num_samples",
+)
+#: config fields of a latent model that its autoencoder must share
+AE_FIELDS = ("latent_channels", "downsample", "image_size")
+
+
+def is_staged(model, out, resume: bool, model_config: dict) -> bool:
+    """Whether this ``train`` call is a staged run: a model whose autoencoder is not given."""
+    if isinstance(model, str):
+        cls, _ = registry.resolve(model)
+        return STAGE in cls.parents and STAGE not in model_config
+    return model is None and resume and out is not None and (Path(out) / PLAN_FILE).is_file()
+
+
+def fill_from_parents(name: str, given: dict) -> dict:
+    """``given`` with the latent fields a named autoencoder fixes (``autoencoder=DIR``) filled in."""
+    cls, _ = registry.resolve(name)
+    if STAGE not in cls.parents or STAGE not in given or not isinstance(given[STAGE], (str, Path)):
+        return given
+    ae = read_config(given[STAGE]).get("model_config", {})
+    filled = dict(given)
+    for k in ("latent_channels", "downsample"):
+        if k in ae:
+            filled.setdefault(k, ae[k])
+    return filled
+
+
+def split_length(train_values: dict, fraction: float) -> tuple[dict, dict]:
+    """The run's length (``--minutes`` / ``--steps`` / ``--images``, default 1000 steps) in two parts."""
+    key = next((k for k in LENGTH_KEYS if train_values.get(k) is not None), None)
+    if key is None:
+        key, total = "steps", 1000
+    else:
+        total = train_values[key]
+    first = total * fraction
+    if key != "minutes":
+        first, rest = max(1, round(first)), max(1, total - round(first))
+    else:
+        rest = total - first
+    return {key: first}, {key: rest}
+
+
+def train_staged(
+    model, data, out, *, resume: bool, overwrite: bool, model_config: dict, **train_values
+) -> Path:
+    """Train the autoencoder (``RUN/autoencoder``), then the latent model on it, in one run directory.
+
+    ``RUN/stages.json`` holds the plan (name, data, the given settings), so ``--resume`` continues
+    whichever stage stopped; each stage is an ordinary run (the first a sub-run, the parent of the
+    second).
+    """
+    from ..version import __version__
+
+    if resume:
+        if out is None:
+            raise ValueError("--resume needs --out DIR (the run to continue)")
+        out = Path(out)
+        plan_path = out / PLAN_FILE
+        if not plan_path.is_file():  # a latent model given its autoencoder: an ordinary run
+            return train(model, data, out, resume=True, model_config=model_config, keep=KEEP, **train_values)
+        try:
+            plan = json.loads(plan_path.read_text())
+            name, stored_data = plan["registry_name"], plan["data"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ValueError(f"{plan_path} is damaged; start the run again with --overwrite") from None
+        if model is not None and model != name:
+            raise ValueError(f"--resume: {out} trains {name}, not {model}")
+        if data not in (None, stored_data):
+            raise ValueError(f"--resume: {out} trains on {stored_data}, not {data}; drop --data")
+        data, stored_config, stored_values = stored_data, plan["model_config"], plan["train_values"]
+        given_now = {k: v for k, v in train_values.items() if k in SHARED_TRAIN_KEYS}
+    else:
+        name, data = model, data or "digits"
+        check_latent_config(name, data, model_config, train_values)
+        out = Path(out) if out is not None else default_run_dir(name, data)
+        prepare_dir(out, overwrite=overwrite)
+        out.mkdir(parents=True, exist_ok=True)
+        stored_config, stored_values, given_now = dict(model_config), dict(train_values), {}
+        plan = {
+            "registry_name": name,
+            "genvision_version": __version__,
+            "data": data,
+            "model_config": stored_config,
+            "train_values": stored_values,
+        }
+        (out / PLAN_FILE).write_text(json.dumps(plan, indent=2, default=str))
+    ae_length, main_length = split_length(stored_values, ae_fraction(name, stored_config))
+    shared = {k: v for k, v in stored_values.items() if k in SHARED_TRAIN_KEYS}
+    shared.update(given_now)
+
+    # stage 1: the autoencoder
+    ae_out = out / STAGE
+    ae_config = {k: stored_config[k] for k in AE_FIELDS if k in stored_config}
+    state = _stage_state(ae_out)
+    if state != "finished":
+        print(f"stage 1 of 2: training the autoencoder in {ae_out}")
+        if state == "resumable":
+            train("autoencoder", data=None, out=ae_out, resume=True, **given_now)
+        else:
+            train("autoencoder", data, ae_out, overwrite=True, model_config=ae_config, **shared, **ae_length)
+        if _stage_state(ae_out) != "finished":
+            print(f"the autoencoder stage stopped early; continue with --resume --out {out}")
+            return out
+
+    # stage 2: the latent model on it
+    print(f"stage 2 of 2: training {name} on the autoencoder's latents in {out}")
+    if _stage_state(out) in ("resumable", "finished"):
+        return train(name, data=None, out=out, resume=True, keep=KEEP, **given_now)
+    values = {k: v for k, v in stored_values.items() if k not in LENGTH_KEYS}
+    values.update(given_now)
+    return train(
+        name,
+        data,
+        out,
+        overwrite=True,
+        keep=KEEP,
+        model_config={**stored_config, STAGE: str(ae_out)},
+        **values,
+        **main_length,
+    )
+
+
+def check_latent_config(name: str, data: str, config: dict, train_values: dict) -> None:
+    """Build the latent model's config on the data's fields before stage 1 spends any time."""
+    registry.check_config(name, config)
+    image_size = config.get("image_size")
+    image_size = parse_value(int, str(image_size), "image_size") if image_size is not None else None
+    dataset = gdata.load(data, "train", strict=bool(train_values.get("strict", False)), image_size=image_size)
+    registry.config_for(name, **{**{k: getattr(dataset, k) for k in DATA_FIELDS}, **config})
+
+
+def ae_fraction(name: str, config: dict) -> float:
+    """The run's ``ae_fraction`` (given, or the config's default), checked before anything trains."""
+    cls, preset = registry.resolve(name)
+    value = config.get("ae_fraction", preset.get("ae_fraction"))
+    if value is None:
+        return cls.config_class.ae_fraction
+    value = parse_field(cls.config_class, "ae_fraction", value) if isinstance(value, str) else float(value)
+    if not 0 < value < 1:
+        raise ValueError(f"ae_fraction must be in (0, 1) (got {value}); 0.25 is usual")
+    return value
+
+
+def _stage_state(directory: Path) -> str:
+    """ "finished", "resumable" (a checkpoint to continue) or "new" for a stage's run directory."""
+    if not (directory / "config.json").is_file():
+        return "new"
+    try:
+        meta = read_config(directory)
+    except ValueError:
+        return "new"
+    if meta.get("status") == "finished" and (directory / "model.safetensors").is_file():
+        return "finished"
+    return "resumable" if checkpoint.state_path(directory).is_file() else "new"
+
+
+__all__ = ["train", "train_staged", "default_run_dir", "LENGTH_KEYS", "TrainConfig"]

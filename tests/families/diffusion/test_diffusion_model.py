@@ -61,7 +61,7 @@ def test_registry_presets_build():
         ({"dropout": 1.0}, "dropout"),
         ({"cond_drop_prob": -0.1}, "cond_drop_prob"),
         ({"guidance_scale": -1.0}, "guidance_scale"),
-        ({"sampler": "euler"}, "sampler"),
+        ({"sampler": "banana"}, "sampler"),
         ({"steps": 21}, "steps"),
         ({"eta": -1.0}, "eta"),
         ({"eta": 0.5}, "eta applies to the ddim sampler only"),
@@ -181,7 +181,7 @@ def test_conditional_sampling_with_labels_and_guidance():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"sampler": "euler"}, "known: ddpm, ddim"),
+        ({"sampler": "banana"}, "known: ddpm, ddim"),
         ({"temperature": 0.7}, "temperature"),
         ({"y": 3}, "unconditional"),
         ({"steps": 21}, "steps must be in 1..20"),

@@ -1,8 +1,8 @@
 """Smallest diffusion configs for the registry walk (tests/test_registry.py).
 
-``ddpm`` and ``ddpm-cond`` use ``gvtest.TINY_DDPM`` (set in the walk itself); ``ddpm-student``
-needs a teacher: ``prepare`` saves a tiny untrained ``ddpm`` and names its directory as the
-student's parent (``gv.create(name, teacher=DIR)``), with the student's fields copied from it.
+``ddpm`` and ``ddpm-cond`` use ``gvtest.TINY_DDPM`` (set in the walk itself). Models built on
+others get a tiny untrained parent saved by ``prepare`` and named by its directory: the
+students' teacher (their fields copied from it), the latent models' autoencoder.
 """
 
 from __future__ import annotations
@@ -10,19 +10,53 @@ from __future__ import annotations
 from gvtest import TINY_DDPM
 
 import genvision as gv
+from genvision.families.diffusion import consistency
 from genvision.families.diffusion.distill import student_config
 from genvision.model_dir import save_model_dir
 
-TINY = {"ddpm-student": {**TINY_DDPM, "steps": 3}}
+#: the network part of TINY_DDPM, for the continuous-time models (no timesteps)
+TINY_NET = {k: v for k, v in TINY_DDPM.items() if k != "num_train_timesteps"}
+#: a latent model's network on a 4x4 latent (8x8 digits halved once)
+TINY_LATENT = {**TINY_NET, "channel_mults": (1,), "latent_channels": 2, "downsample": 1}
+TINY_AE = {"base_channels": 8, "latent_channels": 2, "downsample": 1}
+
+TINY = {
+    "ddpm-student": {**TINY_DDPM, "steps": 3},
+    "flow-matching": TINY_NET,
+    "flow-matching-cond": TINY_NET,
+    "edm": TINY_NET,
+    "ddpm-consistency": {},
+    "flow-matching-consistency": {},
+    "edm-consistency": {},
+    "ldm": TINY_LATENT,
+    "ldm-cond": TINY_LATENT,
+    "ldm-ddpm": {**TINY_LATENT, "num_train_timesteps": 50},
+    "ldm-edm": TINY_LATENT,
+    "autoencoder": TINY_AE,
+}
+TEACHERS = {
+    "ddpm-consistency": "ddpm",
+    "flow-matching-consistency": "flow-matching",
+    "edm-consistency": "edm",
+}
 
 
 def prepare(name: str, tmp_path) -> dict:
-    """Extra ``gv.create`` arguments: the teacher of ``ddpm-student`` (as ``parents``)."""
-    if name != "ddpm-student":
-        return {}
-    teacher = gv.create("ddpm", num_classes=10, levels=17, **TINY_DDPM)
-    save_model_dir(teacher, tmp_path / "teacher")
-    return {
-        "teacher": str(tmp_path / "teacher"),
-        **student_config(teacher, sampling_steps=3, teacher_calls=2),
-    }
+    """Extra ``gv.create`` arguments: a saved tiny parent (teacher or autoencoder) and what it fixes."""
+    if name == "ddpm-student":
+        teacher = gv.create("ddpm", num_classes=10, levels=17, **TINY_DDPM)
+        save_model_dir(teacher, tmp_path / "teacher")
+        return {
+            "teacher": str(tmp_path / "teacher"),
+            **student_config(teacher, sampling_steps=3, teacher_calls=2),
+        }
+    if name in TEACHERS:
+        teacher = gv.create(TEACHERS[name], num_classes=10, levels=17, **TINY.get(TEACHERS[name], TINY_DDPM))
+        save_model_dir(teacher, tmp_path / "teacher")
+        fields = consistency.student_config(teacher, intervals=4)
+        return {"teacher": str(tmp_path / "teacher"), **fields}
+    if name.startswith("ldm"):
+        ae = gv.create("autoencoder", num_classes=10, levels=17, **TINY_AE)
+        save_model_dir(ae, tmp_path / "ae")
+        return {"autoencoder": str(tmp_path / "ae")}
+    return {}

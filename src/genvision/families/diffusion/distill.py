@@ -134,7 +134,7 @@ class DiffusionStudent(Diffusion):
         xt = losses.add_noise(x, eps, a_t)
         labels = self._labels(b, y, generator, dev)
         # the teacher's own sampling denoiser (objective, clipping), unguided, per-image levels
-        teacher_x0 = teacher._denoiser(labels, 1.0)
+        teacher_x0 = teacher.denoiser(labels, 1.0)
         with torch.no_grad():
             xs = samplers.ode_segment(teacher_x0, xt, sigma, sigma_next, c.teacher_calls, teacher.sigmas)
             x0_target = losses.ddim_x0_target(xt, xs, a_t, a_s)

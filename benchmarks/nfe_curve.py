@@ -1,0 +1,175 @@
+"""FID against network evaluations: every sampler on one trained model per objective, and the
+one-step consistency student.
+
+One model per objective (``ddpm``, ``flow-matching``, ``edm``) of the same network is trained on
+the same data for the same number of steps of 128 images (a length, not a time budget, so the
+comparison of samplers does not depend on how busy the machine is), and a consistency student is
+distilled from the ``flow-matching`` one (``genvision distill --method consistency``). Each model
+then samples the same N images (image k from generator ``seeding.image_seed(seed, k)``) with
+every sampler of the table at each number of network evaluations (NFE) in the grid, and each
+set's domain FID is measured under the equal-N protocol (INTERFACES.md). ``ddpm`` also samples
+ancestrally on all 1000 training levels (DDPM-1000). The student samples with 1 and 2 calls.
+
+Reported per objective: FID for every (sampler, NFE), the best sampler's FID at 10 calls against
+the best at 1000 (DDPM-1000 for ``ddpm``; 1000-call Heun for the continuous objectives), and the
+consistency student's one-step FID against its teacher's best.
+
+Targets (issue 18): at 10 network evaluations, FID within 10% of the same model's best at 1000;
+one-step consistency FID <= 2x its teacher's best.
+
+Full mode: digits, 1400 training steps each (the demo's length), 400 distillation steps,
+N = 650, NFE 1, 2, 4, 10, 20, 50, 1000. ``--quick``: 400 steps each, 150 distillation steps,
+N = 300, NFE 1, 2, 4, 10, 20, 50 (1000 only for DDPM's ancestral sampler and the reference).
+
+    python benchmarks/nfe_curve.py --quick [--threads 1]
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import common
+import torch
+
+import genvision as gv
+from genvision.families.base import sample_in_batches
+
+MEASURES = [
+    "benchmarks/nfe_curve.py",
+    "src/genvision/families/diffusion/",
+    "src/genvision/nn/",
+    *common.TRAINED_AND_SCORED,
+]
+OBJECTIVES = ("ddpm", "flow-matching", "edm")
+SAMPLERS = ("ddim", "dpm++2m", "euler", "heun", "edm")
+QUICK = {"steps": 400, "distill_steps": 150, "n": 300, "nfe": (1, 2, 4, 10, 20, 50)}
+FULL = {"steps": 1400, "distill_steps": 400, "n": 650, "nfe": (1, 2, 4, 10, 20, 50, 1000)}
+REFERENCE_NFE = 1000
+NET = {"base_channels": 32}  # the default network of every objective
+TRAIN = {"batch_size": 128, "progress": False, "sample_every": 0, "save_every": 0}
+
+
+def fid_of(model, n: int, **options) -> dict:
+    t0 = time.perf_counter()
+    x = sample_in_batches(model, n, seed=0, batch_size=250, options=options)
+    seconds = time.perf_counter() - t0
+    card = common.fid_against(x, "digits", seed=0)
+    return {"fid": card["fid"], "ci": card.get("ci"), "floor": card["floor"], "seconds": round(seconds, 2)}
+
+
+def valid(name: str, sampler: str, nfe: int) -> bool:
+    """Whether ``sampler`` can spend exactly ``nfe`` calls (second-order ones need 1 or more; all can)."""
+    return not (name == "ddpm" and nfe > 1000)
+
+
+def curve(run: Path, name: str, n: int, grid: tuple[int, ...]) -> dict:
+    model = gv.load(run)
+    rows: dict = {}
+    for sampler in SAMPLERS:
+        for nfe in grid:
+            if not valid(name, sampler, nfe):
+                continue
+            rows[f"{sampler}-{nfe}"] = {
+                "sampler": sampler,
+                "nfe": nfe,
+                **fid_of(model, n, sampler=sampler, steps=nfe),
+            }
+            print(f"{name} {sampler}-{nfe}: FID {rows[f'{sampler}-{nfe}']['fid']:.2f}", flush=True)
+    if name == "ddpm":
+        rows["ddpm-1000"] = {"sampler": "ddpm", "nfe": 1000, **fid_of(model, n, sampler="ddpm")}
+    elif REFERENCE_NFE not in grid:
+        rows[f"heun-{REFERENCE_NFE}"] = {
+            "sampler": "heun",
+            "nfe": REFERENCE_NFE,
+            **fid_of(model, n, sampler="heun", steps=REFERENCE_NFE),
+        }
+    return rows
+
+
+def best(rows: dict, nfe: int) -> dict | None:
+    at = [r for r in rows.values() if r["nfe"] == nfe]
+    return min(at, key=lambda r: r["fid"]) if at else None
+
+
+def main() -> None:
+    p = common.parser(__doc__.splitlines()[0], MEASURES)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    mode = QUICK if args.quick else FULL
+    start, loads = time.perf_counter(), [os.getloadavg()[0]]
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="nfe-bench-") as tmp:
+        for name in OBJECTIVES:
+            run = Path(tmp) / name
+            t0 = time.perf_counter()
+            gv.train(name, data="digits", out=run, steps=mode["steps"], model_config=NET, **TRAIN)
+            rows = curve(run, name, mode["n"], mode["nfe"])
+            ref, ten = best(rows, REFERENCE_NFE), best(rows, 10)
+            results[name] = {
+                "train_seconds": round(time.perf_counter() - t0, 1),
+                "samplers": rows,
+                "best_at_10": ten,
+                "best_at_1000": ref,
+                "ratio_10_to_1000": ten["fid"] / ref["fid"],
+                "target_within_10pct": ten["fid"] <= 1.1 * ref["fid"],
+            }
+            loads.append(os.getloadavg()[0])
+        teacher = Path(tmp) / "flow-matching"
+        student = Path(tmp) / "consistency"
+        t0 = time.perf_counter()
+        gv.distill(teacher, student, method="consistency", steps=mode["distill_steps"], **TRAIN)
+        model = gv.load(student)
+        one, two = fid_of(model, mode["n"]), fid_of(model, mode["n"], steps=2)
+        teacher_best = min(r["fid"] for r in results["flow-matching"]["samplers"].values())
+        results["consistency"] = {
+            "teacher": "flow-matching",
+            "distill_seconds": round(time.perf_counter() - t0, 1),
+            "one_step": one,
+            "two_steps": two,
+            "teacher_best_fid": teacher_best,
+            "ratio_one_step_to_teacher_best": one["fid"] / teacher_best,
+            "target_within_2x": one["fid"] <= 2 * teacher_best,
+        }
+        loads.append(os.getloadavg()[0])
+    common.emit(
+        {
+            "benchmark": "nfe_curve",
+            "mode": "quick" if args.quick else "full",
+            "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in mode.items()},
+            "results": results,
+            "total_seconds": round(time.perf_counter() - start, 1),
+            "load": common.load_note(loads),
+            "table": table_rows(results, mode["n"]),
+        },
+        args,
+    )
+
+
+def table_rows(results: dict, n: int) -> list[dict]:
+    rows = []
+    for name in OBJECTIVES:
+        r = results[name]
+        ten, ref = r["best_at_10"], r["best_at_1000"]
+        rows.append(
+            {
+                "figure": f"{name}: best FID at 10 calls ({ten['sampler']}) / at 1000 ({ref['sampler']}), N = {n}",
+                "value": f"{ten['fid']:.2f} / {ref['fid']:.2f} (ratio {r['ratio_10_to_1000']:.2f}; target <= 1.10)",
+            }
+        )
+    c = results["consistency"]
+    rows.append(
+        {
+            "figure": f"consistency student of flow-matching: FID in 1 / 2 calls vs teacher's best, N = {n}",
+            "value": f"{c['one_step']['fid']:.2f} / {c['two_steps']['fid']:.2f} vs {c['teacher_best_fid']:.2f} "
+            f"(ratio {c['ratio_one_step_to_teacher_best']:.2f}; target <= 2)",
+        }
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    main()

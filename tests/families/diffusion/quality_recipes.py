@@ -1,0 +1,101 @@
+"""The short digits runs behind the diffusion family's quality tests, shared with the calibration.
+
+``tests/families/diffusion/test_objectives_quality.py`` trains each once (seed 0) and checks its
+bar; ``tests/calibrate_quality.py`` trains each over five seeds to set the bars
+(``tests/calibration.json``). Each returns the measured figures of one run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import genvision as gv
+from genvision import data
+from genvision.metrics.baseline import independent_pixel_samples
+from genvision.metrics.evaluate import domain_fid, evaluate
+
+QUIET = {"progress": False, "sample_every": 0, "save_every": 0}
+NET = {"base_channels": 16, "num_res_blocks": 1}
+#: training steps of each run, and the samples measured
+STEPS = {"flow_matching": 400, "edm": 400, "ldm": 600, "consistency": 150}
+N = 500
+
+
+def baseline_fid() -> float:
+    train, test = data.load("digits", "train"), data.load("digits", "test")
+    return domain_fid(independent_pixel_samples(train, N, seed=0), train, test)[0]
+
+
+def _fid(out: Path, **options) -> float:
+    result = evaluate(out, data="digits", n=N, metrics=["fid"], sample_options=options or None)
+    return result["metrics"]["fid"]["value"]
+
+
+def train_flow_matching(out: Path, seed: int = 0) -> Path:
+    return gv.train(
+        "flow-matching",
+        data="digits",
+        out=out,
+        steps=STEPS["flow_matching"],
+        batch_size=64,
+        lr=2e-3,
+        ema_half_life=4000,
+        seed=seed,
+        model_config={**NET, "steps": 10},
+        **QUIET,
+    )
+
+
+def flow_matching(out: Path, seed: int = 0) -> dict:
+    train_flow_matching(out, seed)
+    return {"fid": _fid(out)}
+
+
+def edm(out: Path, seed: int = 0) -> dict:
+    gv.train(
+        "edm",
+        data="digits",
+        out=out,
+        steps=STEPS["edm"],
+        batch_size=64,
+        lr=2e-3,
+        ema_half_life=4000,
+        seed=seed,
+        model_config={**NET, "steps": 11},
+        **QUIET,
+    )
+    return {"fid": _fid(out)}
+
+
+def ldm(out: Path, seed: int = 0) -> dict:
+    """Staged: the autoencoder on a quarter of the steps (8x8 -> 4x4x4), flow matching on the latents."""
+    gv.train(
+        "ldm",
+        data="digits",
+        out=out,
+        steps=STEPS["ldm"],
+        batch_size=64,
+        lr=2e-3,
+        ema_half_life=4000,
+        seed=seed,
+        model_config={**NET, "downsample": 1, "steps": 10},
+        **QUIET,
+    )
+    result = evaluate(out, data="digits", n=N, metrics=["fid", "reconstruction_fid"])["metrics"]
+    return {"fid": result["fid"]["value"], "reconstruction_fid": result["reconstruction_fid"]["value"]}
+
+
+def consistency(out: Path, seed: int = 0) -> dict:
+    """A one-step consistency student of the flow_matching run (teacher and student both seeded)."""
+    teacher = train_flow_matching(out.parent / "teacher", seed)
+    gv.distill(
+        teacher,
+        out,
+        method="consistency",
+        steps=STEPS["consistency"],
+        batch_size=64,
+        lr=5e-4,
+        seed=seed,
+        **QUIET,
+    )
+    return {"fid": _fid(out), "fid_2_steps": _fid(out, steps=2), "teacher_fid": _fid(teacher)}

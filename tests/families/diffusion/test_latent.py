@@ -1,0 +1,119 @@
+"""Latent diffusion: the round trip through the autoencoder, the latents' scale and cache, and the
+staged run (``genvision train ldm``: the autoencoder first, in ``RUN/autoencoder``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from families.diffusion.tiny_configs import TINY_AE, TINY_LATENT
+
+import genvision as gv
+from genvision import data
+from genvision.families.diffusion import latent
+from genvision.model_dir import save_model_dir
+
+QUIET = {"progress": False, "sample_every": 0, "save_every": 0}
+NET = {k: v for k, v in TINY_LATENT.items() if k not in ("latent_channels", "downsample")}
+
+
+@pytest.fixture
+def autoencoder_dir(tmp_path):
+    torch.manual_seed(0)
+    ae = gv.create("autoencoder", levels=17, **TINY_AE)
+    save_model_dir(ae, tmp_path / "ae")
+    return tmp_path / "ae"
+
+
+def test_latents_are_cached_scaled_to_unit_variance_and_decoded_back(autoencoder_dir, tmp_path, monkeypatch):
+    model = gv.create("ldm", levels=17, autoencoder=str(autoencoder_dir), **TINY_LATENT)
+    assert model.noise_shape == (2, 4, 4)
+    train = data.load("digits", "train")
+    ds = model.training_data(train, tmp_path / "run")
+    assert len(ds) == len(train) and ds.batch(torch.arange(5))[0].shape == (5, 2, 4, 4)
+    assert ds.latents.std().item() == pytest.approx(1.0, rel=1e-4)
+    assert (tmp_path / "run" / latent.CACHE_FILE).is_file()
+    # the same autoencoder: the cache is read, not the images encoded again
+    monkeypatch.setattr(type(model), "encode_dataset", lambda *a: pytest.fail("encoded twice"))
+    again = model.training_data(train, tmp_path / "run")
+    assert torch.equal(again.latents, ds.latents)
+    # decoding the scaled latents gives the autoencoder's reconstructions
+    ae = model.parent("autoencoder")
+    x, _ = train.batch(torch.arange(4))
+    z = ds.latents[:4]
+    assert torch.allclose(model.finish(z), ae.decode(ae.encode(x)), atol=1e-5)
+    assert torch.allclose(model.reconstruct(x), ae.reconstruct(x))
+    out = model.sample(3, seed=0)
+    assert out.shape == (3, 1, 8, 8) and out.min() >= -1 and out.max() <= 1
+
+
+def test_an_autoencoder_of_another_shape_is_a_one_line_error(autoencoder_dir):
+    with pytest.raises(ValueError, match="set latent_channels / downsample"):
+        gv.create("ldm", levels=17, autoencoder=str(autoencoder_dir), **{**TINY_LATENT, "latent_channels": 3})
+    with pytest.raises(ValueError, match="needs an autoencoder"):
+        gv.create("ldm", levels=17, autoencoder=gv.create("vae", levels=17), **TINY_LATENT)
+
+
+def test_train_ldm_trains_its_autoencoder_first_then_resumes_and_samples(tmp_path):
+    out = tmp_path / "ldm"
+    config = {**NET, "downsample": 1, "latent_channels": 2}
+    gv.train("ldm", data="digits", out=out, steps=8, batch_size=16, model_config=config, **QUIET)
+    plan = json.loads((out / "stages.json").read_text())
+    assert plan["registry_name"] == "ldm" and plan["train_values"]["steps"] == 8
+    ae_meta = json.loads((out / "autoencoder" / "config.json").read_text())
+    meta = json.loads((out / "config.json").read_text())
+    assert ae_meta["registry_name"] == "autoencoder" and ae_meta["train_config"]["steps"] == 2  # a quarter
+    assert meta["registry_name"] == "ldm" and meta["train_config"]["steps"] == 6
+    assert meta["parents"]["autoencoder"]["path"] == "autoencoder"
+    assert (out / latent.CACHE_FILE).is_file()
+    model = gv.load(out)
+    assert model.latent_scale.item() != 1.0
+    x = model.sample(4, seed=0)
+    assert x.shape == (4, 1, 8, 8)
+    # a finished staged run resumes to the same place
+    gv.train(None, out=out, resume=True, **QUIET)
+    assert torch.equal(gv.load(out).sample(4, seed=0), x)
+    # --overwrite deletes both stages (genvision wrote them) and nothing else
+    (out / "notes.txt").write_text("mine")
+    gv.train(
+        "ldm", data="digits", out=out, steps=4, batch_size=16, model_config=config, overwrite=True, **QUIET
+    )
+    assert (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "autoencoder" / "config.json").read_text())["train_config"]["steps"] == 1
+
+
+def test_a_staged_run_interrupted_in_stage_one_resumes_there(tmp_path):
+    out = tmp_path / "ldm"
+    config = {**NET, "downsample": 1, "latent_channels": 2}
+    gv.train("ldm", data="digits", out=out, steps=8, batch_size=16, model_config=config, **QUIET)
+    # undo stage 2 and mark stage 1 unfinished: as if stopped during the autoencoder
+    for name in ("config.json", "model.safetensors", "training_state", "latents.safetensors"):
+        path = out / name
+        if path.is_dir():
+            import shutil
+
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    ae_meta = json.loads((out / "autoencoder" / "config.json").read_text())
+    ae_meta["status"] = "interrupted"
+    (out / "autoencoder" / "config.json").write_text(json.dumps(ae_meta))
+    gv.train(None, out=out, resume=True, **QUIET)
+    assert json.loads((out / "config.json").read_text())["status"] == "finished"
+    assert gv.load(out).sample(2, seed=0).shape == (2, 1, 8, 8)
+
+
+def test_a_given_autoencoder_fixes_the_latent_fields(autoencoder_dir, tmp_path):
+    out = gv.train(
+        "ldm",
+        data="digits",
+        out=tmp_path / "r",
+        steps=2,
+        batch_size=16,
+        model_config={**NET, "autoencoder": str(autoencoder_dir)},
+        **QUIET,
+    )
+    config = json.loads((out / "config.json").read_text())["model_config"]
+    assert config["latent_channels"] == 2 and config["downsample"] == 1
+    assert not (out / "autoencoder").exists()

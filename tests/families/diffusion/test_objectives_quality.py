@@ -1,0 +1,33 @@
+"""Short digits runs of the newer diffusion objectives reach their bars (quality_recipes.py).
+
+Each bar sits above the worst of five training seeds measured by ``tests/calibrate_quality.py``
+(``tests/calibration.json``, the entries of the same name) and far below the per-pixel
+independent baseline's FID, so a broken objective, sampler or stage fails.
+"""
+
+from __future__ import annotations
+
+import pytest
+from families.diffusion import quality_recipes as recipes
+
+#: domain FID bars at N = 500 (calibration.json: flow_matching, edm, ldm, consistency)
+BARS = {"flow_matching": 30.0, "edm": 30.0, "ldm": 40.0, "consistency": 60.0}
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return recipes.baseline_fid()
+
+
+@pytest.mark.parametrize("name", ["flow_matching", "edm", "ldm"])
+def test_objective_beats_its_bar(name, baseline, tmp_path):
+    figures = getattr(recipes, name)(tmp_path / name)
+    assert figures["fid"] <= BARS[name] < baseline / 3, (figures, baseline)
+    if name == "ldm":
+        # the samples cannot beat the decoder they come through
+        assert figures["reconstruction_fid"] < figures["fid"], figures
+
+
+def test_one_step_consistency_student_beats_its_bar(baseline, tmp_path):
+    figures = recipes.consistency(tmp_path / "student")
+    assert figures["fid"] <= BARS["consistency"] < baseline / 3, (figures, baseline)
