@@ -55,7 +55,16 @@ def test_families_with_log_likelihood_names_likelihood_families_and_no_gan():
     assert set(LIKELIHOOD_FAMILIES) <= set(named)
     assert not set(GANS) & set(named)
     assert named == [n for n in registry.MODELS if n in named]  # in registry order
-    assert set(ev.families_with("reconstruct").split(", ")) == {"vae", "beta-vae", "vqvae"}
+    assert set(ev.families_with("reconstruct").split(", ")) == {
+        "vae",
+        "beta-vae",
+        "vqvae",
+        "autoencoder",
+        "ldm",
+        "ldm-cond",
+        "ldm-ddpm",
+        "ldm-edm",
+    }
     assert ev.families_with("no_such_capability") == "none registered"
     assert set(CAPABILITIES) >= {"log_likelihood", "elbo", "reconstruct"}
 

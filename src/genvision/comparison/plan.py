@@ -99,9 +99,10 @@ class Plan:
 
 
 def trains_from_data(name: str) -> bool:
-    """Whether registry model ``name`` trains from data alone (its class declares no parents)."""
+    """Whether registry model ``name`` trains from data alone and samples it (its class declares no
+    parents, and ``sample`` draws from a learned model: not an autoencoder's decoder check)."""
     cls, _ = registry.resolve(name)
-    return not cls.parents
+    return not cls.parents and cls.samples_the_data
 
 
 def conditional(name: str) -> bool:
@@ -180,6 +181,10 @@ def select_models(models, quick: bool, *, labelled: bool, data: str) -> tuple[li
             )
         if not trains_from_data(m):
             roles = ", ".join(registry.resolve(m)[0].parents)
+            if not roles:
+                raise ValueError(
+                    f"{m} only encodes and decodes (it has no learned prior to sample); drop it from --models"
+                )
             raise ValueError(
                 f"{m} is built on another model ({roles}) and cannot train from data alone; drop it from "
                 "--models (--models all takes every model that can)"

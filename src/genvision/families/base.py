@@ -151,6 +151,9 @@ class GenerativeModel(nn.Module):
     trains_on_unlabeled: ClassVar[bool] = False
     #: shape of one image's latent z where the model has a Gaussian prior over one (VAE, GAN, flow)
     latent_shape: ClassVar[tuple[int, ...] | None] = None
+    #: whether ``sample`` draws from a learned model of the data; False for a model that only
+    #: encodes and decodes (an autoencoder), which ``genvision compare`` leaves out
+    samples_the_data: ClassVar[bool] = True
     #: whether training validates on a held-out slice by default (likelihood models, whose
     #: training loss is the negative log-likelihood or its bound; ``training/validation.py``)
     validates: ClassVar[bool] = False

@@ -147,14 +147,24 @@ def elbo_metric(inputs: Inputs) -> dict:
 
 
 def reconstruction_metric(inputs: Inputs) -> dict:
-    """Mean squared reconstruction error of the test split, with a picture of the first images."""
+    """Mean squared reconstruction error of the test split, with a picture of the first images, and
+    the domain FID of the reconstructions at the evaluation's N (``fid``).
+
+    The FID is what a model that samples through this decoder (latent diffusion) can at best
+    reach: its samples are decodings too. It is measured under the equal-N protocol on the first
+    ``n`` reconstructions (the evaluation's sample count, at most the test split).
+    """
+    from .sample_metrics import domain_fid_card
+
     settings, test_ds = inputs.settings, inputs.test_ds
+    kept: list = []
     figures, grid = reconstruction(
         inputs.model,
         test_ds,
         n=settings.likelihood_n,
         batch_size=settings.batch_size,
         progress=settings.progress,
+        keep=kept,
     )
     picture = None
     if inputs.target is not None:
@@ -163,42 +173,22 @@ def reconstruction_metric(inputs: Inputs) -> dict:
         picture = "reconstructions.png"
         save_grid(grid, inputs.target / picture, nrow=len(grid) // 2, levels=test_ds.levels)
     card = {**_card(inputs), "n": figures["n"], "units": "mean squared error per pixel, [-1, 1] scale"}
-    return {"value": figures["mse"], "se": figures["mse_se"], "picture": picture, "card": card}
-
-
-def reconstruction_fid_metric(inputs: Inputs) -> dict:
-    """Domain FID of the test images' reconstructions under the equal-N protocol.
-
-    What a model that samples through a decoder (latent diffusion) can at best reach: its samples
-    are decodings too, so their FID sits at or above this one. ``n`` (the evaluation's sample
-    count) test images are reconstructed, at most the whole test split.
-    """
-    from .sample_metrics import domain_fid_card
-
-    settings, test_ds = inputs.settings, inputs.test_ds
-    n = min(len(test_ds), settings.n or len(test_ds))
-    kept: list = []
-    reconstruction(
-        inputs.model, test_ds, n=n, batch_size=settings.batch_size, progress=settings.progress, keep=kept
-    )
-    card = domain_fid_card(torch.cat(kept), inputs.train_ds, test_ds, seed=settings.seed)
-    return {
-        "value": card["fid"],
-        "ci": card.get("ci"),
-        "floor": card["floor"],
-        "floor_std": card["floor_std"],
-        "ratio_to_floor": card["fid"] / card["floor"] if card["floor"] > 0 else math.inf,
-        "n_generated": card["n"],
-        "n_floor": card["n_floor"],
-        "equal_n": card["equal_n"],
-        "card": {
-            **_card(inputs),
-            "n": card["n"],
-            "features": "domain judge",
-            "note": "FID of the first n test images' reconstructions against the reference half of the "
-            "train split: the ceiling a model that samples through this decoder cannot beat",
-        },
+    n_fid = min(figures["n"], settings.n or figures["n"])
+    fid_card = domain_fid_card(torch.cat(kept)[:n_fid], inputs.train_ds, test_ds, seed=settings.seed)
+    fid = {
+        "value": fid_card["fid"],
+        "ci": fid_card.get("ci"),
+        "floor": fid_card["floor"],
+        "floor_std": fid_card["floor_std"],
+        "ratio_to_floor": fid_card["fid"] / fid_card["floor"] if fid_card["floor"] > 0 else math.inf,
+        "n": fid_card["n"],
+        "n_floor": fid_card["n_floor"],
+        "equal_n": fid_card["equal_n"],
+        "features": "domain judge",
+        "note": "FID of the first n test images' reconstructions against the reference half of the "
+        "train split: the ceiling a model that samples through this decoder cannot beat",
     }
+    return {"value": figures["mse"], "se": figures["mse_se"], "fid": fid, "picture": picture, "card": card}
 
 
 def _summary(inputs: Inputs, capability: str) -> dict:

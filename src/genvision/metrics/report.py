@@ -222,18 +222,19 @@ def metric_rows(m: dict) -> list[tuple[str, str, str]]:
                 f"(real data: {_fmt(r.get('expected_for_real_data'))}); median distance ratio "
                 f"{_fmt(r.get('median_ratio'))}; {r.get('copies')} copies"
             )
-        elif name == "reconstruction_fid":
-            detail = (
-                f"{_ci(r)}floor {_fmt(r.get('floor'))} at n = {r.get('n_floor')} (ratio "
-                f"{_fmt(r.get('ratio_to_floor'))}x); {card.get('n')} test images reconstructed; "
-                "the best a decoder-based model's samples can reach"
-            )
         elif name == "conditional_accuracy":
             detail = f"judge agrees with the requested label; judge test accuracy {_fmt(r.get('judge_test_accuracy'))}"
         elif name in ("bpd", "nll", "elbo", "reconstruction"):
             detail = f"± {_fmt(r.get('se'))} (s.e.), {card.get('n')} test images; {card.get('likelihood_note', '')}"
             if name == "elbo":
                 detail += f"; {_fmt(r.get('bpd'))} bits/dim"
+            fid = r.get("fid") if name == "reconstruction" else None
+            if isinstance(fid, dict):
+                detail += (
+                    f"; reconstructions' domain FID {_fmt(fid.get('value'))}{_ci_brief(fid)} against a floor of "
+                    f"{_fmt(fid.get('floor'))} at n = {fid.get('n')} (the best a decoder-based model's samples "
+                    "can reach)"
+                )
         rows.append((name, _fmt(value), detail))
     return rows
 

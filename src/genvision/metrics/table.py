@@ -78,9 +78,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("elbo", ("elbo",), lk.elbo_metric,
            "evidence lower bound on the test split, nats per image"),
     Metric("reconstruction", ("reconstruct",), lk.reconstruction_metric,
-           "mean squared reconstruction error per pixel on the test split, with a picture"),
-    Metric("reconstruction_fid", ("reconstruct",), lk.reconstruction_fid_metric,
-           "domain FID of the test images' reconstructions at equal N: the ceiling of a latent model"),
+           "mean squared reconstruction error per pixel on the test split, with a picture, and the "
+           "reconstructions' domain FID at equal N (the ceiling of a model sampling through the decoder)"),
 )}
 # fmt: on
 KNOWN = tuple(METRICS)

@@ -81,8 +81,8 @@ def ldm(out: Path, seed: int = 0) -> dict:
         model_config={**NET, "downsample": 1, "steps": 10},
         **QUIET,
     )
-    result = evaluate(out, data="digits", n=N, metrics=["fid", "reconstruction_fid"])["metrics"]
-    return {"fid": result["fid"]["value"], "reconstruction_fid": result["reconstruction_fid"]["value"]}
+    result = evaluate(out, data="digits", n=N, metrics=["fid", "reconstruction"])["metrics"]
+    return {"fid": result["fid"]["value"], "reconstruction_fid": result["reconstruction"]["fid"]["value"]}
 
 
 def consistency(out: Path, seed: int = 0) -> dict:

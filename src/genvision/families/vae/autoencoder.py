@@ -213,6 +213,7 @@ class Autoencoder(GenerativeModel):
     family = "vae"
     config_class = AutoencoderConfig
     sample_options = ()
+    samples_the_data = False  # no learned prior (see ``sample``)
     noise_name = "Gaussian latent z"
     start_note = "decoded (no learned prior: a check of the decoder only)"
 
