@@ -51,6 +51,7 @@ from .sources import (  # noqa: F401 (default_n, quantise, sample_model: public 
     load_model,
     model_dir,
     quantise,
+    recorded_size,
     recorded_spec,
     sample_model,
     source_images,
@@ -105,7 +106,14 @@ def evaluate(
     run_dir = model_dir(source)
     if data is None:
         data = recorded_spec(run_dir) or "digits"
-    train_ds, test_ds = datasets.load(data, "train"), datasets.load(data, "test")
+    # a run trained on this data resized (--set image_size=32) is measured on it resized alike
+    size = recorded_size(run_dir, data)
+
+    def split(name: str):
+        ds = datasets.load(data, name)
+        return ds if size is None or size == ds.image_size else datasets.load(data, name, image_size=size)
+
+    train_ds, test_ds = split("train"), split("test")
     model = load_model(source, train_ds)
     target = Path(out) if out is not None else run_dir
 

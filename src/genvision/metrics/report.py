@@ -232,8 +232,8 @@ def metric_rows(m: dict) -> list[tuple[str, str, str]]:
             if isinstance(fid, dict):
                 detail += (
                     f"; reconstructions' domain FID {_fmt(fid.get('value'))}{_ci_brief(fid)} against a floor of "
-                    f"{_fmt(fid.get('floor'))} at n = {fid.get('n')} (the best a decoder-based model's samples "
-                    "can reach)"
+                    f"{_fmt(fid.get('floor'))} at n = {fid.get('n')} (how faithful the decoder a latent "
+                    "model samples through is)"
                 )
         rows.append((name, _fmt(value), detail))
     return rows

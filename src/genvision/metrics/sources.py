@@ -146,3 +146,18 @@ def recorded_spec(run_dir: Path | None) -> str | None:
     meta = json.loads((run_dir / "config.json").read_text())
     data = meta.get("data")
     return data.get("spec") if isinstance(data, dict) else data if isinstance(data, str) else None
+
+
+def recorded_size(run_dir: Path | None, spec: str) -> int | None:
+    """The image size a run trained at when it trained on ``spec`` resized (``--set image_size``), else None."""
+    if run_dir is None or not (run_dir / "config.json").is_file():
+        return None
+    try:
+        meta = json.loads((run_dir / "config.json").read_text())
+    except ValueError:
+        return None
+    data = meta.get("data")
+    if not isinstance(data, dict) or data.get("spec") != spec:
+        return None
+    size = (meta.get("model_config") or {}).get("image_size")
+    return size if isinstance(size, int) else None

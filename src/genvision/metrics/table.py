@@ -79,7 +79,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "evidence lower bound on the test split, nats per image"),
     Metric("reconstruction", ("reconstruct",), lk.reconstruction_metric,
            "mean squared reconstruction error per pixel on the test split, with a picture, and the "
-           "reconstructions' domain FID at equal N (the ceiling of a model sampling through the decoder)"),
+           "reconstructions' domain FID at equal N (the fidelity of a latent model's decoder)"),
 )}
 # fmt: on
 KNOWN = tuple(METRICS)

@@ -210,7 +210,7 @@ class LatentMixin:
         return self.parent("autoencoder").decode(z / self.latent_scale)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """The autoencoder's reconstruction: the ceiling this model's samples cannot beat."""
+        """The autoencoder's reconstruction of ``x``: how faithful the decoder this model samples through is."""
         return self.parent("autoencoder").reconstruct(x)
 
     @property
