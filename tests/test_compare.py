@@ -159,8 +159,11 @@ def test_a_non_empty_dir_without_resume_is_refused(tmp_path, capsys):
 
 def test_all_is_every_model_that_trains_from_data_alone():
     names, skipped = cplan.select_models("all", False, labelled=True, data="digits")
-    assert names == [m for m in registry.MODELS if not registry.resolve(m)[0].parents] and not skipped
-    assert "vqvae-transformer" not in names and "ddpm-student" not in names and "ddpm-cond" in names
+    assert names == [m for m in registry.MODELS if not registry.resolve(m)[0].parents and m != "autoencoder"]
+    assert not skipped and "ddpm-cond" in names and "flow-matching" in names and "edm" in names
+    assert "vqvae-transformer" not in names and "ddpm-student" not in names and "ldm" not in names
+    with pytest.raises(ValueError, match="no learned prior"):  # it only encodes and decodes
+        cplan.select_models("autoencoder", False, labelled=True, data="digits")
     names, skipped = cplan.select_models("all", False, labelled=False, data="folder:x")
     assert "sngan-cond" in skipped and not any(cplan.conditional(m) for m in names)
 

@@ -47,7 +47,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     model_config: dict | None = None,
-    keep: tuple[str, ...] = (),
+    stage_entries: tuple[str, ...] = (),
     **train_values,
 ) -> Path:
     """Train ``model`` (a registry name, or a model built with ``genvision.create``) on ``data``.
@@ -62,13 +62,13 @@ def train(
         out: run directory; default ``runs/<model>-<data>-<time>``.
         resume: continue the run in ``out`` from its last checkpoint.
         overwrite: replace an existing run directory.
-        keep: entries of ``out`` an earlier stage of this run wrote (left in place; internal).
+        stage_entries: entries of ``out`` an earlier stage of this run wrote (left in place; internal).
         **train_values: ``TrainConfig`` fields given by the user (override model defaults).
 
     Returns:
         The run directory (a model directory ``genvision.load`` accepts).
     """
-    if not keep and is_staged(model, out, resume, model_config or {}):
+    if not stage_entries and is_staged(model, out, resume, model_config or {}):
         return train_staged(
             model,
             data,
@@ -110,9 +110,17 @@ def train(
     dataset, val, cfg = validation.split_data(dataset, cfg, given=train_values, image_size=image_size)
     out = Path(out) if out is not None else default_run_dir(model.registry_name, data)
     parents = model.parent_origins()
-    check_not_a_parent(out, parents, keep)
+    check_not_a_parent(out, parents, stage_entries)
     return _fit(
-        model, dataset, cfg, out, resume=False, overwrite=overwrite, parents=parents, val=val, keep=keep
+        model,
+        dataset,
+        cfg,
+        out,
+        resume=False,
+        overwrite=overwrite,
+        parents=parents,
+        val=val,
+        keep=stage_entries,
     )
 
 
@@ -384,7 +392,9 @@ def train_staged(
         out = Path(out)
         plan_path = out / PLAN_FILE
         if not plan_path.is_file():  # a latent model given its autoencoder: an ordinary run
-            return train(model, data, out, resume=True, model_config=model_config, keep=KEEP, **train_values)
+            return train(
+                model, data, out, resume=True, model_config=model_config, stage_entries=KEEP, **train_values
+            )
         try:
             plan = json.loads(plan_path.read_text())
             name, stored_data = plan["registry_name"], plan["data"]
@@ -432,7 +442,7 @@ def train_staged(
     # stage 2: the latent model on it
     print(f"stage 2 of 2: training {name} on the autoencoder's latents in {out}")
     if _stage_state(out) in ("resumable", "finished"):
-        return train(name, data=None, out=out, resume=True, keep=KEEP, **given_now)
+        return train(name, data=None, out=out, resume=True, stage_entries=KEEP, **given_now)
     values = {k: v for k, v in stored_values.items() if k not in LENGTH_KEYS}
     values.update(given_now)
     return train(
@@ -440,7 +450,7 @@ def train_staged(
         data,
         out,
         overwrite=True,
-        keep=KEEP,
+        stage_entries=KEEP,
         model_config={**stored_config, STAGE: str(ae_out)},
         **values,
         **main_length,

@@ -155,9 +155,11 @@ class ConsistencyMixin:
         return skip * x_ve + (1 - skip) * super().denoise_x0(x, sigma, y)
 
     def sampling_levels(self, sampler: str, steps: int) -> torch.Tensor:
-        """``steps`` levels of the training grid, evenly spaced in its index from the top, then 0."""
+        """``steps`` levels of the training grid, evenly spaced in its index from the top (the last
+        of ``steps + 1`` such points, the lowest level, left out: re-noising to it changes nothing),
+        then 0."""
         grid = self.grid()
-        idx = torch.linspace(0, self.config.intervals - 1, steps).round().long().unique_consecutive()
+        idx = torch.linspace(0, self.config.intervals, steps + 1)[:-1].round().long()
         return torch.cat([grid[idx], grid.new_zeros(1)])
 
     def check_steps(self, sampler: str, steps: int | None) -> None:
