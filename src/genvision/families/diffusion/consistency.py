@@ -40,12 +40,18 @@ SIGMA_DATA = 0.5
 
 @dataclass
 class ConsistencyFields:
-    """What a consistency student adds to its teacher's config."""
+    """What a consistency student adds to its teacher's config (the first base of each student
+    config: its field defaults and ``__post_init__`` come before the teacher config's)."""
 
     intervals: int = 18  # steps of the EDM grid the student is trained across
     huber_c: float = 0.0  # pseudo-Huber constant; 0 = 0.00054 * sqrt(pixels) (Song & Dhariwal, 2024)
+    sampler: str = "consistency"
+    steps: int = 1
+    clip_x0: bool = False
+    caps: ClassVar[dict[str, int]] = {"intervals": 10_000}
 
-    def check_consistency(self) -> None:
+    def __post_init__(self):
+        super().__post_init__()  # the teacher config's checks
         if self.intervals < 2:
             raise ValueError(f"intervals must be >= 2 (got {self.intervals}); 18 is usual")
         if self.huber_c < 0:
@@ -57,39 +63,18 @@ class ConsistencyFields:
 
 
 @dataclass
-class DiffusionConsistencyConfig(DiffusionConfig, ConsistencyFields):
-    sampler: str = "consistency"
-    steps: int = 1
-    clip_x0: bool = False
-    caps: ClassVar[dict[str, int]] = {"intervals": 10_000}
-
-    def __post_init__(self):
-        super().__post_init__()
-        self.check_consistency()
+class DiffusionConsistencyConfig(ConsistencyFields, DiffusionConfig):
+    pass
 
 
 @dataclass
-class FlowConsistencyConfig(FlowMatchingConfig, ConsistencyFields):
-    sampler: str = "consistency"
-    steps: int = 1
-    clip_x0: bool = False
-    caps: ClassVar[dict[str, int]] = {"intervals": 10_000}
-
-    def __post_init__(self):
-        super().__post_init__()
-        self.check_consistency()
+class FlowConsistencyConfig(ConsistencyFields, FlowMatchingConfig):
+    pass
 
 
 @dataclass
-class EDMConsistencyConfig(EDMConfig, ConsistencyFields):
-    sampler: str = "consistency"
-    steps: int = 1
-    clip_x0: bool = False
-    caps: ClassVar[dict[str, int]] = {"intervals": 10_000}
-
-    def __post_init__(self):
-        super().__post_init__()
-        self.check_consistency()
+class EDMConsistencyConfig(ConsistencyFields, EDMConfig):
+    pass
 
 
 def student_config(teacher: Denoiser, intervals: int = 18) -> dict:
