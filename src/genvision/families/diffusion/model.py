@@ -141,14 +141,9 @@ class Diffusion(Denoiser):
 
     def sampling_levels(self, sampler: str, steps: int) -> torch.Tensor:
         """Training levels evenly spaced in timestep (``samplers.grid``); the EDM grid for ``edm``."""
-        spec = samplers.SAMPLERS[sampler]
-        if spec.spacing == "karras":
+        if samplers.SAMPLERS[sampler].spacing == "karras":
             return self.karras_levels(steps, sampler)
-        T = len(self.sigmas)
-        intervals = T if spec.every_step else min(spec.intervals(steps), T)
-        ts = schedules.timesteps(T, intervals)
-        levels = self.sigmas.to(torch.float64)[ts]
-        return torch.cat([levels, levels.new_zeros(1)])
+        return samplers.grid(sampler, self.sigmas, steps)
 
     @property
     def likelihood_note(self) -> str:

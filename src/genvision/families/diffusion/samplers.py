@@ -452,10 +452,12 @@ def check_options(name: str, options: dict) -> None:
 def grid(name: str, train_levels: torch.Tensor, steps: int) -> torch.Tensor:
     """The levels sampler ``name`` runs on for a model trained at the (T,) increasing ``train_levels``.
 
-    ``steps`` training levels evenly spaced in timestep from the noisiest (every one for a sampler
-    that runs on every step), then 0: a (steps + 1,) float64 grid, ``steps`` denoiser calls.
+    The sampler's steps for ``steps`` denoiser calls (:meth:`Sampler.intervals`: ``steps`` itself,
+    about half for a second-order one; every level for a sampler that runs on every step), as
+    training levels evenly spaced in timestep from the noisiest, then 0: a float64 grid.
     """
     T = len(train_levels)
-    ts = schedules.timesteps(T, T if SAMPLERS[name].every_step else steps)
+    spec = SAMPLERS[name]
+    ts = schedules.timesteps(T, T if spec.every_step else min(spec.intervals(steps), T))
     levels = train_levels.to(torch.float64)[ts]
     return torch.cat([levels, levels.new_zeros(1)])
