@@ -201,9 +201,17 @@ def _diffusion(name):
     return run
 
 
+def ddpm_text(out: Path, seed: int) -> dict:
+    """tests/families/diffusion/test_text_models.py (a short ddpm-text run prompted by template captions)."""
+    from families.diffusion import test_text_models as t
+
+    t.run_text_digits(out, seed)
+    return {"accuracy": t.prompted_accuracy(gv.load(out))}
+
+
 FAMILIES = {
     f.__name__: f
-    for f in (ddpm, sngan, sngan_cond, pixelcnn, vae, glow, prior)
+    for f in (ddpm, sngan, sngan_cond, pixelcnn, vae, glow, prior, ddpm_text)
     + tuple(_diffusion(n) for n in ("flow_matching", "edm", "ldm", "consistency"))
 }
 

@@ -3,7 +3,7 @@
     genvision models
     genvision train MODEL --data SPEC [--steps N | --images N | --minutes M] [...] [--set key=value ...]
     genvision distill TEACHER_DIR [--method progressive|consistency] [--sampling-steps K] [--teacher-calls M] [--minutes M | --steps N] [...]
-    genvision sample DIR --n N [--seed S] [--out FILE.png|FILE.npz] [--label K | --labels 0,1,...] [...]
+    genvision sample DIR --n N [--seed S] [--out FILE.png|FILE.npz] [--label K | --labels 0,1,... | --prompt TEXT | --prompts-file F] [...]
     genvision evaluate SOURCE --data SPEC [--metrics LIST] [--n N] [--features domain|inception|FILE.py:Class]
         [--out DIR] [--seed S] [--reference-n N] [--likelihood-n N]
     genvision interpolate DIR [--data SPEC] --from I --to J [--frames K] [--mode linear|spherical] --out FILE.png
@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     lab = s.add_mutually_exclusive_group()
     lab.add_argument("--label", type=int, help="class of every image (conditional models)")
     lab.add_argument("--labels", help="comma-separated classes, cycled over the images")
+    lab.add_argument("--prompt", help="text models: the caption of every image")
+    lab.add_argument("--prompts-file", help="text models: one prompt per line; image k uses line k (cycled)")
     s.add_argument(
         "--sampler",
         help="diffusion: ddpm, ddim, dpm++2m, euler, heun, edm, consistency (default: the model's config)",
@@ -248,6 +250,21 @@ def _labels(args, n: int):
     return None
 
 
+def _prompts(args, n: int) -> list[str] | None:
+    if args.prompt is not None:
+        return [args.prompt] * n
+    if args.prompts_file:
+        try:
+            lines = Path(args.prompts_file).read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise UsageError(f"cannot read --prompts-file {args.prompts_file}: {e.strerror or e}") from None
+        lines = [line.strip() for line in lines if line.strip()]
+        if not lines:
+            raise UsageError(f"--prompts-file {args.prompts_file} holds no prompt (one per line)")
+        return [lines[k % len(lines)] for k in range(n)]
+    return None
+
+
 #: exit status of a training run stopped by a signal (checkpoint saved, resumable): 128 + signal
 STOPPED = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -335,6 +352,7 @@ def cmd_sample(args) -> int:
         args.n,
         seed=args.seed,
         labels=_labels(args, args.n),
+        prompts=_prompts(args, args.n),
         out=out,
         batch_size=args.batch_size,
         device=args.device,

@@ -88,6 +88,18 @@ MODELS: dict[str, Entry] = {
         {"conditional": True},
         "class-conditional latent flow matching with classifier-free guidance",
     ),
+    "ldm-text": Entry(
+        "genvision.families.diffusion.text:LatentTextFlow",
+        {},
+        "text-conditioned latent flow matching: a UNet cross-attending to frozen all-MiniLM-L6-v2 tokens of "
+        "each image's caption (captions.tsv, else class templates); the text model for 32x32 RGB",
+    ),
+    "ddpm-text": Entry(
+        "genvision.families.diffusion.text:TextDiffusion",
+        {},
+        "text-conditioned DDPM in pixels: cross-attention to frozen all-MiniLM-L6-v2 caption tokens, "
+        "classifier-free guidance by caption dropout",
+    ),
     "ldm-ddpm": Entry(
         "genvision.families.diffusion.latent:LatentDiffusion",
         {},

@@ -69,6 +69,7 @@ def sample(
     *,
     seed: int = 0,
     labels=None,
+    prompts=None,
     out: str | Path | None = None,
     batch_size: int = 256,
     device: str | torch.device = "auto",
@@ -82,6 +83,7 @@ def sample(
         n: number of images (>= 1).
         seed: image k draws from ``seeding.image_seed(seed, k)``.
         labels: conditional models: an int (every image that class), a list or a tensor of n.
+        prompts: text models: one string (every image) or a list of n (image k uses entry k).
         out: ``.png`` (grid at the model's levels) or ``.npz``; written atomically, with the record.
         batch_size: images per model call; the images do not depend on it.
         device: "auto" (CUDA when torch sees it, else CPU), "cpu" or "cuda".
@@ -102,11 +104,19 @@ def sample(
     model, sha = _model(source, device)
     model.check_sample_options(options)
     labels = _labels(model, n, labels)
+    if prompts is not None:
+        if labels is not None:
+            raise ValueError("give labels or prompts, not both")
+        prompts = model.check_prompts(n, prompts)
     start = model.describe_start(n, seed=seed)
     record = sample_record(model, weights_sha256=sha, seed=seed, n=n, labels=labels, options=options)
+    if prompts is not None:
+        record["prompts"] = prompts
     t0 = time.perf_counter()
     with model.eval_mode():
-        images = sample_in_batches(model, n, seed=seed, batch_size=batch_size, labels=labels, options=options)
+        images = sample_in_batches(
+            model, n, seed=seed, batch_size=batch_size, labels=labels, options=options, prompts=prompts
+        )
     seconds = time.perf_counter() - t0
     labels = labels.cpu() if labels is not None else None
     if out is not None:

@@ -64,6 +64,7 @@ def test_families_with_log_likelihood_names_likelihood_families_and_no_gan():
         "ldm-cond",
         "ldm-ddpm",
         "ldm-edm",
+        "ldm-text",
     }
     assert ev.families_with("no_such_capability") == "none registered"
     assert set(CAPABILITIES) >= {"log_likelihood", "elbo", "reconstruct"}

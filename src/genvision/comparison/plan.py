@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from .. import data as datasets
 from .. import registry
+from ..nn import text
 
 #: ``--quick``: one representative per family, by family; a new family adds its line here
 QUICK_MODELS = {
@@ -106,7 +107,9 @@ def trains_from_data(name: str) -> bool:
 
 
 def conditional(name: str) -> bool:
-    return bool(registry.resolve(name)[1].get("conditional"))
+    """Class-conditional, or a text model (which needs labels or captions to train)."""
+    cls, overrides = registry.resolve(name)
+    return bool(overrides.get("conditional")) or cls.takes_prompts
 
 
 def family(name: str) -> str:
@@ -166,6 +169,9 @@ def select_models(models, quick: bool, *, labelled: bool, data: str) -> tuple[li
         unlabeled = {m: f"class-conditional and {data} is unlabeled" for m in everyone if conditional(m)}
         if labelled:
             unlabeled = {}
+        if not text.available():
+            why = f"needs the text encoder ({text.INSTALL})"
+            unlabeled.update({m: why for m in everyone if registry.resolve(m)[0].takes_prompts})
         return [m for m in everyone if m not in unlabeled], unlabeled
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]

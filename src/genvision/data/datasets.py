@@ -57,6 +57,10 @@ ARGUMENTS = {
 }
 
 
+#: the class names of the digit sets (digits, mnist, binary-mnist)
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
 # ----------------------------------------------------------------------------- the dataset
 class ImageDataset(Dataset):
     """One split of a dataset, in memory.
@@ -72,6 +76,8 @@ class ImageDataset(Dataset):
         skipped: paths of files a folder scan could not read (the whole folder's, in both splits).
         files: relative paths of the images for ``folder:`` specs, else None.
         keys: train splits: each image's key for the validation rule (``folder.in_val_split``).
+        class_names: the name of each class (digits' "zero".."nine", a folder's class folders), or
+            None where the source names none.
     """
 
     def __init__(
@@ -87,6 +93,7 @@ class ImageDataset(Dataset):
         skipped=(),
         files=None,
         keys=None,
+        class_names=None,
     ):
         if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.dim() == 4):
             raise ValueError("images must be a uint8 tensor (N, C, H, W)")
@@ -100,6 +107,7 @@ class ImageDataset(Dataset):
         self.levels, self.num_classes = int(levels), int(num_classes)
         self.spec, self.split, self.binarize = spec, split, bool(binarize)
         self.skipped, self.files, self.keys = list(skipped), files, keys
+        self.class_names = list(class_names) if class_names else None
 
     @property
     def image_size(self) -> int:
@@ -273,6 +281,7 @@ def _carve(ds: ImageDataset, split: str) -> ImageDataset:
         skipped=ds.skipped,
         files=None if ds.files is None else [f for f, k in zip(ds.files, keep.tolist()) if k],
         keys=[key for key, k in zip(ds.keys, keep.tolist()) if k],
+        class_names=ds.class_names,
     )
 
 
@@ -300,7 +309,16 @@ def _load_digits(spec, split, image_size):
     i = index[split]
     x = resize(_nchw(images[i]), image_size, 16)
     keys = [str(k) for k in i]
-    return ImageDataset(x, labels[i].copy(), levels=17, num_classes=10, spec=spec, split=split, keys=keys)
+    return ImageDataset(
+        x,
+        labels[i].copy(),
+        levels=17,
+        num_classes=10,
+        spec=spec,
+        split=split,
+        keys=keys,
+        class_names=DIGIT_NAMES,
+    )
 
 
 def _load_mnist(spec, arg, split, image_size, *, binary):
@@ -320,6 +338,7 @@ def _load_mnist(spec, arg, split, image_size, *, binary):
         split=split,
         binarize=binary and split == "train",
         keys=[str(k) for k in range(len(x))],
+        class_names=DIGIT_NAMES,
     )
 
 
@@ -337,6 +356,7 @@ def _load_folder(spec, arg, split, image_size, strict):
         skipped=scan.skipped,
         files=[f for f, k in zip(scan.files, keep) if k],
         keys=[f for f, k in zip(scan.files, keep) if k],
+        class_names=scan.classes,
     )
 
 

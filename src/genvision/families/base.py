@@ -10,7 +10,8 @@ A model is an ``nn.Module`` with a dataclass ``config`` and:
   batch is split across processes and resume needs no RNG state.
 - ``phases``: the optimisation phases (``Phase``) with their parameters and optimiser settings.
   The trainer runs every phase in order each step, each ``repeats`` times on a fresh batch.
-- ``sample(n, y=None, seed=None, generator=None, **options) -> Tensor`` in [-1, 1].
+- ``sample(n, y=None, seed=None, generator=None, **options) -> Tensor`` in [-1, 1]; a text model
+  (``takes_prompts``) also takes ``prompts=[...]`` (one string per image) in place of ``y``.
 - Optional capabilities, present only where the family has them: ``log_likelihood(x)``,
   ``encode(x)``, ``decode(z)``, ``reconstruct(x)``. Ask with :func:`require`.
 - Optional trainer hooks: ``ema_parameters()``, ``after_step(phase)``, ``init_from_data(batch)``,
@@ -157,6 +158,8 @@ class GenerativeModel(nn.Module):
     #: whether training validates on a held-out slice by default (likelihood models, whose
     #: training loss is the negative log-likelihood or its bound; ``training/validation.py``)
     validates: ClassVar[bool] = False
+    #: whether ``sample`` takes ``prompts`` (text-conditioned models)
+    takes_prompts: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig, **parents: GenerativeModel):
         super().__init__()
@@ -260,6 +263,10 @@ class GenerativeModel(nn.Module):
                 f"{', '.join(unknown)}; it accepts: {accepted}"
             )
 
+    def check_prompts(self, n: int, prompts) -> list[str]:
+        """Validate/expand prompts for sampling (text models override; others take none)."""
+        raise ValueError(f"{self.registry_name} takes no prompts; text models do (ddpm-text, ldm-text)")
+
     def check_labels(self, n: int, y) -> torch.Tensor | None:
         """Validate/expand class labels for sampling: int -> n copies; None for unconditional."""
         k = self.config.num_classes
@@ -333,12 +340,20 @@ def require(model, capability: str, families: str = "") -> None:
 
 
 def sample_in_batches(
-    model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int = 256, labels=None, options=None
+    model: GenerativeModel,
+    n: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 256,
+    labels=None,
+    options=None,
+    prompts: list[str] | None = None,
 ) -> torch.Tensor:
     """``n`` samples on the CPU, float (n, C, H, W) in [-1, 1], drawn ``batch_size`` at a time.
 
     Image k uses its own generator (``seeding.image_seed(seed, k)``), so the set does not depend on
-    ``batch_size``. ``labels``: (n,) int64 for a conditional model, or None.
+    ``batch_size``. ``labels``: (n,) int64 for a conditional model, or None; ``prompts``: n strings
+    for a text model, or None.
     """
     chunks = []
     with torch.no_grad():
@@ -346,7 +361,10 @@ def sample_in_batches(
             b = min(batch_size, n - start)
             gens = seeding.image_generators(b, seed, model.device, start=start)
             y = labels[start : start + b] if labels is not None else None
-            chunks.append(model.sample(b, y=y, generator=gens, **(options or {})).detach().float().cpu())
+            extra = {"prompts": list(prompts[start : start + b])} if prompts is not None else {}
+            chunks.append(
+                model.sample(b, y=y, generator=gens, **extra, **(options or {})).detach().float().cpu()
+            )
     return torch.cat(chunks)
 
 

@@ -51,3 +51,38 @@ class SelfAttention2d(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, HW, d)
         out = out.permute(0, 1, 3, 2).reshape(b, c, h, w)  # (B, C, H, W)
         return x + self.proj(out)
+
+
+class CrossAttention2d(nn.Module):
+    """Pre-norm multi-head attention from a feature map's pixels to context tokens, with a residual.
+
+    (B, C, H, W) queries, (B, L, D) context tokens and their (B, L) bool mask (True = a real token;
+    padding is never attended to) -> (B, C, H, W). The output projection starts at zero, so a new
+    block is the identity (Rombach et al., 2022, text conditioning of a UNet).
+    """
+
+    def __init__(self, channels: int, context_dim: int, heads: int = 4):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"attention channels ({channels}) must be divisible by heads ({heads})")
+        self.heads = heads
+        self.norm = group_norm(channels)
+        self.q = nn.Conv2d(channels, channels, 1)
+        self.kv = nn.Linear(context_dim, 2 * channels)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        b, c, h, w = x.shape
+        d = c // self.heads
+        q = self.q(self.norm(x)).reshape(b, self.heads, d, h * w).transpose(-1, -2)  # (B, heads, HW, d)
+        k, v = self.kv(context.to(x.dtype)).chunk(2, dim=-1)  # (B, L, C) each
+        k = k.reshape(b, -1, self.heads, d).transpose(1, 2)  # (B, heads, L, d)
+        v = v.reshape(b, -1, self.heads, d).transpose(1, 2)
+        attend = None if mask is None else mask.to(torch.bool)[:, None, None, :]  # (B, 1, 1, L)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)  # (B, heads, HW, d)
+        out = out.transpose(-1, -2).reshape(b, c, h, w)
+        return x + self.proj(out)

@@ -1,7 +1,9 @@
 """A UNet for denoising (Ronneberger et al., 2015, in the form of Ho et al., 2020 and Dhariwal &
 Nichol, 2021): residual blocks with GroupNorm and SiLU, a sinusoidal timestep embedding through an
 MLP, optional class embedding (with a "null" class for classifier-free guidance), optional
-self-attention at chosen resolutions.
+self-attention at chosen resolutions, and optional cross-attention to text tokens (``context_dim``:
+after the blocks at the lowest sides and in the middle, with the tokens' mean joining the
+timestep embedding).
 
 Picture for ``image_size=8, channel_mults=(1, 2), num_res_blocks=2`` (C = base_channels):
 
@@ -25,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import SelfAttention2d, group_norm
+from .attention import CrossAttention2d, SelfAttention2d, group_norm
 from .embeddings import ClassEmbedding, TimestepMLP
 
 
@@ -36,8 +38,8 @@ class Cond:
     - ``labels``: (B,) int64 class labels (``num_classes`` or negative = the null class).
     - ``image``: (B, cond_channels, H, W) extra input channels concatenated to the noisy image
       (image-to-image conditioning: a masked image, a low-resolution one, a grey one).
-    - ``context``: (B, L, D) tokens for cross-attention (text); this UNet has no cross-attention
-      layers yet, so it refuses them.
+    - ``context``: (B, L, D) tokens for cross-attention (text), with ``context_mask`` (B, L) bool
+      (True = a real token; None = all real). Only a UNet built with ``context_dim`` takes them.
     - ``residuals``: tensors added to the skips and the middle (a control branch's output), one
       per entry of :meth:`UNet.residual_shapes`.
     """
@@ -45,6 +47,7 @@ class Cond:
     labels: torch.Tensor | None = None
     image: torch.Tensor | None = None
     context: torch.Tensor | None = None
+    context_mask: torch.Tensor | None = None
     residuals: list[torch.Tensor] | None = None
 
 
@@ -147,6 +150,11 @@ class UNet(nn.Module):
         dropout: dropout inside residual blocks.
         heads: attention heads.
         cond_channels: extra input channels taken from ``Cond.image`` (0: none).
+        context_dim: width of ``Cond.context`` tokens (0: no text). Then every residual block at
+            the ``cross_attention_resolutions`` (default: the two lowest sides) and in the middle is
+            followed by cross-attention to the tokens, and the mean of the real tokens, projected,
+            joins the timestep embedding.
+        cross_attention_resolutions: feature-map sides with cross-attention (context_dim > 0).
     """
 
     def __init__(
@@ -162,9 +170,12 @@ class UNet(nn.Module):
         dropout: float = 0.0,
         heads: int = 4,
         cond_channels: int = 0,
+        context_dim: int = 0,
+        cross_attention_resolutions: tuple[int, ...] = (),
     ):
         super().__init__()
         self.cond_channels = cond_channels
+        self.context_dim = context_dim
         levels = len(channel_mults)
         if image_size % 2 ** (levels - 1):
             raise ValueError(
@@ -174,9 +185,15 @@ class UNet(nn.Module):
         self.time_embed = TimestepMLP(base_channels, emb_dim)
         self.class_embed = ClassEmbedding(num_classes, emb_dim) if num_classes > 0 else None
         self.null_class = num_classes if num_classes > 0 else None
+        sides = [image_size // 2**i for i in range(levels)]
+        cross_sides = set(cross_attention_resolutions or sides[-2:]) if context_dim > 0 else set()
+        self.context_embed = nn.Linear(context_dim, emb_dim) if context_dim > 0 else None
 
         def attn(ch: int, res: int) -> nn.Module:
             return SelfAttention2d(ch, heads) if res in attention_resolutions else nn.Identity()
+
+        def cross(ch: int, res: int) -> list[nn.Module]:
+            return [CrossAttention2d(ch, context_dim, heads)] if res in cross_sides else []
 
         self.conv_in = nn.Conv2d(channels + cond_channels, base_channels, 3, padding=1)
 
@@ -188,6 +205,7 @@ class UNet(nn.Module):
                 self.down.append(nn.ModuleList([ResBlock(ch, base_channels * mult, emb_dim, dropout)]))
                 ch = base_channels * mult
                 self.down[-1].append(attn(ch, res))
+                self.down[-1].extend(cross(ch, res))
                 skip_widths.append(ch)
             if i < levels - 1:
                 self.down.append(nn.ModuleList([Downsample(ch)]))
@@ -197,6 +215,7 @@ class UNet(nn.Module):
         # -- middle, at the lowest resolution
         self.mid1 = ResBlock(ch, ch, emb_dim, dropout)
         self.mid_attn = attn(ch, res)
+        self.mid_cross = CrossAttention2d(ch, context_dim, heads) if context_dim > 0 else None
         self.mid2 = ResBlock(ch, ch, emb_dim, dropout)
 
         # -- up: num_res_blocks + 1 blocks per level, each eating one skip
@@ -205,7 +224,7 @@ class UNet(nn.Module):
             for j in range(num_res_blocks + 1):
                 block = ResBlock(ch + skip_widths.pop(), base_channels * mult, emb_dim, dropout)
                 ch = base_channels * mult
-                self.up.append(nn.ModuleList([block, attn(ch, res)]))
+                self.up.append(nn.ModuleList([block, attn(ch, res), *cross(ch, res)]))
                 if i > 0 and j == num_res_blocks:
                     self.up[-1].append(Upsample(ch))
                     res *= 2
@@ -213,14 +232,43 @@ class UNet(nn.Module):
         self.norm_out = group_norm(ch)
         self.conv_out = _zero(nn.Conv2d(ch, channels, 3, padding=1))
 
-    def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """(B,) timesteps and (B,) labels or None -> (B, 4 * base_channels) embedding."""
+    def embed(
+        self, t: torch.Tensor, y: torch.Tensor | None, pooled: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B,) timesteps, (B,) labels or None and (B, context_dim) pooled text or None -> (B, 4 * base_channels)."""
         emb = self.time_embed(t)
+        if pooled is not None:
+            emb = emb + self.context_embed(pooled.to(emb.dtype))
         if self.class_embed is not None:
             emb = emb + self.class_embed(y, t.shape[0], t.device)
         elif y is not None:
             raise ValueError("this UNet has no class embedding (num_classes=0); pass y=None")
         return emb
+
+    def _context(self, cond: Cond, b: int):
+        """(tokens, mask, pooled) of ``cond`` checked against this UNet (all None without text)."""
+        if self.context_dim == 0:
+            if cond.context is not None:
+                raise ValueError(
+                    "this UNet has no cross-attention (context_dim=0); it takes no context tokens"
+                )
+            return None, None, None
+        if cond.context is None:
+            raise ValueError("this UNet is text-conditioned; it needs context tokens (Cond.context)")
+        context = cond.context
+        if context.dim() != 3 or context.shape[0] != b or context.shape[2] != self.context_dim:
+            raise ValueError(f"context must be (B={b}, L, {self.context_dim}); got {tuple(context.shape)}")
+        mask = cond.context_mask
+        if mask is None:
+            mask = torch.ones(context.shape[:2], dtype=torch.bool, device=context.device)
+        if mask.shape != context.shape[:2]:
+            raise ValueError(f"context_mask must be {tuple(context.shape[:2])}; got {tuple(mask.shape)}")
+        mask = mask.to(torch.bool)
+        if not mask.any(dim=1).all():
+            raise ValueError("every context needs at least one real token (context_mask all False)")
+        m = mask.to(context.dtype).unsqueeze(-1)
+        pooled = (context * m).sum(1) / m.sum(1)  # (B, D) mean of the real tokens
+        return context, mask, pooled
 
     def residual_shapes(self, image_size: int) -> list[tuple[int, int, int]]:
         """(C, H, W) of each tensor ``Cond.residuals`` adds: every skip in order, then the middle."""
@@ -248,8 +296,7 @@ class UNet(nn.Module):
             (B, channels, H, W) prediction (noise, velocity or clean image: the caller decides).
         """
         cond = as_cond(cond)
-        if cond.context is not None:
-            raise ValueError("this UNet has no cross-attention; it takes no context tokens")
+        context, mask, pooled = self._context(cond, x.shape[0])
         if (cond.image is None) != (self.cond_channels == 0):
             raise ValueError(
                 f"this UNet takes {self.cond_channels} conditioning image channels; "
@@ -268,21 +315,29 @@ class UNet(nn.Module):
         residuals = list(cond.residuals) if cond.residuals is not None else None
         if residuals is not None and len(residuals) != len(self.down) + 2:
             raise ValueError(f"residuals must hold {len(self.down) + 2} tensors (got {len(residuals)})")
-        emb = F.silu(self.embed(t, cond.labels))  # (B, E), activated once for every block's projection
+        emb = F.silu(self.embed(t, cond.labels, pooled))  # (B, E), activated once for every block
         h = self.conv_in(x)  # (B, C, H, W)
         skips = [h]
+
+        def after(h, extras):  # self-attention (or identity), cross-attention, Upsample, in order
+            for extra in extras:
+                h = extra(h, context, mask) if isinstance(extra, CrossAttention2d) else extra(h)
+            return h
+
         for layers in self.down:
             if isinstance(layers[0], ResBlock):
-                h = layers[1](layers[0](h, emb))
+                h = after(layers[0](h, emb), layers[1:])
             else:
                 h = layers[0](h)  # Downsample: (B, c, h, w) -> (B, c, h/2, w/2)
             skips.append(h)
-        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        h = self.mid_attn(self.mid1(h, emb))
+        if self.mid_cross is not None:
+            h = self.mid_cross(h, context, mask)
+        h = self.mid2(h, emb)
         if residuals is not None:  # a control branch's additions, to the skips and the middle
             skips = [s + r for s, r in zip(skips, residuals[:-1])]
             h = h + residuals[-1]
         for layers in self.up:
             h = layers[0](torch.cat([h, skips.pop()], dim=1), emb)  # (B, c_h + c_skip, ...) -> (B, c, ...)
-            for extra in layers[1:]:
-                h = extra(h)  # attention (or identity), then Upsample at the end of a level
+            h = after(h, layers[1:])
         return self.conv_out(F.silu(self.norm_out(h)))

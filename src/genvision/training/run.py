@@ -25,13 +25,26 @@ import torch
 
 from .. import data as gdata
 from .. import registry
-from ..families.base import GenerativeModel, parse_field, parse_value
+from ..data import captions
+from ..families.base import GenerativeModel, field_types, parse_field, parse_value
 from ..model_dir import build, load_parents, parent_dir, parent_ref, read_config, write_config
 from . import checkpoint, distributed, validation
 from .config import LENGTH_KEYS, TrainConfig, resolve_train_config
 from .trainer import Fit
 
 DATA_FIELDS = ("image_size", "channels", "num_classes", "levels")
+
+
+def data_fields(name: str, dataset) -> dict:
+    """The config fields the data fixes: size, channels, classes, levels; a text model's class captions."""
+    fields = {k: getattr(dataset, k) for k in DATA_FIELDS}
+    cls, _ = registry.resolve(name)
+    if getattr(cls, "takes_prompts", False) and "class_captions" in field_types(cls.config_class):
+        # template captions make a text model class-conditional; a captions file's captions do not
+        fields["class_captions"] = (
+            () if captions.has_caption_file(dataset) else captions.class_captions(dataset)
+        )
+    return fields
 
 
 def default_run_dir(name: str, data: str) -> Path:
@@ -104,7 +117,7 @@ def train(
     if isinstance(model, str):
         given = fill_from_parents(model, given)
         torch.manual_seed(int(train_values.get("seed", 0)))  # the same initial weights for the same seed
-        model = build(model, **{**{k: getattr(dataset, k) for k in DATA_FIELDS}, **given})
+        model = build(model, **{**data_fields(model, dataset), **given})
     check_model_fits_data(model, dataset)
     cfg = resolve_train_config(train_values, {**validation.train_defaults(model), **model.train_defaults()})
     dataset, val, cfg = validation.split_data(dataset, cfg, given=train_values, image_size=image_size)
@@ -224,6 +237,7 @@ RUN_FILES = (
     "reconstructions.png",
     "tensorboard",
     "latents.safetensors",
+    "captions.safetensors",
     "stages.json",
     "autoencoder",
 )

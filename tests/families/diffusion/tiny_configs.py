@@ -32,6 +32,8 @@ TINY = {
     "ldm-cond": TINY_LATENT,
     "ldm-ddpm": {**TINY_LATENT, "num_train_timesteps": 50},
     "ldm-edm": TINY_LATENT,
+    "ldm-text": TINY_LATENT,
+    "ddpm-text": TINY_DDPM,
     "autoencoder": TINY_AE,
 }
 TEACHERS = {

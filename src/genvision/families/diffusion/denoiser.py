@@ -153,11 +153,13 @@ class Denoiser(GenerativeModel):
 
     def __init__(self, config: DenoiserConfig, **parents: GenerativeModel):
         super().__init__(config, **parents)
-        c = config
         channels, side = self.net_io()
-        self.net = UNet(
-            channels,
-            side,
+        self.net = UNet(channels, side, **self.unet_options())
+
+    def unet_options(self) -> dict:
+        """The UNet's keyword arguments from the config (a text model adds its cross-attention)."""
+        c = self.config
+        return dict(
             base_channels=c.base_channels,
             channel_mults=c.channel_mults,
             num_res_blocks=c.num_res_blocks,
@@ -253,6 +255,7 @@ class Denoiser(GenerativeModel):
         eta: float | None = None,
         guidance_scale: float | None = None,
         variance: str | None = None,
+        prompts=None,
         **options,
     ) -> torch.Tensor:
         """Draw ``n`` images, (n, C, H, W) in [-1, 1] on the model's device.
@@ -267,13 +270,24 @@ class Denoiser(GenerativeModel):
             eta: ddim noise level (default config.eta).
             guidance_scale: classifier-free guidance of a conditional model (default config.guidance_scale).
             variance: ddpm step variance, "posterior" (default) or "beta".
+            prompts: text models (``takes_prompts``): one string per image, or one for all; not
+                with ``y``. None: a class-conditional text model draws classes as above (their
+                template captions), any other samples with the empty prompt.
         """
         self.check_sample_options(options, steps=steps, eta=eta, guidance_scale=guidance_scale)
         c = self.config
         sampler = c.sampler if sampler is None else sampler
         opts = self.sampler_options(sampler, steps, {"eta": eta, "variance": variance})
         labels = self.check_labels(n, y)
-        if guidance_scale is not None and not c.conditional:
+        if prompts is not None:
+            if not self.takes_prompts:
+                raise ValueError(
+                    f"{self.registry_name} takes no prompts; text models do (ddpm-text, ldm-text)"
+                )
+            if labels is not None:
+                raise ValueError("give labels or prompts, not both")
+            prompts = self.check_prompts(n, prompts)
+        if guidance_scale is not None and not (c.conditional or self.takes_prompts):
             raise ValueError("guidance_scale applies to conditional models only (e.g. ddpm-cond); drop it")
         scale = c.guidance_scale if guidance_scale is None else guidance_scale
         steps = steps or c.steps
@@ -284,11 +298,12 @@ class Denoiser(GenerativeModel):
         with self.eval_mode():
             gens = seeding.resolve(n, seed, generator, self.device)
             x = seeding.randn((n, *self.noise_shape), gens, self.device)
-            if c.conditional and labels is None:
+            if c.conditional and labels is None and prompts is None:
                 # no labels given: a uniform class per image, drawn from the image's own generator
                 labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
             levels = self.sampling_levels(sampler, steps)
-            x = spec.fn(self.denoiser(labels, scale), x, levels, gens, **opts)
+            cond = prompts if prompts is not None else labels
+            x = spec.fn(self.denoiser(cond, scale), x, levels, gens, **opts)
             x = self.finish(x)
         return x.clamp(-1, 1)
 
