@@ -206,7 +206,7 @@ def ddpm_text(out: Path, seed: int) -> dict:
     from families.diffusion import test_text_models as t
 
     t.run_text_digits(out, seed)
-    return {"accuracy": t.prompted_accuracy(gv.load(out))}
+    return {"accuracy": t.prompted_accuracy(gv.load(out)), "alignment_top1": t.alignment_top1(out)}
 
 
 FAMILIES = {

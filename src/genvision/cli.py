@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--metrics",
         help="comma-separated: fid,kid,is,pr,dc,bpd,nll,elbo,reconstruction,memorization,"
-        "conditional_accuracy (default: all that apply, n/a with a reason for the rest)",
+        "conditional_accuracy,text_alignment (default: all that apply, n/a with a reason for the rest)",
     )
     e.add_argument("--n", type=int, help="generated images (default 1000 for digits, 10000 for MNIST-size)")
     e.add_argument(

@@ -62,6 +62,7 @@ from .table import (  # noqa: F401 (ALIASES: a public name of this module)
     KNOWN,
     LOGITS,
     METRICS,
+    PROMPTS,
     SAMPLES,
     TEST_FEATURES,
     Inputs,
@@ -199,6 +200,28 @@ def _why_not(name: str, model, train_ds, source) -> str | None:
             return f"{name} needs a class-conditional model (it checks the requested labels); {what}"
         if train_ds.num_classes < 2:
             return f"{name} needs labelled data; {train_ds.spec} is unlabeled"
+    if PROMPTS in metric.needs:
+        return _why_not_prompts(name, model, train_ds, source)
+    return None
+
+
+def _why_not_prompts(name: str, model, train_ds, source) -> str | None:
+    """Why ``name`` (a metric that prompts the model with captions) cannot run, or None."""
+    from .. import registry
+    from ..data import captions
+    from ..nn import text
+
+    takers = ", ".join(n for n in registry.MODELS if getattr(registry.resolve(n)[0], "takes_prompts", False))
+    if model is None:
+        return f"{name} needs a text-conditioned model to prompt, and {source} holds only images; models: {takers}"
+    if not getattr(model, "takes_prompts", False):
+        return (
+            f"{name} needs a text-conditioned model; {model.registry_name} takes no prompts; models: {takers}"
+        )
+    if not text.available():
+        return f"{name} needs the {text.NAME} sentence encoder; install it: {text.INSTALL}"
+    if train_ds.num_classes < 1 and not captions.has_caption_file(train_ds):
+        return f"{name} needs captions: {train_ds.spec} has no captions.tsv and no classes"
     return None
 
 

@@ -71,9 +71,10 @@ TRAIN_FEATURES = "train_features"
 TEST_FEATURES = "test_features"
 LOGITS = "logits"
 CONDITIONAL = "conditional"
+PROMPTS = "prompts"
 #: model methods a metric may need (asked through ``genvision.families.base.has``)
 CAPABILITIES = ("log_likelihood", "elbo", "reconstruct", "encode", "decode")
-NEEDS = (SAMPLES, TRAIN_FEATURES, TEST_FEATURES, LOGITS, CONDITIONAL, *CAPABILITIES)
+NEEDS = (SAMPLES, TRAIN_FEATURES, TEST_FEATURES, LOGITS, CONDITIONAL, PROMPTS, *CAPABILITIES)
 
 
 @dataclass

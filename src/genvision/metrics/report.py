@@ -224,6 +224,14 @@ def metric_rows(m: dict) -> list[tuple[str, str, str]]:
             )
         elif name == "conditional_accuracy":
             detail = f"judge agrees with the requested label; judge test accuracy {_fmt(r.get('judge_test_accuracy'))}"
+        elif name == "text_alignment":
+            real = r.get("real") or {}
+            detail = (
+                f"prompt retrieval top-1 {_fmt(r.get('top1'))}, top-5 {_fmt(r.get('top5'))} among "
+                f"{r.get('candidates')} test captions (chance {_fmt(r.get('top5_chance'))}); real test images: "
+                f"cosine {_fmt(real.get('cosine'))}, top-1 {_fmt(real.get('top1'))}, top-5 {_fmt(real.get('top5'))}; "
+                "aligner trained on this data's captions, not OpenAI's CLIP"
+            )
         elif name in ("bpd", "nll", "elbo", "reconstruction"):
             detail = f"± {_fmt(r.get('se'))} (s.e.), {card.get('n')} test images; {card.get('likelihood_note', '')}"
             if name == "elbo":

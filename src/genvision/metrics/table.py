@@ -10,6 +10,8 @@ which metrics apply from ``needs``, gathers what the applicable ones need once i
   (the train split is gathered with any sample metric: the shared card names it);
 - ``logits``: class logits from the feature extractor (the Inception Score);
 - ``conditional``: a class-conditional model (image k asks for class k mod K) and labelled data;
+- ``prompts``: a text-conditioned model and captioned (or labelled) data; the metric prompts the
+  model itself (with the test split's captions), apart from the shared samples;
 - a model capability (:data:`CAPABILITIES`): ``log_likelihood``, ``elbo``, ``reconstruct``, ...,
   present when ``genvision.families.base.has`` says so (a capability note withdraws it).
 
@@ -22,9 +24,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from . import alignment
 from . import likelihood as lk
 from . import sample_metrics as sm
-from .inputs import CAPABILITIES, CONDITIONAL, LOGITS, NEEDS, SAMPLES, TEST_FEATURES, TRAIN_FEATURES, Inputs
+from .inputs import (
+    CAPABILITIES,
+    CONDITIONAL,
+    LOGITS,
+    NEEDS,
+    PROMPTS,
+    SAMPLES,
+    TEST_FEATURES,
+    TRAIN_FEATURES,
+    Inputs,
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "share of samples nearer a training image than test images come, with a picture"),
     Metric("conditional_accuracy", (SAMPLES, CONDITIONAL), sm.conditional_accuracy_metric,
            "how often the domain judge agrees with the class a conditional model was asked for"),
+    Metric("text_alignment", (PROMPTS,), alignment.text_alignment_metric,
+           "mean cosine of samples to their prompts and prompt-retrieval top-1/top-5 under an aligner "
+           "trained on the data's captions (a CLIP-score analogue, not OpenAI's CLIP), beside real "
+           "test images"),
     Metric("bpd", ("log_likelihood",), partial(lk.nll_metric, "bpd"),
            "bits per dimension on the test split, from log_likelihood()"),
     Metric("nll", ("log_likelihood",), partial(lk.nll_metric, "nll"),

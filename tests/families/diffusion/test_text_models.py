@@ -17,7 +17,7 @@ from genvision import data
 from genvision.data import captions
 from genvision.families.diffusion import text as text_models
 from genvision.metrics import judges
-from genvision.metrics.evaluate import quantise
+from genvision.metrics.evaluate import evaluate, quantise
 from genvision.model_dir import save_model_dir
 from genvision.sampling import NPZ_KEY
 
@@ -149,8 +149,19 @@ def prompted_accuracy(model, n: int = 300, guidance_scale: float = 2.0) -> float
     return float((predicted == labels).float().mean())
 
 
+def alignment_top1(run) -> float:
+    """text_alignment's prompt-retrieval top-1 of 300 samples (test captions, guidance 2)."""
+    report = evaluate(
+        run, data="digits", metrics="text_alignment", n=300, sample_options={"guidance_scale": 2.0}
+    )
+    return report["metrics"]["text_alignment"]["top1"]
+
+
 def test_a_short_run_follows_its_template_prompts(tmp_path):
     run_text_digits(tmp_path / "run")
     accuracy = prompted_accuracy(gv.load(tmp_path / "run"))
     bar = CALIBRATION["ddpm_text"]["bars"]["accuracy"]["value"]
     assert accuracy >= bar, f"prompted accuracy {accuracy:.3f} below the calibrated bar {bar} (chance 0.1)"
+    top1 = alignment_top1(tmp_path / "run")  # the same following, seen by the caption aligner
+    bar = CALIBRATION["ddpm_text"]["bars"]["alignment_top1"]["value"]
+    assert top1 >= bar, f"text_alignment top-1 {top1:.3f} below the calibrated bar {bar} (chance 0.1)"
