@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--prompt", help="text models: the caption of every image")
     lab.add_argument("--prompts-file", help="text models: one prompt per line; image k uses line k (cycled)")
     s.add_argument(
+        "--control",
+        help="controlnet: IMG or npz:FILE of structure maps (bright = structure), image k follows map k (cycled)",
+    )
+    s.add_argument(
         "--sampler",
         help="diffusion: ddpm, ddim, dpm++2m, euler, heun, edm, consistency (default: the model's config)",
     )
@@ -111,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--metrics",
         help="comma-separated: fid,kid,is,pr,dc,bpd,nll,elbo,reconstruction,memorization,"
-        "conditional_accuracy,text_alignment (default: all that apply, n/a with a reason for the rest)",
+        "conditional_accuracy,text_alignment,control_fidelity (default: all that apply, n/a with a reason for the rest)",
     )
     e.add_argument("--n", type=int, help="generated images (default 1000 for digits, 10000 for MNIST-size)")
     e.add_argument(
@@ -353,6 +357,7 @@ def cmd_sample(args) -> int:
         seed=args.seed,
         labels=_labels(args, args.n),
         prompts=_prompts(args, args.n),
+        control=args.control,
         out=out,
         batch_size=args.batch_size,
         device=args.device,

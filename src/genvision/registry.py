@@ -100,6 +100,12 @@ MODELS: dict[str, Entry] = {
         "text-conditioned DDPM in pixels: cross-attention to frozen all-MiniLM-L6-v2 caption tokens, "
         "classifier-free guidance by caption dropout",
     ),
+    "controlnet": Entry(
+        "genvision.families.diffusion.control:ControlNet",
+        {},
+        "a control branch (trainable copy of the UNet encoder joined by zero convolutions) on a frozen "
+        "pixel-space diffusion base: --set base=RUN_DIR --set control=edges|sketch|mask|lowres",
+    ),
     "ldm-ddpm": Entry(
         "genvision.families.diffusion.latent:LatentDiffusion",
         {},

@@ -70,6 +70,7 @@ def sample(
     seed: int = 0,
     labels=None,
     prompts=None,
+    control=None,
     out: str | Path | None = None,
     batch_size: int = 256,
     device: str | torch.device = "auto",
@@ -84,6 +85,8 @@ def sample(
         seed: image k draws from ``seeding.image_seed(seed, k)``.
         labels: conditional models: an int (every image that class), a list or a tensor of n.
         prompts: text models: one string (every image) or a list of n (image k uses entry k).
+        control: a controlnet's structure maps: a tensor (m, C, H, W) in [-1, 1], an image file or
+            ``npz:FILE`` of maps (image k follows map k mod m).
         out: ``.png`` (grid at the model's levels) or ``.npz``; written atomically, with the record.
         batch_size: images per model call; the images do not depend on it.
         device: "auto" (CUDA when torch sees it, else CPU), "cpu" or "cuda".
@@ -108,14 +111,24 @@ def sample(
         if labels is not None:
             raise ValueError("give labels or prompts, not both")
         prompts = model.check_prompts(n, prompts)
+    controls = _controls(model, n, control)
     start = model.describe_start(n, seed=seed)
     record = sample_record(model, weights_sha256=sha, seed=seed, n=n, labels=labels, options=options)
     if prompts is not None:
         record["prompts"] = prompts
+    if controls is not None:
+        record["control"] = control if isinstance(control, str) else f"{len(control)} map(s) given in memory"
     t0 = time.perf_counter()
     with model.eval_mode():
         images = sample_in_batches(
-            model, n, seed=seed, batch_size=batch_size, labels=labels, options=options, prompts=prompts
+            model,
+            n,
+            seed=seed,
+            batch_size=batch_size,
+            labels=labels,
+            options=options,
+            prompts=prompts,
+            controls=controls,
         )
     seconds = time.perf_counter() - t0
     labels = labels.cpu() if labels is not None else None
@@ -129,6 +142,26 @@ def sample(
         "seconds": seconds,
         "start": start,
     }
+
+
+def _controls(model: GenerativeModel, n: int, control) -> torch.Tensor | None:
+    """A controlnet's (n, C, H, W) structure maps from ``control`` (cycled), else None."""
+    takes = hasattr(model, "control_maps")
+    if control is None:
+        return None
+    if not takes:
+        raise ValueError(f"{model.registry_name} takes no control maps; a controlnet does")
+    if isinstance(control, (str, Path)):
+        from .data import structure
+
+        c = model.config
+        control = structure.read_images(
+            str(control), structure.channels_of(c.control, c.channels), c.image_size
+        )
+    control = torch.as_tensor(control, dtype=torch.float32)
+    if control.dim() == 4 and control.shape[0] not in (1, n):
+        control = control[torch.arange(n) % control.shape[0]]
+    return model.control_maps(n, control)
 
 
 def sample_record(

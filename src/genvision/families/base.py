@@ -11,7 +11,8 @@ A model is an ``nn.Module`` with a dataclass ``config`` and:
 - ``phases``: the optimisation phases (``Phase``) with their parameters and optimiser settings.
   The trainer runs every phase in order each step, each ``repeats`` times on a fresh batch.
 - ``sample(n, y=None, seed=None, generator=None, **options) -> Tensor`` in [-1, 1]; a text model
-  (``takes_prompts``) also takes ``prompts=[...]`` (one string per image) in place of ``y``.
+  (``takes_prompts``) also takes ``prompts=[...]`` (one string per image) in place of ``y``, a
+  structure-conditioned one (``takes_control``) ``control=`` maps (one per image, or one for all).
 - Optional capabilities, present only where the family has them: ``log_likelihood(x)``,
   ``encode(x)``, ``decode(z)``, ``reconstruct(x)``. Ask with :func:`require`.
 - Optional trainer hooks: ``ema_parameters()``, ``after_step(phase)``, ``init_from_data(batch)``,
@@ -160,6 +161,9 @@ class GenerativeModel(nn.Module):
     validates: ClassVar[bool] = False
     #: whether ``sample`` takes ``prompts`` (text-conditioned models)
     takes_prompts: ClassVar[bool] = False
+    #: whether ``sample`` takes ``control`` structure maps (a control branch; ``config.control``
+    #: names the kind)
+    takes_control: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig, **parents: GenerativeModel):
         super().__init__()
@@ -348,6 +352,7 @@ def sample_in_batches(
     labels=None,
     options=None,
     prompts: list[str] | None = None,
+    controls: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``n`` samples on the CPU, float (n, C, H, W) in [-1, 1], drawn ``batch_size`` at a time.
 
@@ -362,6 +367,8 @@ def sample_in_batches(
             gens = seeding.image_generators(b, seed, model.device, start=start)
             y = labels[start : start + b] if labels is not None else None
             extra = {"prompts": list(prompts[start : start + b])} if prompts is not None else {}
+            if controls is not None:  # a controlnet's structure maps, image k's with image k
+                extra["control"] = controls[start : start + b]
             chunks.append(
                 model.sample(b, y=y, generator=gens, **extra, **(options or {})).detach().float().cpu()
             )

@@ -59,6 +59,7 @@ from .sources import (  # noqa: F401 (default_n, quantise, sample_model: public 
 from .table import (  # noqa: F401 (ALIASES: a public name of this module)
     ALIASES,
     CONDITIONAL,
+    CONTROL,
     KNOWN,
     LOGITS,
     METRICS,
@@ -202,6 +203,18 @@ def _why_not(name: str, model, train_ds, source) -> str | None:
             return f"{name} needs labelled data; {train_ds.spec} is unlabeled"
     if PROMPTS in metric.needs:
         return _why_not_prompts(name, model, train_ds, source)
+    if CONTROL in metric.needs and not getattr(model, "takes_control", False):
+        from .. import registry
+
+        takers = ", ".join(
+            n for n in registry.MODELS if getattr(registry.resolve(n)[0], "takes_control", False)
+        )
+        what = (
+            "this source holds only images"
+            if model is None
+            else f"{model.registry_name} takes no control maps"
+        )
+        return f"{name} needs a structure-conditioned model; {what}; models: {takers}"
     return None
 
 
@@ -274,6 +287,7 @@ def _gather_samples(inputs: Inputs, source, extractor, need_test: bool) -> dict:
         seed=run.seed,
         batch_size=run.batch_size,
         sample_options=run.sample_options,
+        test_ds=inputs.test_ds,
     )
     gen_f, gen_logits = extractor.extract(images, progress="features of samples" if run.progress else None)
     train_ref = feats.reference(train_ds, extractor, n=run.reference_n, progress=run.progress)

@@ -72,9 +72,10 @@ TEST_FEATURES = "test_features"
 LOGITS = "logits"
 CONDITIONAL = "conditional"
 PROMPTS = "prompts"
+CONTROL = "control"
 #: model methods a metric may need (asked through ``genvision.families.base.has``)
 CAPABILITIES = ("log_likelihood", "elbo", "reconstruct", "encode", "decode")
-NEEDS = (SAMPLES, TRAIN_FEATURES, TEST_FEATURES, LOGITS, CONDITIONAL, PROMPTS, *CAPABILITIES)
+NEEDS = (SAMPLES, TRAIN_FEATURES, TEST_FEATURES, LOGITS, CONDITIONAL, PROMPTS, CONTROL, *CAPABILITIES)
 
 
 @dataclass

@@ -232,6 +232,17 @@ def metric_rows(m: dict) -> list[tuple[str, str, str]]:
                 f"cosine {_fmt(real.get('cosine'))}, top-1 {_fmt(real.get('top1'))}, top-5 {_fmt(real.get('top5'))}; "
                 "aligner trained on this data's captions, not OpenAI's CLIP"
             )
+            cat = r.get("category_accuracy")
+            if isinstance(cat, dict):
+                detail += (
+                    f"; the judge's category accuracy on prompted samples {_fmt(cat.get('samples'))} "
+                    f"(real test images {_fmt(cat.get('real'))})"
+                )
+        elif name == "control_fidelity":
+            detail = (
+                f"{r.get('measure')} of the {r.get('kind')} map extracted from each sample against the map it "
+                f"followed (test images' maps); chance (another image's map) {_fmt(r.get('chance'))}"
+            )
         elif name in ("bpd", "nll", "elbo", "reconstruction"):
             detail = f"± {_fmt(r.get('se'))} (s.e.), {card.get('n')} test images; {card.get('likelihood_note', '')}"
             if name == "elbo":

@@ -228,6 +228,33 @@ def conditional_accuracy_metric(inputs: Inputs) -> dict:
     }
 
 
+def control_fidelity_metric(inputs: Inputs) -> dict:
+    """How faithfully a structure-conditioned model's samples follow their maps.
+
+    Image k followed test image (k mod T)'s map (:func:`.sources.control_maps`); the same
+    extractor is applied to the sample and compared with that map (edge F1, mask IoU or low-res
+    PSNR: ``data/structure.py``). Beside it, chance: the samples against the maps of other test
+    images (each sample against the next image's map).
+    """
+    from ..data import structure
+    from .sources import control_maps
+
+    images, model = inputs.images, inputs.model
+    maps = control_maps(model, inputs.test_ds, len(images))
+    got = structure.fidelity(model.config.control, maps, images)
+    chance = structure.fidelity(model.config.control, maps.roll(1, dims=0), images)
+    return {
+        **got,
+        "chance": chance["value"],
+        "card": {
+            **inputs.card,
+            "controls": f"image k follows the {model.config.control} map of test image k mod {len(inputs.test_ds)}",
+            "chance": "the same measure against another test image's map (each sample against the next one's)",
+            "extractor": "data/structure.py, the extractor the model was trained with",
+        },
+    }
+
+
 def diagnostics(inputs: Inputs) -> dict:
     """With the domain judge as extractor: the samples' class histogram and the judge's confidence."""
     extractor, logits = inputs.extractor, inputs.gen_logits

@@ -37,13 +37,20 @@ def quantise(images: torch.Tensor, levels: int) -> torch.Tensor:
     return datasets.to_float(datasets.to_levels(images, levels), levels)
 
 
-def source_images(source, train_ds, *, n=None, seed=0, batch_size=250, sample_options=None):
-    """The generated images of ``source``, float (N, C, H, W) on the data's levels, and a description."""
+def source_images(source, train_ds, *, n=None, seed=0, batch_size=250, sample_options=None, test_ds=None):
+    """The generated images of ``source``, float (N, C, H, W) on the data's levels, and a description.
+
+    A structure-conditioned model (``takes_control``) follows the maps of ``test_ds``'s images
+    (:func:`control_maps`); without ``test_ds`` it follows its own stored maps.
+    """
     shape = (train_ds.channels, train_ds.image_size, train_ds.image_size)
     if isinstance(source, torch.nn.Module) or isinstance(source, (str, Path)) and model_dir(source):
         model = load_model(source, train_ds)
         n = n or default_n(train_ds)
-        images = sample_model(model, n, seed=seed, batch_size=batch_size, options=sample_options or {})
+        controls = control_maps(model, test_ds, n) if test_ds is not None else None
+        images = sample_model(
+            model, n, seed=seed, batch_size=batch_size, options=sample_options or {}, controls=controls
+        )
         info = {
             "kind": "model directory" if not isinstance(source, torch.nn.Module) else "model",
             "registry_name": model.registry_name,
@@ -53,6 +60,10 @@ def source_images(source, train_ds, *, n=None, seed=0, batch_size=250, sample_op
         }
         if not isinstance(source, torch.nn.Module):
             info["path"] = str(source)
+        if controls is not None:
+            info["controls"] = (
+                f"image k follows the {model.config.control} map of test image k mod {len(test_ds)}"
+            )
     elif isinstance(source, str) and source.startswith("npz:"):
         images, info = _npz_images(source[4:]), {"kind": "npz", "path": source[4:]}
     elif isinstance(source, str) and source.startswith("folder:"):
@@ -73,13 +84,35 @@ def source_images(source, train_ds, *, n=None, seed=0, batch_size=250, sample_op
     return quantise(images, train_ds.levels), info
 
 
-def sample_model(model, n: int, *, seed: int = 0, batch_size: int = 250, options: dict | None = None):
+def sample_model(
+    model, n: int, *, seed: int = 0, batch_size: int = 250, options: dict | None = None, controls=None
+):
     """``n`` samples, float (n, C, H, W); image k uses ``seeding.image_seed(seed, k)`` whatever ``batch_size``.
 
-    Conditional models get labels cycling 0..K-1 (image k has label k mod K).
+    Conditional models get labels cycling 0..K-1 (image k has label k mod K); a structure-conditioned
+    model follows ``controls`` ((n, C', H, W) maps), image k map k.
     """
     labels = torch.arange(n) % model.config.num_classes if conditional(model) else None
-    return sample_in_batches(model, n, seed=seed, batch_size=batch_size, labels=labels, options=options)
+    return sample_in_batches(
+        model, n, seed=seed, batch_size=batch_size, labels=labels, options=options, controls=controls
+    )
+
+
+def control_maps(model, test_ds, n: int) -> torch.Tensor | None:
+    """What a structure-conditioned model is measured on: image k follows test image (k mod T)'s
+    map of the model's kind (``data/structure.py``), so its samples have the test split's variety;
+    None for any other model."""
+    if not getattr(model, "takes_control", False):
+        return None
+    from ..data import structure
+
+    idx = torch.arange(n) % len(test_ds)
+    return torch.cat(
+        [
+            structure.extract(model.config.control, test_ds.batch(idx[i : i + 500])[0])
+            for i in range(0, n, 500)
+        ]
+    )
 
 
 def load_model(source, train_ds):

@@ -10,6 +10,8 @@ which metrics apply from ``needs``, gathers what the applicable ones need once i
   (the train split is gathered with any sample metric: the shared card names it);
 - ``logits``: class logits from the feature extractor (the Inception Score);
 - ``conditional``: a class-conditional model (image k asks for class k mod K) and labelled data;
+- ``control``: a structure-conditioned model (``takes_control``); every sample metric then sees
+  samples that follow the test split's structure maps;
 - ``prompts``: a text-conditioned model and captioned (or labelled) data; the metric prompts the
   model itself (with the test split's captions), apart from the shared samples;
 - a model capability (:data:`CAPABILITIES`): ``log_likelihood``, ``elbo``, ``reconstruct``, ...,
@@ -30,6 +32,7 @@ from . import sample_metrics as sm
 from .inputs import (
     CAPABILITIES,
     CONDITIONAL,
+    CONTROL,
     LOGITS,
     NEEDS,
     PROMPTS,
@@ -88,6 +91,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "mean cosine of samples to their prompts and prompt-retrieval top-1/top-5 under an aligner "
            "trained on the data's captions (a CLIP-score analogue, not OpenAI's CLIP), beside real "
            "test images"),
+    Metric("control_fidelity", (SAMPLES, CONTROL), sm.control_fidelity_metric,
+           "the structure extracted from each sample against the map it followed (edge F1 with a "
+           "1-pixel tolerance, mask IoU or low-res PSNR), beside chance (another image's map)"),
     Metric("bpd", ("log_likelihood",), partial(lk.nll_metric, "bpd"),
            "bits per dimension on the test split, from log_likelihood()"),
     Metric("nll", ("log_likelihood",), partial(lk.nll_metric, "nll"),

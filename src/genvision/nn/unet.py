@@ -296,6 +296,27 @@ class UNet(nn.Module):
             (B, channels, H, W) prediction (noise, velocity or clean image: the caller decides).
         """
         cond = as_cond(cond)
+        residuals = list(cond.residuals) if cond.residuals is not None else None
+        if residuals is not None and len(residuals) != len(self.down) + 2:
+            raise ValueError(f"residuals must hold {len(self.down) + 2} tensors (got {len(residuals)})")
+        skips, h, emb, context, mask = self._encode(x, t, cond)
+        if residuals is not None:  # a control branch's additions, to the skips and the middle
+            skips = [s + r for s, r in zip(skips, residuals[:-1])]
+            h = h + residuals[-1]
+        for layers in self.up:
+            h = layers[0](torch.cat([h, skips.pop()], dim=1), emb)  # (B, c_h + c_skip, ...) -> (B, c, ...)
+            h = self._after(h, layers[1:], context, mask)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+    def encode(self, x: torch.Tensor, t: torch.Tensor, cond=None, *, added=None) -> list[torch.Tensor]:
+        """The encoder's outputs, every skip in order then the middle (the shapes of
+        :meth:`residual_shapes`); ``added`` (B, base_channels, H, W) joins the input convolution's
+        output (a control branch's embedded structure map)."""
+        skips, h, *_ = self._encode(x, t, as_cond(cond), added)
+        return [*skips, h]
+
+    def _encode(self, x: torch.Tensor, t: torch.Tensor, cond: Cond, added=None):
+        """(skips, middle output, activated embedding, context tokens, context mask)."""
         context, mask, pooled = self._context(cond, x.shape[0])
         if (cond.image is None) != (self.cond_channels == 0):
             raise ValueError(
@@ -312,21 +333,14 @@ class UNet(nn.Module):
                     f"got {tuple(cond.image.shape)}"
                 )
             x = torch.cat([x, cond.image.to(x.dtype)], dim=1)
-        residuals = list(cond.residuals) if cond.residuals is not None else None
-        if residuals is not None and len(residuals) != len(self.down) + 2:
-            raise ValueError(f"residuals must hold {len(self.down) + 2} tensors (got {len(residuals)})")
         emb = F.silu(self.embed(t, cond.labels, pooled))  # (B, E), activated once for every block
         h = self.conv_in(x)  # (B, C, H, W)
+        if added is not None:
+            h = h + added
         skips = [h]
-
-        def after(h, extras):  # self-attention (or identity), cross-attention, Upsample, in order
-            for extra in extras:
-                h = extra(h, context, mask) if isinstance(extra, CrossAttention2d) else extra(h)
-            return h
-
         for layers in self.down:
             if isinstance(layers[0], ResBlock):
-                h = after(layers[0](h, emb), layers[1:])
+                h = self._after(layers[0](h, emb), layers[1:], context, mask)
             else:
                 h = layers[0](h)  # Downsample: (B, c, h, w) -> (B, c, h/2, w/2)
             skips.append(h)
@@ -334,10 +348,11 @@ class UNet(nn.Module):
         if self.mid_cross is not None:
             h = self.mid_cross(h, context, mask)
         h = self.mid2(h, emb)
-        if residuals is not None:  # a control branch's additions, to the skips and the middle
-            skips = [s + r for s, r in zip(skips, residuals[:-1])]
-            h = h + residuals[-1]
-        for layers in self.up:
-            h = layers[0](torch.cat([h, skips.pop()], dim=1), emb)  # (B, c_h + c_skip, ...) -> (B, c, ...)
-            h = after(h, layers[1:])
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return skips, h, emb, context, mask
+
+    @staticmethod
+    def _after(h: torch.Tensor, extras, context, mask) -> torch.Tensor:
+        """Self-attention (or identity), cross-attention, Upsample, in order."""
+        for extra in extras:
+            h = extra(h, context, mask) if isinstance(extra, CrossAttention2d) else extra(h)
+        return h

@@ -361,9 +361,17 @@ def is_staged(model, out, resume: bool, model_config: dict) -> bool:
     return model is None and resume and out is not None and (Path(out) / PLAN_FILE).is_file()
 
 
+#: fields a control branch takes from its base (``base=DIR``): it must condition as the base does
+BASE_FIELDS = ("conditional", "num_classes")
+
+
 def fill_from_parents(name: str, given: dict) -> dict:
-    """``given`` with the latent fields a named autoencoder fixes (``autoencoder=DIR``) filled in."""
+    """``given`` with the fields a named parent fixes filled in: the latent fields of an
+    autoencoder (``autoencoder=DIR``), the conditioning of a control branch's base (``base=DIR``)."""
     cls, _ = registry.resolve(name)
+    if "base" in cls.parents and isinstance(given.get("base"), (str, Path)):
+        base = read_config(given["base"]).get("model_config", {})
+        given = {**{k: base[k] for k in BASE_FIELDS if k in base}, **given}
     if STAGE not in cls.parents or STAGE not in given or not isinstance(given[STAGE], (str, Path)):
         return given
     ae = read_config(given[STAGE]).get("model_config", {})

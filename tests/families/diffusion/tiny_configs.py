@@ -35,6 +35,7 @@ TINY = {
     "ldm-text": TINY_LATENT,
     "ddpm-text": TINY_DDPM,
     "autoencoder": TINY_AE,
+    "controlnet": {"hint_channels": 8},
 }
 TEACHERS = {
     "ddpm-consistency": "ddpm",
@@ -57,6 +58,10 @@ def prepare(name: str, tmp_path) -> dict:
         save_model_dir(teacher, tmp_path / "teacher")
         fields = consistency.student_config(teacher, intervals=4)
         return {"teacher": str(tmp_path / "teacher"), **fields}
+    if name == "controlnet":
+        base = gv.create("ddpm", num_classes=10, levels=17, **TINY_DDPM)
+        save_model_dir(base, tmp_path / "base")
+        return {"base": str(tmp_path / "base")}
     if name.startswith("ldm"):
         ae = gv.create("autoencoder", num_classes=10, levels=17, **TINY_AE)
         save_model_dir(ae, tmp_path / "ae")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from genvision import data
-from genvision.apps import structure
+from genvision.data import structure
 
 
 def square(size: int = 16, lo: int = 4, hi: int = 12, channels: int = 1) -> torch.Tensor:
