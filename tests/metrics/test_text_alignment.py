@@ -70,6 +70,8 @@ def test_evaluate_prompts_a_text_model_and_scores_it_beside_real_images(tmp_path
     assert m["n"] == 40 and m["candidates"] == 10 and m["value"] == m["cosine"]
     # an untrained model's noise does not follow its prompts: near chance, far below real images
     assert m["top1"] < 0.4 and m["real"]["top1"] >= 0.8
+    cat = m["category_accuracy"]  # the judge on the prompted digits: chance, beside real ones
+    assert cat["samples"] < 0.4 and cat["real"] >= 0.8 and cat["ratio"] == cat["samples"] / cat["real"]
     assert m["card"]["aligner"]["cache_key"] == digits_aligner.meta["cache_key"]
     assert "text_alignment" in (run / "report.md").read_text()
 

@@ -30,17 +30,14 @@ recipe above changes.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
-import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import io
 from . import judges
 
 RECIPE_VERSION = 1
@@ -92,21 +89,12 @@ class Aligner:
         self.net = net.eval()
         self.meta = meta
 
-    def _check(self, x) -> torch.Tensor:
-        x = torch.as_tensor(x).detach().to("cpu", torch.float32)
-        want = (self.meta["channels"], self.meta["image_size"], self.meta["image_size"])
-        if x.dim() != 4 or tuple(x.shape[1:]) != want:
-            raise ValueError(
-                f"the aligner takes images of shape (N, {', '.join(map(str, want))}); got {tuple(x.shape)}"
-            )
-        return x
-
     @torch.no_grad()
     def embed_images(self, x) -> torch.Tensor:
         """Unit vectors (N, EMBED_DIM) of images (N, C, H, W) in [-1, 1]."""
-        x = self._check(x)
+        x, b = judges.check_images(x, self.meta, "aligner"), judges.EVAL_BATCH
         with judges.one_thread():
-            return torch.cat([self.net.embed_images(x[i : i + 250]) for i in range(0, len(x), 250)])
+            return torch.cat([self.net.embed_images(x[i : i + b]) for i in range(0, len(x), b)])
 
     @torch.no_grad()
     def embed_prompts(self, prompts: list[str]) -> torch.Tensor:
@@ -167,20 +155,15 @@ def get_aligner(train_ds, test_ds, cache_dir: str | Path | None = None) -> Align
     from ..nn import text
 
     train_caps, test_caps = caps.captions_for(train_ds), caps.captions_for(test_ds)
-    key = cache_key(train_ds, test_ds, train_caps, test_caps)
-    folder = judges.cache_root(cache_dir) / "judges"
-    weights, meta_path = folder / f"{key}.safetensors", folder / f"{key}.json"
-    if weights.is_file() and meta_path.is_file():
-        try:
-            return _load(weights, meta_path)
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
-            warnings.warn(f"aligner cache {weights} is unreadable ({e}); retraining it", stacklevel=2)
-    encoder = text.load_encoder()
-    with judges.one_thread():
-        net, meta = _train(train_ds, test_ds, train_caps, test_caps, encoder)
-    meta.update(task=TASK, cache_key=key, cache_path=str(weights))
-    io.save_safetensors(weights, {f"net.{k}": v for k, v in net.state_dict().items()})
-    io.write_json(meta_path, meta)  # written last: its presence marks a complete entry
+    net, meta = judges.cached(
+        cache_key(train_ds, test_ds, train_caps, test_caps),
+        cache_dir,
+        what="aligner",
+        recipe_version=RECIPE_VERSION,
+        build=lambda m: AlignerNet(m["channels"], m["image_size"], m["text_dim"]),
+        train=lambda: _train(train_ds, test_ds, train_caps, test_caps, text.load_encoder()),
+        extra={"task": TASK},
+    )
     return Aligner(net, meta)
 
 
@@ -269,20 +252,27 @@ def encoder_name() -> str:
     return f"{text.NAME} (frozen, mean pooling, normalised)"
 
 
-def _load(weights: Path, meta_path: Path) -> Aligner:
-    from safetensors.torch import load_file
-
-    meta = json.loads(meta_path.read_text())
-    meta["cache_path"] = str(weights)
-    if meta.get("recipe_version") != RECIPE_VERSION:
-        raise ValueError(f"recipe version {meta.get('recipe_version')} != {RECIPE_VERSION}")
-    net = AlignerNet(meta["channels"], meta["image_size"], meta["text_dim"])
-    tensors = load_file(str(weights))
-    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-    return Aligner(net, meta)
-
-
 # ----------------------------------------------------------------------------- the metric
+def _category_accuracy(train_ds, test_ds, images: torch.Tensor) -> dict:
+    """On labelled data: how often the domain judge puts prompted image k in the class of the test
+    image whose caption prompted it (k mod T), beside the judge's accuracy on the real test images."""
+    if test_ds.num_classes < 2:
+        return {}
+    judge = judges.get_judge(train_ds, test_ds)
+    wanted = test_ds.labels[torch.arange(len(images)) % len(test_ds)]
+    predicted = torch.cat([judge.logits(images[i : i + 500]).argmax(1) for i in range(0, len(images), 500)])
+    samples = float((predicted == wanted).double().mean())
+    return {
+        "category_accuracy": {
+            "samples": samples,
+            "real": judge.accuracy,
+            "ratio": samples / judge.accuracy if judge.accuracy > 0 else None,
+            "definition": "the domain judge's class of prompted image k against the class of the test image "
+            "whose caption prompted it; real: the judge's accuracy on the test split",
+        }
+    }
+
+
 def text_alignment_metric(inputs) -> dict:
     """The metric of ``genvision evaluate``: the model prompted with the test split's captions
     (image k with test image k mod T's caption, seeded per image), scored beside the real test
@@ -306,6 +296,7 @@ def text_alignment_metric(inputs) -> dict:
         **got,
         "real": real,
         "top5_vs_real": got["top5"] / real["top5"] if real["top5"] > 0 else None,
+        **_category_accuracy(inputs.train_ds, test_ds, images),
         "card": {
             **inputs.common,
             "aligner": aligner.info(),

@@ -119,13 +119,7 @@ class Judge:
         return self.meta.get("task", CLASS_TASK)
 
     def _check(self, x) -> torch.Tensor:
-        x = torch.as_tensor(x).detach().to("cpu", torch.float32)
-        want = (self.meta["channels"], self.meta["image_size"], self.meta["image_size"])
-        if x.dim() != 4 or tuple(x.shape[1:]) != want:
-            raise ValueError(
-                f"the judge takes images of shape (N, {', '.join(map(str, want))}); got {tuple(x.shape)}"
-            )
-        return x
+        return check_images(x, self.meta, "judge")
 
     @torch.no_grad()
     def features(self, x) -> torch.Tensor:
@@ -184,20 +178,52 @@ def get_judge(
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     if len(torch.unique(y_train)) < 2:
         raise ValueError(f"judge task {task!r} has a single class on {train_ds.spec}; it needs two or more")
-    key = cache_key(train_ds, test_ds, task)
+    net, meta = cached(
+        cache_key(train_ds, test_ds, task),
+        cache_dir,
+        what="judge",
+        recipe_version=RECIPE_VERSION,
+        build=lambda m: JudgeNet(m["channels"], m["image_size"], m["num_classes"]),
+        train=lambda: _train(train_ds, test_ds, y_train, y_test, num_classes),
+        extra={"task": task},
+    )
+    return Judge(net, meta)
+
+
+def cached(key: str, cache_dir, *, what: str, recipe_version: int, build, train, extra: dict) -> tuple:
+    """``(net, meta)`` of a small network trained once per dataset and kept under the cache.
+
+    Read from ``judges/<key>.safetensors`` + ``.json`` when both are there and the meta's recipe
+    version is ``recipe_version`` (``build(meta)`` makes the empty network); else (or when the
+    entry is unreadable: a warning naming it) ``train()`` -> ``(net, meta)`` runs on one thread,
+    ``extra`` joins the meta, and both files are written (the JSON last: its presence marks a
+    complete entry). Every cached classifier or encoder of the metrics goes through here.
+    """
     folder = cache_root(cache_dir) / "judges"
     weights, meta_path = folder / f"{key}.safetensors", folder / f"{key}.json"
     if weights.is_file() and meta_path.is_file():
         try:
-            return _load(weights, meta_path)
+            return _read(weights, meta_path, recipe_version, build)
         except (OSError, ValueError, KeyError, RuntimeError) as e:
-            warnings.warn(f"judge cache {weights} is unreadable ({e}); retraining it", stacklevel=2)
+            warnings.warn(f"{what} cache {weights} is unreadable ({e}); retraining it", stacklevel=3)
     with one_thread():
-        net, meta = _train(train_ds, test_ds, y_train, y_test, num_classes)
-    meta.update(task=task, cache_key=key, cache_path=str(weights))
+        net, meta = train()
+    meta.update(extra, cache_key=key, cache_path=str(weights))
     io.save_safetensors(weights, {f"net.{k}": v for k, v in net.state_dict().items()})
-    io.write_json(meta_path, meta)  # written last: its presence marks a complete entry
-    return Judge(net, meta)
+    io.write_json(meta_path, meta)
+    return net, meta
+
+
+def check_images(x, meta: dict, who: str) -> torch.Tensor:
+    """``x`` as float32 CPU images, checked against the (channels, image_size) a cached net was
+    trained on; a one-line ValueError naming ``who`` otherwise."""
+    x = torch.as_tensor(x).detach().to("cpu", torch.float32)
+    want = (meta["channels"], meta["image_size"], meta["image_size"])
+    if x.dim() != 4 or tuple(x.shape[1:]) != want:
+        raise ValueError(
+            f"the {who} takes images of shape (N, {', '.join(map(str, want))}); got {tuple(x.shape)}"
+        )
+    return x
 
 
 def cache_key(train_ds, test_ds, task: str = CLASS_TASK) -> str:
@@ -296,14 +322,14 @@ def _brief(ds) -> dict:
     return {"spec": ds.spec, "split": ds.split, "n": len(ds), "identity": ds.identity}
 
 
-def _load(weights: Path, meta_path: Path) -> Judge:
+def _read(weights: Path, meta_path: Path, recipe_version: int, build) -> tuple:
     from safetensors.torch import load_file
 
     meta = json.loads(meta_path.read_text())
     meta["cache_path"] = str(weights)
-    if meta.get("recipe_version") != RECIPE_VERSION:
-        raise ValueError(f"recipe version {meta.get('recipe_version')} != {RECIPE_VERSION}")
+    if meta.get("recipe_version") != recipe_version:
+        raise ValueError(f"recipe version {meta.get('recipe_version')} != {recipe_version}")
     tensors = load_file(str(weights))
-    net = JudgeNet(meta["channels"], meta["image_size"], meta["num_classes"])
+    net = build(meta)
     net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-    return Judge(net, meta)
+    return net, meta
