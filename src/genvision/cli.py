@@ -9,6 +9,7 @@
     genvision interpolate DIR [--data SPEC] --from I --to J [--frames K] [--mode linear|spherical] --out FILE.png
     genvision compare [--data SPEC] [--models all|a,b,c] [--minutes M] [--seeds 0,1,2] [--n N] [--out DIR]
         [--resume] [--quick]
+    genvision score DIR --data SPEC [--anomalies SPEC] [--method NAME] [--background DIR] [--out FILE.csv]
     genvision demo
 
 Bad input ends in one line on stderr naming the problem and the fix, and exit status 2. A
@@ -168,6 +169,23 @@ def _parser() -> argparse.ArgumentParser:
         help="one model per family, 2 minutes each on digits, no diffusion bits/dim",
     )
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    sc = sub.add_parser(
+        "score",
+        help="anomaly scores per image (higher = stranger); with --anomalies: AUROC, AUPRC, FPR@95%%TPR and a ROC plot",
+        description="Methods: bpd, nll (likelihood models), recon (reconstruct), typicality, ratio (against "
+        "--background, the same model trained with --set train.pixel_noise=0.2), diffusion (denoising "
+        "change). Default: the first of diffusion, bpd, recon the model has (ratio with --background).",
+    )
+    sc.add_argument("dir", help="model directory")
+    sc.add_argument("--data", required=True, help="normal images: a dataset spec (its test split by default)")
+    sc.add_argument("--anomalies", help="a dataset spec whose images (all splits) count as anomalies")
+    sc.add_argument("--method", help="bpd, nll, recon, typicality, ratio or diffusion")
+    sc.add_argument("--background", help="ratio's background model directory")
+    sc.add_argument("--split", default="test", choices=["test", "train", "all"], help="split of --data")
+    sc.add_argument("--n", type=int, help="score at most N images of each set")
+    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--out", default="scores.csv", help="CSV of scores (ROC plot beside it as *_roc.png)")
 
     d = sub.add_parser("demo", help="train the default model on digits, sample, evaluate, write a report")
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")
@@ -439,6 +457,35 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    from .apps.anomaly import score_run
+
+    if args.n is not None and args.n < 1:
+        raise UsageError(f"--n must be >= 1 (got {args.n})")
+    r = score_run(
+        args.dir,
+        args.data,
+        anomalies=args.anomalies,
+        method=args.method,
+        background=args.background,
+        split=args.split,
+        n=args.n,
+        out=args.out,
+        seed=args.seed,
+        progress=True,
+    )
+    normal = r["scores"]["normal"]
+    print(f"{r['method']} ({r['what']}): normal mean {normal.mean():.4g} over {len(normal)} images")
+    if r["summary"] is not None:
+        s = r["summary"]
+        print(
+            f"anomalies mean {r['scores']['anomalies'].mean():.4g} over {s['n_anomalous']}: AUROC {s['auroc']:.4f}, "
+            f"AUPRC {s['auprc']:.4f}, FPR at 95% TPR {s['fpr_at_95_tpr']:.4f}"
+        )
+    print(f"wrote {r['csv']}" + (f" and {r['plot']}" if r["plot"] else ""))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -455,6 +502,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "interpolate": cmd_interpolate,
     "compare": cmd_compare,
+    "score": cmd_score,
 }
 
 

@@ -29,6 +29,12 @@ like the test split.
 
 An empty split is an error (a folder of a few images may have no test image), never a dataset of
 length 0 that would fail later in a less readable way.
+
+Class filter: any labelled spec may end in ``?classes=LIST`` (``mnist:DIR?classes=0-8``,
+``digits?classes=3,5,7``; ranges and single classes, comma-separated): every split keeps only
+those classes, with their original label numbers and ``num_classes`` (a model trained on 0-8
+keeps ten label slots). Held-out-class experiments (anomaly detection) train on one filter and
+score another.
 """
 
 from __future__ import annotations
@@ -239,6 +245,8 @@ def load(
     Raises:
         ValueError, FileNotFoundError: one line naming the problem and the fix.
     """
+    full = spec.strip() if isinstance(spec, str) else spec
+    spec, classes = split_classes(spec)
     kind, arg = parse_spec(spec)
     if split not in SPLITS:
         raise ValueError(f"split must be 'train', 'val' or 'test' (got {split!r})")
@@ -258,9 +266,61 @@ def load(
         ds = _load_torchvision(spec, arg, part, image_size)
     if split == "val" or validation and split == "train":
         ds = _carve(ds, split)
+    if classes is not None:
+        ds = _keep_classes(ds, classes, full)
     if len(ds) == 0:
         raise ValueError(f"{spec} has no images in its {split} split; add images (about 10% land in test)")
     return ds
+
+
+def split_classes(spec: str) -> tuple[str, tuple[int, ...] | None]:
+    """``"mnist:DIR?classes=0-8"`` -> ``("mnist:DIR", (0, ..., 8))``; no ``?`` -> ``(spec, None)``."""
+    if not isinstance(spec, str) or "?" not in spec:
+        return spec, None
+    base, _, query = spec.rpartition("?")
+    key, eq, value = query.partition("=")
+    if key.strip() != "classes" or not eq or not value.strip():
+        raise ValueError(
+            f"dataset spec {spec!r}: the only option is ?classes=LIST, e.g. ?classes=0-8 or ?classes=1,3"
+        )
+    classes: set[int] = set()
+    for part in value.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        try:
+            a, b = (int(lo), int(hi)) if dash else (int(lo), int(lo))
+        except ValueError:
+            raise ValueError(
+                f"dataset spec {spec!r}: classes {value!r} must be numbers or ranges like 0-8"
+            ) from None
+        if a < 0 or b < a:
+            raise ValueError(
+                f"dataset spec {spec!r}: bad class range {part.strip()!r}; use LOW-HIGH with LOW <= HIGH"
+            )
+        classes.update(range(a, b + 1))
+    return base, tuple(sorted(classes))
+
+
+def _keep_classes(ds: ImageDataset, classes: tuple[int, ...], spec: str) -> ImageDataset:
+    """The images of ``ds`` whose label is in ``classes`` (labels and ``num_classes`` unchanged)."""
+    if ds.num_classes == 0:
+        raise ValueError(f"{spec}: ?classes= needs a labelled dataset (this one has no classes)")
+    unknown = [c for c in classes if c >= ds.num_classes]
+    if unknown:
+        raise ValueError(f"{spec}: no class {unknown[0]}; its classes are 0-{ds.num_classes - 1}")
+    keep = torch.isin(torch.as_tensor(ds.labels), torch.tensor(classes))
+    return ImageDataset(
+        ds.images[keep],
+        ds.labels[keep],
+        levels=ds.levels,
+        num_classes=ds.num_classes,
+        spec=spec,
+        split=ds.split,
+        binarize=ds.binarize,
+        skipped=ds.skipped,
+        files=None if ds.files is None else [f for f, k in zip(ds.files, keep.tolist()) if k],
+        keys=None if ds.keys is None else [key for key, k in zip(ds.keys, keep.tolist()) if k],
+        class_names=ds.class_names,
+    )
 
 
 def _carve(ds: ImageDataset, split: str) -> ImageDataset:

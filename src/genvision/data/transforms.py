@@ -77,3 +77,15 @@ def resize(x: torch.Tensor, size: int | None, top: int) -> torch.Tensor:
         y = F.interpolate(chunk.float(), size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
         out.append(y[..., t : t + size, l : l + size].round().clamp(0, top).to(torch.uint8))
     return torch.cat(out) if out else x.new_zeros((0, c, size, size))
+
+
+def perturb_pixels(x: torch.Tensor, fraction: float, levels: int, generator: torch.Generator) -> torch.Tensor:
+    """Replace each value of ``x`` (float in [-1, 1]) with probability ``fraction`` by a uniform
+    random level of the ``levels``-level grid (Ren et al., 2019: the background model of the
+    likelihood ratio learns the population's pixel statistics, not its shapes).
+
+    The draw is made on the CPU from ``generator`` and moved to ``x``'s device.
+    """
+    hit = torch.rand(x.shape, generator=generator) < fraction
+    noise = torch.randint(0, levels, x.shape, generator=generator).float() * (2 / (levels - 1)) - 1
+    return torch.where(hit.to(x.device), noise.to(x.device, x.dtype), x)

@@ -38,6 +38,9 @@ class TrainConfig:
     # models, set by validation.train_defaults); keep: model.safetensors = best | last weights
     validate_every: int = 0
     keep: str = "best"
+    # fraction of training pixels replaced by uniform random levels at every batch (the background
+    # model of the anomaly score's likelihood ratio, `genvision score --method ratio`); 0 = off
+    pixel_noise: float = 0.0
     #: hard upper bounds (a batch or a grid past them exhausts memory; see families.base.check_fields)
     caps: ClassVar[dict[str, int]] = {"batch_size": 65_536, "num_samples": 4096, "monitor_samples": 100_000}
 
@@ -70,6 +73,10 @@ class TrainConfig:
         if not 0 < self.collapse_threshold <= 1:
             raise ValueError(
                 f"collapse_threshold must be in (0, 1] (got {self.collapse_threshold}); it is a fraction of log K"
+            )
+        if not 0 <= self.pixel_noise < 1:
+            raise ValueError(
+                f"train.pixel_noise must be in [0, 1) (got {self.pixel_noise}); it is a fraction of pixels"
             )
         if self.grad_clip < 0:
             raise ValueError(f"grad_clip must be >= 0 (got {self.grad_clip}); 0 disables clipping")

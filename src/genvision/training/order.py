@@ -52,3 +52,8 @@ def training_generators(seed: int, draw: int, start: int, count: int, device) ->
 def augmentation_generator(seed: int, draw: int) -> torch.Generator:
     """The generator of batch ``draw``'s data-side randomness (dynamic binarisation, ...)."""
     return torch.Generator().manual_seed(mix(seed, draw, 3))
+
+
+def pixel_noise_generator(seed: int, draw: int) -> torch.Generator:
+    """The generator of batch ``draw``'s pixel perturbation (``TrainConfig.pixel_noise``)."""
+    return torch.Generator().manual_seed(mix(seed, draw, 4))

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import torch
 
+from ..data.transforms import perturb_pixels
 from . import distributed, hooks
 from .config import TrainConfig
 from .ema import EMA
 from .hooks import TrainingError
-from .order import BatchStream, augmentation_generator, training_generators
+from .order import BatchStream, augmentation_generator, pixel_noise_generator, training_generators
 from .validation import Validation
 
 #: seconds to pause inside every update (tests only: lets a test kill a run mid-step)
@@ -92,6 +93,13 @@ class Fit:
 
     def batch(self, local_idx: torch.Tensor, draw: int):
         x, y = self.dataset.batch(local_idx, generator=augmentation_generator(self.cfg.seed, draw))
+        if self.cfg.pixel_noise > 0:
+            levels = getattr(self.dataset, "levels", None)
+            if levels is None:
+                raise TrainingError(
+                    "train.pixel_noise perturbs image pixels; this model trains on latents, not images"
+                )
+            x = perturb_pixels(x, self.cfg.pixel_noise, levels, pixel_noise_generator(self.cfg.seed, draw))
         x = x.to(self.device)
         y = y.to(self.device) if self.dataset.num_classes > 0 else None
         return x, y
