@@ -92,6 +92,7 @@ bench-quick: setup-bench
 	$(PY) benchmarks/compare_quick.py $(BENCH_ARGS)
 	$(PY) benchmarks/guidance_sweep.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/controlnet_mnist.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/anomaly.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/make_table.py
 
 lint: setup-test
