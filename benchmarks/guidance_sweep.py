@@ -57,7 +57,7 @@ def score(images: torch.Tensor, labels: torch.Tensor | None, spec: str, levels: 
     if labels is not None:
         judge = judges.get_judge(data.load(spec, "train"), data.load(spec, "test"))
         predicted = judge.logits(quantise(images, levels)).argmax(dim=1)
-        out["accuracy"] = float((predicted == labels).float().mean())
+        out["accuracy"] = int((predicted == labels).sum()) / len(labels)  # exact, unlike a float32 mean
     return out
 
 
