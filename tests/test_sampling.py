@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -97,8 +98,43 @@ def test_cuda_without_cuda_names_device_cpu(tiny_dir, monkeypatch):
 
 
 def test_read_record_refuses_files_without_one(tmp_path):
-    gv.save_grid(torch.zeros(1, 1, 8, 8), tmp_path / "plain.png")
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "plain.png")
     with pytest.raises(ValueError, match="no genvision record"):
         read_record(tmp_path / "plain.png")
     with pytest.raises(ValueError, match=".png or .npz"):
         read_record(tmp_path / "plain.jpg")
+
+
+def test_every_png_carries_an_itxt_record_and_sampled_ones_the_full_provenance(tiny_dir, tmp_path):
+    gv.save_grid(torch.zeros(3, 1, 8, 8), tmp_path / "any.png")
+    assert b"iTXt" in (tmp_path / "any.png").read_bytes()
+    short = read_record(tmp_path / "any.png")
+    assert short["generator"] == "genvision" and short["command"] is None and "3 image(s)" in short["images"]
+    record = gv.sample(tiny_dir, 2, seed=5, out=tmp_path / "s.png", guidance_scale=None, device="cpu")[
+        "record"
+    ]
+    assert record["generator"] == "genvision" and record["seed"] == 5
+    config = gv.load(tiny_dir).config
+    assert (
+        record["config_sha256"]
+        == hashlib.sha256(
+            json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+    )
+    assert "guidance_scale" in record and "image_seed(seed, k)" in record["images"]
+
+
+def test_inspect_prints_the_record_of_a_cli_sample_and_says_when_there_is_none(tiny_dir, tmp_path):
+    from PIL import Image
+
+    from genvision.cli import main
+
+    out = tmp_path / "grid.png"
+    assert main(["sample", str(tiny_dir), "--n", "2", "--seed", "7", "--out", str(out)]) == 0
+    record = read_record(out)
+    assert record["command"].startswith("genvision sample ") and "--seed 7" in record["command"]
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "plain.png")
+    assert main(["inspect", str(tmp_path / "plain.png")]) == 1
+    assert main(["inspect", str(out)]) == 0

@@ -10,6 +10,7 @@
     genvision compare [--data SPEC] [--models all|a,b,c] [--minutes M] [--seeds 0,1,2] [--n N] [--out DIR]
         [--resume] [--quick]
     genvision score DIR --data SPEC [--anomalies SPEC] [--method NAME] [--background DIR] [--out FILE.csv]
+    genvision inspect FILE.png|FILE.npz
     genvision demo
 
 Bad input ends in one line on stderr naming the problem and the fix, and exit status 2. A
@@ -186,6 +187,9 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--n", type=int, help="score at most N images of each set")
     sc.add_argument("--seed", type=int, default=0)
     sc.add_argument("--out", default="scores.csv", help="CSV of scores (ROC plot beside it as *_roc.png)")
+
+    ins = sub.add_parser("inspect", help="print the provenance record genvision stored in a .png or .npz")
+    ins.add_argument("file", help="a .png or .npz written by genvision")
 
     d = sub.add_parser("demo", help="train the default model on digits, sample, evaluate, write a report")
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")
@@ -486,6 +490,25 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    import json
+
+    from .sampling import read_record
+
+    path = Path(args.file)
+    try:
+        record = read_record(path)
+    except ValueError as e:
+        if "no genvision record" not in str(e):
+            raise
+        print(
+            f"{path}: no genvision record (not written by genvision, written before records, or re-saved by a tool that drops PNG text chunks)"
+        )
+        return 1
+    print(json.dumps(record, indent=2))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -503,11 +526,18 @@ COMMANDS = {
     "interpolate": cmd_interpolate,
     "compare": cmd_compare,
     "score": cmd_score,
+    "inspect": cmd_inspect,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
+    import shlex
+
+    from . import sampling
+
     args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    sampling.COMMAND = " ".join(["genvision", *map(shlex.quote, map(str, argv))])
     from .training.trainer import TrainingError
 
     try:

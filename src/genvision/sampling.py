@@ -37,7 +37,10 @@ SUFFIXES = (".png", ".npz")
 PNG_KEY = PNG_TEXT_KEY
 NPZ_KEY = "metadata"
 #: model config fields that say how a sample was drawn; recorded where the config has them
-SAMPLER_FIELDS = ("sampler", "steps")
+SAMPLER_FIELDS = ("sampler", "steps", "guidance_scale")
+#: the command line that is running, when genvision runs as a command (set by ``cli.main``);
+#: records written from the Python API say None
+COMMAND: str | None = None
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -175,31 +178,54 @@ def sample_record(
 ) -> dict:
     """The metadata record of a sample set: what drew it and how (JSON-able).
 
-    Keys: ``registry_name``, ``family``, ``weights_sha256`` (of the directory's model.safetensors;
-    None for a model that was not loaded from one), ``seed``, ``n``, ``labels`` (list or None),
-    ``options`` (as given), ``sampler`` / ``steps`` where the model's config has them (the config
-    value unless an option overrides it), ``genvision_version``, ``created`` (UTC, ISO 8601).
+    Keys: ``generator`` ("genvision"), ``registry_name``, ``family``, ``weights_sha256`` (of the
+    directory's model.safetensors; None for a model that was not loaded from one),
+    ``config_sha256`` (of the model config as canonical JSON: sorted keys, no spaces), ``seed``,
+    ``n``, ``images`` (how image k maps to its seed), ``labels`` (list or None), ``options`` (as
+    given), ``sampler`` / ``steps`` / ``guidance_scale`` where the model's config has them (the
+    config value unless an option overrides it), ``command`` (the command line, None from the
+    API), ``genvision_version``, ``created`` (UTC, ISO 8601). :func:`sample` adds ``prompts``
+    and ``control`` where used.
     """
     options = dict(options or {})
     if labels is not None:
         labels = torch.as_tensor(labels).reshape(-1).tolist()
     record = {
+        "generator": "genvision",
         "registry_name": model.registry_name,
         "family": model.family,
         "weights_sha256": weights_sha256,
+        "config_sha256": config_sha256(model.config),
         "seed": seed,
         "n": n,
+        "images": "image k (row-major in a grid; index k in an npz) draws from seeding.image_seed(seed, k)",
         "labels": labels,
         "options": options,
     }
     record.update(_sampler_settings(model.config, options))
-    record["genvision_version"] = __version__
-    record["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record.update(stamp())
     return record
 
 
+def stamp() -> dict:
+    """What every record ends with: the command, the version, the UTC time."""
+    return {
+        "command": COMMAND,
+        "genvision_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def config_sha256(config) -> str:
+    """sha256 of the model config as canonical JSON (sorted keys, no spaces): equal configs, equal hash."""
+    import hashlib
+
+    text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def read_record(path: str | Path) -> dict:
-    """The metadata record stored in a ``.png`` (text chunk) or ``.npz`` (``metadata`` array)."""
+    """The metadata record stored in a ``.png`` (iTXt chunk) or ``.npz`` (``metadata`` array)."""
     path = Path(path)
     if path.suffix not in SUFFIXES:
         raise ValueError(f"records are read from .png or .npz files (got {path.name})")

@@ -83,18 +83,21 @@ def save_grid(
 ) -> Path:
     """Write a PNG grid of images in [-1, 1] (N, C, H, W); see :func:`grid_array` for the options.
 
-    ``metadata``: a JSON-able record stored as the PNG text chunk ``genvision`` (JSON); read it
-    back with ``genvision.sampling.read_record``. None writes no chunk.
+    ``metadata``: a JSON-able record stored as the PNG iTXt chunk ``genvision`` (JSON); read it
+    back with ``genvision.sampling.read_record``. None stores the short record every PNG genvision
+    writes carries (generator, version, command, UTC time).
     """
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
     arr = grid_array(images, nrow=nrow, levels=levels, pad=pad, scale=scale)
     img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
-    info = None
-    if metadata is not None:
-        info = PngInfo()
-        info.add_text(PNG_TEXT_KEY, json.dumps(metadata))
+    if metadata is None:
+        from .sampling import stamp
+
+        metadata = {"generator": "genvision", "images": f"{len(images)} image(s) in a grid", **stamp()}
+    info = PngInfo()
+    info.add_itxt(PNG_TEXT_KEY, json.dumps(metadata))
     buf = _io.BytesIO()
     img.save(buf, format="PNG", pnginfo=info)
     return io.write_bytes(path, buf.getvalue())
