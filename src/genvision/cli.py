@@ -11,6 +11,7 @@
         [--resume] [--quick]
     genvision score DIR --data SPEC [--anomalies SPEC] [--method NAME] [--background DIR] [--out FILE.csv]
     genvision inspect FILE.png|FILE.npz
+    genvision detect --train-real SPEC --train-fake SRC[,SRC] --test-real SPEC --test-fake SRC[,SRC] [--n N]
     genvision demo
 
 Bad input ends in one line on stderr naming the problem and the fix, and exit status 2. A
@@ -187,6 +188,19 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--n", type=int, help="score at most N images of each set")
     sc.add_argument("--seed", type=int, default=0)
     sc.add_argument("--out", default="scores.csv", help="CSV of scores (ROC plot beside it as *_roc.png)")
+
+    dt = sub.add_parser(
+        "detect",
+        help="train a real-vs-generated detector and report its AUROC on unseen generators, clean and after JPEG",
+        description="SRC: a model directory (sampled), npz:FILE or folder:DIR; several separated by commas.",
+    )
+    dt.add_argument("--train-real", required=True, help="dataset spec of real training images (train split)")
+    dt.add_argument("--train-fake", required=True, help="generated training sources, SRC[,SRC...]")
+    dt.add_argument("--test-real", required=True, help="dataset spec of real test images (test split)")
+    dt.add_argument("--test-fake", required=True, help="generated test sources, SRC[,SRC...]")
+    dt.add_argument("--n", type=int, default=1000, help="images per class for training and for testing")
+    dt.add_argument("--jpeg-quality", type=int, default=75)
+    dt.add_argument("--seed", type=int, default=0)
 
     ins = sub.add_parser("inspect", help="print the provenance record genvision stored in a .png or .npz")
     ins.add_argument("file", help="a .png or .npz written by genvision")
@@ -490,6 +504,28 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_detect(args) -> int:
+    from .apps.detect import detect
+
+    r = detect(
+        args.train_real,
+        args.train_fake,
+        args.test_real,
+        args.test_fake,
+        n=args.n,
+        seed=args.seed,
+        jpeg_quality=args.jpeg_quality,
+    )
+    q = r["jpeg_quality"]
+    print(f"detector: {r['n']['train_real']} real + {r['n']['train_fake']} generated training images")
+    for src, a in r["per_source"].items():
+        print(f"  {src}: AUROC {a['clean']:.4f} clean, {a['jpeg']:.4f} after JPEG {q}")
+    print(
+        f"AUROC {r['auroc']['clean']:.4f} clean, {r['auroc']['jpeg']:.4f} after JPEG {q} ({r['n']['test_real']} real, {r['n']['test_fake']} generated test images)"
+    )
+    return 0
+
+
 def cmd_inspect(args) -> int:
     import json
 
@@ -527,6 +563,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "score": cmd_score,
     "inspect": cmd_inspect,
+    "detect": cmd_detect,
 }
 
 
