@@ -570,11 +570,11 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     import shlex
 
-    from . import sampling
+    from . import provenance
 
     args = _parser().parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
-    sampling.COMMAND = " ".join(["genvision", *map(shlex.quote, map(str, argv))])
+    provenance.COMMAND = " ".join(["genvision", *map(shlex.quote, map(str, argv))])
     from .training.trainer import TrainingError
 
     try:
@@ -586,6 +586,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"genvision {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        provenance.COMMAND = None  # one command's line never stamps the next (API calls after it)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import dataclasses
 import json
 import numbers
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ import torch
 from . import io, seeding
 from .data.transforms import to_uint8_255
 from .families.base import GenerativeModel, sample_in_batches
-from .version import __version__
+from .provenance import stamp
 from .viz import PNG_TEXT_KEY, check_finite, save_grid
 
 #: file kinds :func:`sample` writes and :func:`read_record` reads
@@ -38,9 +37,6 @@ PNG_KEY = PNG_TEXT_KEY
 NPZ_KEY = "metadata"
 #: model config fields that say how a sample was drawn; recorded where the config has them
 SAMPLER_FIELDS = ("sampler", "steps", "guidance_scale")
-#: the command line that is running, when genvision runs as a command (set by ``cli.main``);
-#: records written from the Python API say None
-COMMAND: str | None = None
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -205,15 +201,6 @@ def sample_record(
     record.update(_sampler_settings(model.config, options))
     record.update(stamp())
     return record
-
-
-def stamp() -> dict:
-    """What every record ends with: the command, the version, the UTC time."""
-    return {
-        "command": COMMAND,
-        "genvision_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def config_sha256(config) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import io
+from .provenance import stamp
 
 MIN_TILE_PX = 32  # tiny images (8x8 digits) are upscaled so each tile is at least this wide
 PAD_VALUE = 128  # mid-grey padding separates tiles on black and white backgrounds alike
@@ -93,8 +94,6 @@ def save_grid(
     arr = grid_array(images, nrow=nrow, levels=levels, pad=pad, scale=scale)
     img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
     if metadata is None:
-        from .sampling import stamp
-
         metadata = {"generator": "genvision", "images": f"{len(images)} image(s) in a grid", **stamp()}
     info = PngInfo()
     info.add_itxt(PNG_TEXT_KEY, json.dumps(metadata))
