@@ -152,6 +152,21 @@ MODELS: dict[str, Entry] = {
         {"arch": "dcgan", "loss": "ns"},
         "DCGAN (Radford et al. 2016): conv G with batch norm",
     ),
+    "wgan": Entry(
+        "genvision.families.gan.model:GAN",
+        {
+            "arch": "dcgan",
+            "loss": "wgan",
+            "optimizer": "rmsprop",
+            "weight_clip": 0.01,
+            "critic_steps": 5,
+            "lr_g": 5e-5,
+            "lr_d": 5e-5,
+            "betas_g": (0.0, 0.99),
+            "betas_d": (0.0, 0.99),
+        },
+        "textbook WGAN (Arjovsky et al. 2017): critic weights clipped to [-0.01, 0.01], RMSprop, 5 critic steps",
+    ),
     "wgan-gp": Entry(
         "genvision.families.gan.model:GAN",
         {

@@ -30,7 +30,7 @@ INTERFACE_NAMES = (
 #: metrics beyond INTERFACES.md's list, each added by an issue that asked for it
 ADDED = ("control_fidelity",)  # the conditioning issue's "control fidelity"
 LIKELIHOOD_FAMILIES = ("ddpm", "vae", "pixelcnn", "gated-pixelcnn", "pixelrnn", "realnvp", "glow")
-GANS = ("gan", "gan-minimax", "dcgan", "wgan-gp", "sngan", "sngan-cond")
+GANS = ("gan", "gan-minimax", "dcgan", "wgan", "wgan-gp", "sngan", "sngan-cond")
 
 
 def test_every_interface_metric_is_in_the_table_and_each_entry_is_complete():

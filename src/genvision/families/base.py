@@ -100,19 +100,22 @@ class ModelConfig:
         return build_dataclass(cls, values, what="model config")
 
 
+OPTIMIZERS = ("adamw", "adam", "rmsprop")
+
+
 @dataclass
 class OptimizerSpec:
     """Optimiser settings of one phase; trainer flags (``--lr``) override or scale them."""
 
-    kind: str = "adamw"  # adamw | adam
+    kind: str = "adamw"  # adamw | adam | rmsprop (betas[1] is RMSprop's smoothing alpha)
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
 
     def __post_init__(self):
         check_fields(self)
-        if self.kind not in ("adamw", "adam"):
-            raise ValueError(f"optimizer kind must be 'adamw' or 'adam' (got {self.kind!r})")
+        if self.kind not in OPTIMIZERS:
+            raise ValueError(f"optimizer kind must be one of {', '.join(OPTIMIZERS)} (got {self.kind!r})")
         if not self.lr > 0:
             raise ValueError(f"learning rate must be > 0 (got {self.lr})")
 

@@ -42,6 +42,8 @@ def make_optimizer(phase, lr: float | None, first_lr: float) -> torch.optim.Opti
     """The optimiser of one phase; a trainer ``lr`` scales every phase's own lr alike."""
     spec = phase.optimizer
     rate = spec.lr if lr is None else lr * spec.lr / first_lr
+    if spec.kind == "rmsprop":  # betas[1] is the squared-gradient smoothing (alpha); no momentum
+        return torch.optim.RMSprop(phase.params, lr=rate, alpha=spec.betas[1], weight_decay=spec.weight_decay)
     cls = torch.optim.AdamW if spec.kind == "adamw" else torch.optim.Adam
     return cls(phase.params, lr=rate, betas=tuple(spec.betas), weight_decay=spec.weight_decay)
 

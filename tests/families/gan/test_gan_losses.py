@@ -34,6 +34,7 @@ def mean(values) -> float:
             -mean([math.log(sigmoid(r)) for r in R]) - mean([math.log(1 - sigmoid(f)) for f in F]),
             -mean([math.log(sigmoid(f)) for f in F]),
         ),
+        ("wgan", mean(F) - mean(R), -mean(F)),
         ("wgan-gp", mean(F) - mean(R), -mean(F)),
         ("hinge", mean([max(0, 1 - r) for r in R]) + mean([max(0, 1 + f) for f in F]), -mean(F)),
     ],

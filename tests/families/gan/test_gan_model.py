@@ -38,6 +38,8 @@ def test_default_width_follows_the_image_size_and_is_stored():
         ({"lr_d": 0.0}, "lr_d must be > 0"),
         ({"betas_d": (0.5, 1.0)}, "betas_d"),
         ({"loss": "lsgan"}, "loss must be one of"),
+        ({"optimizer": "sgd"}, "optimizer must be"),
+        ({"weight_clip": -0.01}, "weight_clip must be >= 0"),
         ({"arch": "resnet"}, "arch must be one of"),
         ({"label_smoothing": 0.1, "loss": "hinge"}, "label_smoothing applies"),
         ({"truncation": 1.5}, "truncation"),
@@ -73,7 +75,7 @@ def test_phases_are_discriminator_x_critic_steps_then_generator_with_their_own_a
     )
 
 
-@pytest.mark.parametrize("name", ["gan", "gan-minimax", "dcgan", "wgan-gp", "sngan", "sngan-cond"])
+@pytest.mark.parametrize("name", ["gan", "gan-minimax", "dcgan", "wgan", "wgan-gp", "sngan", "sngan-cond"])
 def test_each_phase_sends_gradient_only_to_its_own_network(name):
     model = tiny(
         name, num_classes=10, augment="translation,cutout", r1_weight=1.0 if name == "dcgan" else 0.0
@@ -93,6 +95,25 @@ def test_each_phase_sends_gradient_only_to_its_own_network(name):
         assert all(p.requires_grad for p in model.parameters())
     if name == "wgan-gp":
         assert {"gp", "wasserstein"} <= set(model.loss(x, y, phase="discriminator"))
+    if name == "wgan":
+        assert "wasserstein" in model.loss(x, y, phase="discriminator")
+
+
+def test_wgan_clips_every_critic_weight_after_its_updates_and_uses_rmsprop():
+    model = tiny("wgan")
+    d, g = model.phases
+    assert d.optimizer.kind == g.optimizer.kind == "rmsprop" and d.repeats == 5
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 1.0)  # far outside [-0.01, 0.01]
+    before = [p.clone() for p in model.generator.parameters()]
+    model.after_step("generator")  # the generator is never clipped
+    assert all(torch.equal(a, b) for a, b in zip(before, model.generator.parameters()))
+    assert max(p.abs().max().item() for p in model.discriminator.parameters()) > 1
+    model.after_step("discriminator")
+    weights = torch.cat([p.flatten() for p in model.discriminator.parameters()])
+    assert weights.abs().max().item() == pytest.approx(0.01) and (weights.abs() < 0.01).any()
+    assert torch.equal(weights.clamp(-0.01, 0.01), weights)
 
 
 def test_loss_is_a_function_of_the_per_image_generators():

@@ -1,4 +1,6 @@
 """Tiny GAN configs for the registry walk (tests/test_registry.py)."""
 
 _TINY = {"latent_dim": 8, "hidden": 16, "base_channels": 8}
-TINY = {name: dict(_TINY) for name in ("gan", "gan-minimax", "dcgan", "wgan-gp", "sngan", "sngan-cond")}
+TINY = {
+    name: dict(_TINY) for name in ("gan", "gan-minimax", "dcgan", "wgan", "wgan-gp", "sngan", "sngan-cond")
+}

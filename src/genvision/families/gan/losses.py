@@ -9,11 +9,13 @@ kind        discriminator / critic minimises         generator minimises
 ==========  =======================================  ================================
 minimax     -E log D(x) - E log(1 - D(G(z)))         E log(1 - D(G(z)))  (saturates)
 ns          same as minimax                          -E log D(G(z))      (non-saturating)
+wgan        E f - E r  (critic weights clipped)      -E f
 wgan-gp     E f - E r  (+ gradient penalty)          -E f
 hinge       E relu(1 - r) + E relu(1 + f)            -E f
 ==========  =======================================  ================================
 
-References: Goodfellow et al. 2014 (minimax, non-saturating), Gulrajani et al. 2017 (WGAN-GP),
+References: Goodfellow et al. 2014 (minimax, non-saturating), Arjovsky et al. 2017 (WGAN,
+weight clipping: :func:`clip_weights`), Gulrajani et al. 2017 (WGAN-GP),
 Lim & Ye 2017 / Miyato et al. 2018 (hinge), Mescheder et al. 2018 (R1), Salimans et al. 2016
 (one-sided label smoothing).
 """
@@ -25,7 +27,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("minimax", "ns", "wgan-gp", "hinge")
+LOSSES = ("minimax", "ns", "wgan", "wgan-gp", "hinge")
+WASSERSTEIN_LOSSES = ("wgan", "wgan-gp")
 SIGMOID_LOSSES = ("minimax", "ns")
 
 
@@ -40,7 +43,7 @@ def discriminator_loss(
     if kind in SIGMOID_LOSSES:
         real = (1 - label_smoothing) * F.softplus(-r) + label_smoothing * F.softplus(r)  # BCE(r, 1 - s)
         return real.mean() + F.softplus(f).mean()
-    if kind == "wgan-gp":
+    if kind in WASSERSTEIN_LOSSES:
         return f.mean() - r.mean()
     if kind == "hinge":
         return F.relu(1 - r).mean() + F.relu(1 + f).mean()
@@ -53,7 +56,7 @@ def generator_loss(kind: str, f: torch.Tensor) -> torch.Tensor:
         return -F.softplus(f).mean()  # E log(1 - D(G(z))): gradient vanishes while D wins
     if kind == "ns":
         return F.softplus(-f).mean()  # -E log D(G(z))
-    if kind in ("wgan-gp", "hinge"):
+    if kind in (*WASSERSTEIN_LOSSES, "hinge"):
         return -f.mean()
     raise ValueError(f"unknown GAN loss {kind!r}; known: {', '.join(LOSSES)}")
 
@@ -86,3 +89,10 @@ def r1_penalty(r: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """
     (grad,) = torch.autograd.grad(r.sum(), real, create_graph=True)
     return grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
+@torch.no_grad()
+def clip_weights(params, c: float) -> None:
+    """WGAN's Lipschitz constraint, crudely: clamp every critic parameter into [-c, c] in place."""
+    for p in params:
+        p.clamp_(-c, c)

@@ -2,7 +2,7 @@
 
 One class covers the registry's GANs (presets in ``registry.py``): the textbook MLP GAN with
 the minimax or non-saturating loss (Goodfellow et al., 2014), DCGAN (Radford et al., 2016),
-WGAN-GP (Gulrajani et al., 2017), SNGAN with the hinge loss (Miyato et al., 2018) and its
+the textbook WGAN with weight clipping and RMSprop (Arjovsky et al., 2017), WGAN-GP (Gulrajani et al., 2017), SNGAN with the hinge loss (Miyato et al., 2018) and its
 class-conditional form with a projection discriminator (Miyato & Koyama, 2018). Networks live
 in ``nets.py``, objectives in ``losses.py``, DiffAugment in ``augment.py``.
 
@@ -10,6 +10,8 @@ Training is two phases the generic trainer runs in order each step:
 
     discriminator x critic_steps:  z ~ N(0, I); fake = G(z) (no gradient to G)
                                    loss = D-loss(D(aug(real)), D(aug(fake))) [+ GP] [+ R1]
+                                   [WGAN: after each update every critic weight is clipped to
+                                    [-weight_clip, weight_clip]]
     generator x 1:                 loss = G-loss(D(aug(G(z))))  (D's weights get no gradient)
 
 Each phase draws its own real batch (the generator phase uses only its labels), so "images
@@ -40,12 +42,15 @@ class GANConfig(ModelConfig):
     ``lr_g`` / ``lr_d`` and ``betas_g`` / ``betas_d`` are the generator's and discriminator's
     Adam settings (two time-scale update rule when they differ); ``--lr X`` sets the
     discriminator's rate (the first phase's) to X and scales the generator's by the same factor.
+    ``optimizer`` is "adam" (both phases) or "rmsprop" (the textbook WGAN's; its smoothing
+    alpha is ``betas[1]``). ``weight_clip`` c > 0 clamps every discriminator weight into [-c, c]
+    after each of its updates (the textbook WGAN; 0 = off).
     ``truncation`` is the default psi of sampling: z is scaled by psi, pulling every latent
     towards the mean latent 0 (fewer odd samples, less variety; 1 = off).
     """
 
     arch: str = "dcgan"  # mlp | dcgan
-    loss: str = "ns"  # minimax | ns | wgan-gp | hinge (losses.py)
+    loss: str = "ns"  # minimax | ns | wgan | wgan-gp | hinge (losses.py)
     supports_conditional: ClassVar[bool] = True
     caps: ClassVar[dict[str, int]] = {
         "latent_dim": 4096,
@@ -63,6 +68,8 @@ class GANConfig(ModelConfig):
     lr_d: float = 2e-4
     betas_g: tuple[float, float] = (0.5, 0.999)
     betas_d: tuple[float, float] = (0.5, 0.999)
+    optimizer: str = "adam"  # adam | rmsprop
+    weight_clip: float = 0.0  # c: discriminator weights clamped to [-c, c] after each update; 0 = off
     critic_steps: int = 1  # discriminator updates per generator update
     gp_weight: float = 10.0  # WGAN-GP penalty weight (loss=wgan-gp)
     r1_weight: float = 0.0  # R1 gamma on real images; 0 = off
@@ -92,6 +99,10 @@ class GANConfig(ModelConfig):
             raise ValueError(
                 f"critic_steps must be >= 1 (got {self.critic_steps}); 1 for GANs, 5 for WGAN-GP"
             )
+        if self.optimizer not in ("adam", "rmsprop"):
+            raise ValueError(f"optimizer must be 'adam' or 'rmsprop' (got {self.optimizer!r})")
+        if self.weight_clip < 0:
+            raise ValueError(f"weight_clip must be >= 0 (got {self.weight_clip}); 0.01 for WGAN, 0 = off")
         if self.gp_weight < 0 or self.r1_weight < 0:
             raise ValueError(f"gp_weight and r1_weight must be >= 0 (got {self.gp_weight}, {self.r1_weight})")
         if not 0 <= self.label_smoothing < 0.5:
@@ -137,17 +148,24 @@ class GAN(GenerativeModel):
     # -- training -------------------------------------------------------------------
     @property
     def phases(self) -> list[Phase]:
-        """Discriminator (``critic_steps`` repeats), then generator; Adam with per-phase settings."""
+        """Discriminator (``critic_steps`` repeats), then generator; Adam or RMSprop per config."""
         c = self.config
         return [
             Phase(
                 "discriminator",
                 list(self.discriminator.parameters()),
-                OptimizerSpec("adam", c.lr_d, c.betas_d),
+                OptimizerSpec(c.optimizer, c.lr_d, c.betas_d),
                 repeats=c.critic_steps,
             ),
-            Phase("generator", list(self.generator.parameters()), OptimizerSpec("adam", c.lr_g, c.betas_g)),
+            Phase(
+                "generator", list(self.generator.parameters()), OptimizerSpec(c.optimizer, c.lr_g, c.betas_g)
+            ),
         ]
+
+    def after_step(self, phase: str) -> None:
+        """WGAN: clip the critic's weights after each of its updates (``weight_clip`` > 0)."""
+        if phase == "discriminator" and self.config.weight_clip:
+            losses.clip_weights(self.discriminator.parameters(), self.config.weight_clip)
 
     def ema_parameters(self) -> list:
         """The generator's weights: only G is sampled from."""
@@ -172,7 +190,7 @@ class GAN(GenerativeModel):
         Returns:
             {"loss", "d_real", "d_fake", ...}: d_real / d_fake are mean D(x) = sigmoid(logit)
             for the sigmoid losses and mean critic scores otherwise; "wasserstein" (E r - E f)
-            and "gp" for WGAN-GP, "r1" when on.
+            for WGAN and WGAN-GP, "gp" for WGAN-GP, "r1" when on.
         """
         c = self.config
         b, dev = x.shape[0], x.device
@@ -203,12 +221,13 @@ class GAN(GenerativeModel):
         f = self.discriminator(fake_in, labels)
         loss = losses.discriminator_loss(c.loss, r, f, c.label_smoothing)
         out = self._scores(r, f)
+        if c.loss in losses.WASSERSTEIN_LOSSES:
+            out["wasserstein"] = (r.mean() - f.mean()).detach()
         if c.loss == "wgan-gp":
             eps = seeding.rand((x.shape[0], 1, 1, 1), generator, x.device, x.dtype)
             gp = losses.gradient_penalty(lambda v: self.discriminator(v, labels), real_in, fake_in, eps)
             loss = loss + c.gp_weight * gp
             out["gp"] = gp.detach()
-            out["wasserstein"] = (r.mean() - f.mean()).detach()
         if c.r1_weight:
             r1 = losses.r1_penalty(r, real_in)
             loss = loss + 0.5 * c.r1_weight * r1
