@@ -122,6 +122,28 @@ def wgan(out: Path, seed: int) -> dict:
     return {"fid": fid, "entropy": entropy}
 
 
+def biggan(out: Path, seed: int) -> dict:
+    """tests/families/gan/test_gan_training.py (biggan_run: biggan, base_channels 32, 400 steps)."""
+    gv.train(
+        "biggan",
+        data="digits",
+        out=out,
+        steps=400,
+        seed=seed,
+        model_config={"base_channels": 32},
+        monitor_every=100,
+        **QUIET,
+    )
+    train, test = _splits()
+    model = gv.load(out)
+    labels = torch.arange(500) % 10
+    samples = model.sample(500, y=labels, seed=0)
+    judge = judges.get_judge(train, test)
+    accuracy = (judge.logits(quantise(samples, 17)).argmax(dim=1) == labels).float().mean().item()
+    fid, _ = domain_fid(torch.cat([samples, model.sample(500, y=labels, seed=1)]), train, test)
+    return {"accuracy": accuracy, "fid": fid}
+
+
 def sngan_cond(out: Path, seed: int) -> dict:
     """tests/families/gan/test_gan_training.py, conditional."""
     gv.train(
@@ -232,7 +254,7 @@ def ddpm_text(out: Path, seed: int) -> dict:
 
 FAMILIES = {
     f.__name__: f
-    for f in (ddpm, sngan, wgan, sngan_cond, pixelcnn, vae, glow, prior, ddpm_text)
+    for f in (ddpm, sngan, wgan, sngan_cond, biggan, pixelcnn, vae, glow, prior, ddpm_text)
     + tuple(_diffusion(n) for n in ("flow_matching", "edm", "ldm", "consistency"))
 }
 

@@ -205,6 +205,18 @@ MODELS: dict[str, Entry] = {
         },
         "class-conditional SNGAN: conditional batch norm in G, projection D",
     ),
+    "biggan": Entry(
+        "genvision.families.gan.biggan:BigGAN",
+        {
+            "spectral_norm": True,
+            "lr_d": 4e-4,
+            "betas_g": (0.0, 0.9),
+            "betas_d": (0.0, 0.9),
+        },
+        "BigGAN-like (Brock et al. 2019): class-conditional residual G with a shared class embedding and "
+        "hierarchical z through conditional BN, self-attention, projection D, orthogonal regularisation, "
+        "truncation by resampling",
+    ),
     "pixelcnn": Entry(
         "genvision.families.autoregressive.model:PixelCNN",
         {},

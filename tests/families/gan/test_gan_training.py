@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from gvtest import one_thread, run_cli
@@ -18,6 +19,7 @@ from genvision import data as gdata
 from genvision.metrics import judges
 from genvision.metrics.baseline import independent_pixel_samples
 from genvision.metrics.evaluate import domain_fid, quantise
+from genvision.sampling import read_record
 
 SMALL = {"base_channels": 32}
 #: bars set from this module's runs trained with five seeds (tests/calibration.json, "sngan")
@@ -25,6 +27,9 @@ FID_BAR = 100.0
 ENTROPY_BAR = 2.1
 MONITOR_ENTROPY_BAR = 2.0
 COND_ACCURACY_BAR = 0.8
+#: biggan at 400 steps (tests/calibration.json, "biggan")
+BIGGAN_ACCURACY_BAR = 0.75
+BIGGAN_FID_BAR = 70.0
 #: the textbook WGAN at 4x its preset learning rate (300 steps; tests/calibration.json, "wgan")
 WGAN_FID_BAR = 130.0
 WGAN_ENTROPY_BAR = 2.1
@@ -64,6 +69,11 @@ def cond_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def biggan_run(tmp_path_factory):
+    return _train(tmp_path_factory, "biggan", steps=400)
+
+
+@pytest.fixture(scope="module")
 def wgan_run(tmp_path_factory):
     return _train(tmp_path_factory, "wgan", steps=300, lr_g=2e-4, lr_d=2e-4)
 
@@ -84,6 +94,23 @@ def test_short_sngan_is_far_below_the_baseline_fid_and_covers_the_classes(sngan_
     entropy = _entropy(judge.logits(quantise(samples, train_ds.levels)).argmax(dim=1))
     assert fid_gan <= FID_BAR < fid_base / 2.5, (fid_gan, fid_base)
     assert entropy >= ENTROPY_BAR, entropy
+
+
+def test_short_biggan_draws_the_requested_digit_and_truncation_goes_through_the_cli(biggan_run, splits):
+    model = gv.load(biggan_run)
+    labels = torch.arange(500) % 10
+    samples = model.sample(500, y=labels, seed=0)
+    judge = judges.get_judge(*splits)
+    accuracy = (judge.logits(quantise(samples, 17)).argmax(dim=1) == labels).float().mean().item()
+    fid, _ = domain_fid(torch.cat([samples, model.sample(500, y=labels, seed=1)]), *splits)
+    assert accuracy >= BIGGAN_ACCURACY_BAR and fid <= BIGGAN_FID_BAR, (accuracy, fid)
+    out = biggan_run.parent / "three.npz"
+    proc = run_cli("sample", biggan_run, "--n", "8", "--truncation", "0.7", "--label", "3", "--out", out)
+    assert proc.returncode == 0 and read_record(out)["options"]["truncation"] == 0.7
+    with np.load(out) as f:
+        threes = torch.from_numpy(f["images"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    predicted = judge.logits(quantise(threes, 17)).argmax(dim=1)
+    assert (predicted == 3).sum() >= 6, predicted
 
 
 def test_short_wgan_with_clipped_critic_trains_without_collapse(wgan_run, splits):

@@ -2,5 +2,6 @@
 
 _TINY = {"latent_dim": 8, "hidden": 16, "base_channels": 8}
 TINY = {
-    name: dict(_TINY) for name in ("gan", "gan-minimax", "dcgan", "wgan", "wgan-gp", "sngan", "sngan-cond")
+    name: dict(_TINY)
+    for name in ("biggan", "gan", "gan-minimax", "dcgan", "wgan", "wgan-gp", "sngan", "sngan-cond")
 }

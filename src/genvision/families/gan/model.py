@@ -49,6 +49,7 @@ class GANConfig(ModelConfig):
     towards the mean latent 0 (fewer odd samples, less variety; 1 = off).
     """
 
+    archs: ClassVar[tuple[str, ...]] = ARCHS  # the networks this config's class builds
     arch: str = "dcgan"  # mlp | dcgan
     loss: str = "ns"  # minimax | ns | wgan | wgan-gp | hinge (losses.py)
     supports_conditional: ClassVar[bool] = True
@@ -81,8 +82,8 @@ class GANConfig(ModelConfig):
         super().__post_init__()
         self.betas_g, self.betas_d = tuple(self.betas_g), tuple(self.betas_d)
         self.base_channels = self.base_channels or (64 if self.image_size <= 16 else 16)
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {', '.join(ARCHS)} (got {self.arch!r})")
+        if self.arch not in self.archs:
+            raise ValueError(f"arch must be one of {', '.join(self.archs)} (got {self.arch!r})")
         if self.loss not in losses.LOSSES:
             raise ValueError(f"loss must be one of {', '.join(losses.LOSSES)} (got {self.loss!r})")
         for name in ("latent_dim", "hidden", "base_channels"):
@@ -116,7 +117,7 @@ class GANConfig(ModelConfig):
         augment.parse_policy(self.augment)
         if not 0 <= self.truncation <= 1:
             raise ValueError(f"truncation must be in [0, 1] (got {self.truncation}); 1 = off")
-        if self.conditional and self.arch != "dcgan":
+        if self.conditional and self.arch == "mlp":
             raise ValueError("conditional=True needs arch='dcgan' (conditional batch norm, projection D)")
 
 
@@ -293,10 +294,14 @@ class GAN(GenerativeModel):
             raise ValueError(f"truncation must be in [0, 1] (got {psi}); 1 = off")
         labels = self.check_labels(n, y)
         gens = seeding.resolve(n, seed, generator, self.device)
-        z = seeding.randn((n, c.latent_dim), gens, self.device) * psi
+        z = self.latents(n, psi, gens)
         if c.conditional and labels is None:
             labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
         return self.decode(z, labels)
+
+    def latents(self, n: int, psi: float, generator) -> torch.Tensor:
+        """(n, latent_dim) latents for sampling at truncation psi: z ~ N(0, I) scaled by psi."""
+        return seeding.randn((n, self.config.latent_dim), generator, self.device) * psi
 
     noise_name = "Gaussian latent z"
     start_note = "through the generator"
