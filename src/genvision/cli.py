@@ -25,6 +25,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import cli_restore
+
 #: trainer flags: CLI option -> TrainConfig field (only passed when given)
 TRAIN_FLAGS = {
     "steps": int,
@@ -204,6 +206,8 @@ def _parser() -> argparse.ArgumentParser:
 
     ins = sub.add_parser("inspect", help="print the provenance record genvision stored in a .png or .npz")
     ins.add_argument("file", help="a .png or .npz written by genvision")
+
+    cli_restore.add_parsers(sub)
 
     d = sub.add_parser("demo", help="train the default model on digits, sample, evaluate, write a report")
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")
@@ -564,6 +568,7 @@ COMMANDS = {
     "score": cmd_score,
     "inspect": cmd_inspect,
     "detect": cmd_detect,
+    **cli_restore.COMMANDS,
 }
 
 

@@ -43,3 +43,14 @@ def test_masks_center_and_random_mix_are_seeded_per_image():
         degrade.downsample(X, 3)
     with pytest.raises(ValueError, match="needs RGB"):
         degrade.luminance(X[:, :1])
+
+
+@pytest.mark.parametrize("task", ["sr", "colorize"])
+def test_fit_meets_the_measurement_inside_the_valid_range(task):
+    y_true = torch.rand(4, 3, 8, 8, dtype=torch.float64) * 2 - 1
+    y_true[0] = -1  # black: every pixel of a block must be -1 exactly
+    y = degrade.degrade(task, y_true, scale=2)
+    x = torch.randn(4, 3, 8, 8, dtype=torch.float64) * 2  # far outside [-1, 1]
+    out = degrade.fit(task, x, y, scale=2)
+    assert out.min() >= -1 and out.max() <= 1
+    assert (degrade.degrade(task, out, scale=2) - y).abs().max() < 1e-9

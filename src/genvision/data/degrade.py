@@ -136,6 +136,32 @@ def project(task: str, x: torch.Tensor, y: torch.Tensor, *, mask=None, scale: in
     raise ValueError(f"unknown restoration task {task!r}; known: {', '.join(TASKS)}")
 
 
+def fit(
+    task: str, x: torch.Tensor, y: torch.Tensor, *, mask=None, scale: int = 4, iters: int = 50
+) -> torch.Tensor:
+    """Like :func:`project` but inside [-1, 1]: the measurement is met by images that are valid.
+
+    :func:`project` can leave pixels outside [-1, 1] (a black low-res pixel forces its whole block
+    to -1), and clamping them breaks the measurement. Here each s x s block (sr), or each pixel's
+    colour (colorize), is shifted by the one constant ``c`` that makes the clamped result meet the
+    measurement, ``mean(clamp(x + c)) = y`` (monotone in c; bisection to 2^-iters * 4); the luma
+    weights sum to 1, so a grey shift moves the luma by c. Inpainting is :func:`project` clamped.
+    """
+    if task == "inpaint":
+        return keep_known(x.clamp(-1, 1), y, mask)
+    if task not in ("sr", "colorize"):
+        raise ValueError(f"unknown restoration task {task!r}; known: {', '.join(TASKS)}")
+    x = project(task, x, y, mask=mask, scale=scale).clamp(-1, 1)
+    measure = (lambda t: downsample(t, scale)) if task == "sr" else luminance
+    spread = (lambda c: enlarge(c, scale)) if task == "sr" else (lambda c: c)
+    lo, hi = torch.full_like(y, -2.0), torch.full_like(y, 2.0)
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        above = measure((x + spread(mid)).clamp(-1, 1)) > y
+        hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
+    return (x + spread((lo + hi) / 2)).clamp(-1, 1)
+
+
 def condition_image(task: str, y: torch.Tensor, *, mask=None, scale: int = 4) -> torch.Tensor:
     """What a task model sees beside its noisy image, at full size: ``A+ y`` (the known pixels with
     zeros in the hole and the mask as one more channel for inpainting; the enlarged low-res image;

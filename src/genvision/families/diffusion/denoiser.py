@@ -256,6 +256,8 @@ class Denoiser(GenerativeModel):
         guidance_scale: float | None = None,
         variance: str | None = None,
         prompts=None,
+        constraint=None,
+        resample: int = 0,
         **options,
     ) -> torch.Tensor:
         """Draw ``n`` images, (n, C, H, W) in [-1, 1] on the model's device.
@@ -273,6 +275,13 @@ class Denoiser(GenerativeModel):
             prompts: text models (``takes_prompts``): one string per image, or one for all; not
                 with ``y``. None: a class-conditional text model draws classes as above (their
                 template captions), any other samples with the empty prompt.
+            constraint: restoration's zero-shot route (``apps/restore.py``): a function that
+                projects a clean-image estimate (n, C, H, W) in pixels onto the images consistent
+                with a measurement; every denoiser output passes through it (:meth:`constrained`),
+                and the samplers then read their noise estimate from the projected image.
+            resample: with a constraint, RePaint's resampling (``samplers.repaint``): ancestral
+                steps on the sampler's level grid, each repeated R more times after diffusing
+                back (the filled region re-harmonises with the given one; each R costs a pass).
         """
         self.check_sample_options(options, steps=steps, eta=eta, guidance_scale=guidance_scale)
         c = self.config
@@ -303,10 +312,22 @@ class Denoiser(GenerativeModel):
                 labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
             levels = self.sampling_levels(sampler, steps)
             cond = prompts if prompts is not None else labels
-            x = spec.fn(self.denoiser(cond, scale), x, levels, gens, **opts)
+            denoise = self.denoiser(cond, scale)
+            if constraint is not None:
+                denoise = self.constrained(denoise, constraint)
+            if resample and constraint is None:
+                raise ValueError("resample applies with a constraint (restoration) only")
+            if resample:  # RePaint: ancestral steps on the sampler's grid, each repeated
+                x = samplers.repaint(denoise, x, levels, gens, resample=resample)
+            else:
+                x = spec.fn(denoise, x, levels, gens, **opts)
             x = self.finish(x)
         return x.clamp(-1, 1)
 
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         """The sampler's output as images (a latent model decodes it)."""
         return x
+
+    def constrained(self, denoise, constraint):
+        """``denoise`` with every clean estimate projected by ``constraint`` (pixels: directly)."""
+        return lambda x, sigma: constraint(denoise(x, sigma))

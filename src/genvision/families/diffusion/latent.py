@@ -209,6 +209,16 @@ class LatentMixin:
         """Decode the sampler's scaled latents to images."""
         return self.parent("autoencoder").decode(z / self.latent_scale)
 
+    def constrained(self, denoise, constraint):
+        """Project in pixels: decode the clean latent estimate, project, encode back (scaled)."""
+        ae = self.parent("autoencoder")
+
+        def projected(z, sigma):
+            x0 = ae.decode(denoise(z, sigma) / self.latent_scale)
+            return ae.encode(constraint(x0)) * self.latent_scale
+
+        return projected
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """The autoencoder's reconstruction of ``x``: how faithful the decoder this model samples through is."""
         return self.parent("autoencoder").reconstruct(x)

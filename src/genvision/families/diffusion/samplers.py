@@ -411,6 +411,49 @@ def flow_levels(t_max: float, intervals: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- the table
+def repaint(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    noise_levels: torch.Tensor,
+    generators: seeding.Generators = None,
+    *,
+    resample: int = 1,
+) -> torch.Tensor:
+    """Ancestral sampling with RePaint's resampling (Lugmayr et al., 2022; jump length 1).
+
+    For a denoiser whose clean estimate is held to a measurement (restoration: ``denoise`` projects
+    it), each step is repeated ``resample`` + 1 times: after drawing ``x_next`` from the DDPM
+    posterior q(x_next | x, x0) (``"posterior"`` variance, as :func:`ddpm`), every repeat but the
+    last diffuses it back to the step's start, ``x = sqrt(a / a_next) x_next + sqrt(1 - a / a_next) eps``,
+    and steps again: the filled region re-harmonises with the given one at every level. Costs
+    ``resample + 1`` times the calls of one pass.
+
+    Args:
+        denoise, x, noise_levels, generators: as :func:`ddpm`.
+        resample: extra repeats of every step (>= 0; 0 is :func:`ddpm`).
+    """
+    if resample < 0:
+        raise ValueError(f"resample must be >= 0 (got {resample})")
+    levels = _levels(noise_levels)
+    for sigma, sigma_next in zip(levels[:-1], levels[1:]):
+        a, a_next = _a(sigma), _a(sigma_next)
+        for r in range(resample + 1):
+            x0 = denoise(x, sigma)
+            if sigma_next == 0:
+                x = x0
+                break
+            alpha = a / a_next  # the step's own alpha: x = sqrt(alpha) x_next + sqrt(1 - alpha) eps
+            mean = (a_next.sqrt() * (1 - alpha) / (1 - a)) * x0 + (alpha.sqrt() * (1 - a_next) / (1 - a)) * x
+            var = (1 - a_next) / (1 - a) * (1 - alpha)
+            x_next = (mean + var.sqrt() * seeding.randn(x.shape, generators, x.device, x.dtype)).to(x.dtype)
+            if r < resample:  # back to the step's start
+                eps = seeding.randn(x.shape, generators, x.device, x.dtype)
+                x = (alpha.sqrt() * x_next + (1 - alpha).sqrt() * eps).to(x.dtype)
+            else:
+                x = x_next
+    return x
+
+
 @dataclass(frozen=True)
 class Sampler:
     """An entry of :data:`SAMPLERS`: the function and what it accepts beyond the grid."""
