@@ -89,6 +89,7 @@ bench-quick: setup-bench
 	$(PY) benchmarks/vae_mnist.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/gan_digits.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/gan_family.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/restoration.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/metrics_speed.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/compare_quick.py $(BENCH_ARGS)
 	$(PY) benchmarks/guidance_sweep.py --quick $(BENCH_ARGS)
