@@ -6,15 +6,17 @@ halving the image side, starting two halvings down for images of 16 and more, on
 (:func:`latent_sides`): 28x28 -> 2, 4, 7; 8x8 -> 1, 2, 4; a side of 1 repeats when the layers
 outnumber the halvings. Every convolution keeps the width ``width``; no normalisation layer, so
 each image's result depends on that image alone (the IWAE bound runs K copies of an image in
-one batch).
+one batch). Residual cells run only at the latent sides: between the image and the finest latent
+layer there are strided convolutions only (3x3 stride 2 down, 4x4 transposed up), since on a CPU
+a cell at 14x14 costs more than all the latent sides together (docs/notes/vae.md, "hvae").
 
-    bottom-up   x -> stem -> [down, cells] ... -> h_{L-1} (finest) -> ... -> h_0 (top)
+    bottom-up   x -> [stride-2 conv] ... -> cells -> h_{L-1} (finest) -> [down, cells] ... -> h_0 (top)
     top-down    c (learned constant at side 0)
                 layer l: [up, cells] (l > 0)
                          prior      (mu_p, logvar_p) = conv(h)
                          posterior  (mu_p + d_mu, logvar_p + d_logvar), (d_mu, d_logvar) = conv([h, h_l])
                          h = h + conv(z_l)
-                then [up, cells] ... -> up to the image side -> conv -> decoder output
+                then cells -> [4x4 transposed conv] ... -> decoder output at the image side
 """
 
 from __future__ import annotations
@@ -93,24 +95,44 @@ class BottomUp(nn.Module):
 
     def __init__(self, channels: int, image_size: int, width: int, sides: list[int], cells: int):
         super().__init__()
-        self.stem = conv3(channels, width)
-        stages, side = [], image_size
+        descent, side, cin = [], image_size, channels
+        while side > sides[-1]:  # strided convolutions down to the finest latent side
+            descent += [conv3(cin, width, stride=2), nn.SiLU()]
+            side, cin = math.ceil(side / 2), width
+        self.descent = nn.Sequential(*descent)
+        stages = []
         for target in reversed(sides):  # finest first
             ops: list[nn.Module] = []
-            if side == target:  # a repeated side: cells only
-                ops += [Cell(width) for _ in range(cells)]
             while side > target:
                 side = math.ceil(side / 2)
-                ops += [conv3(width, width, stride=2), *(Cell(width) for _ in range(cells))]
-            stages.append(nn.Sequential(*ops))
+                ops.append(conv3(width, width, stride=2))
+            stages.append(nn.Sequential(*ops, *(Cell(width) for _ in range(cells))))
         self.stages = nn.ModuleList(stages)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        h, feats = self.stem(x), []
+        h, feats = self.descent(x), []
         for stage in self.stages:
             h = stage(h)
             feats.append(h)
         return feats[::-1]
+
+
+class Ascent(nn.Module):
+    """(B, w, s, s) at the finest latent side -> (B, out_channels, H, W): 4x4 transposed convolutions,
+    each doubling the side, cropped where the halving rounded up (an odd side)."""
+
+    def __init__(self, width: int, out_channels: int, sides: list[int]):
+        super().__init__()
+        self.sides = sides
+        self.convs = nn.ModuleList(
+            nn.ConvTranspose2d(width, out_channels if i == len(sides) - 1 else width, 4, stride=2, padding=1)
+            for i in range(len(sides))
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for conv, side in zip(self.convs, self.sides):
+            h = conv(F.silu(h))[:, :, :side, :side]
+        return h
 
 
 class LatentLayer(nn.Module):
@@ -159,12 +181,8 @@ class TopDown(nn.Module):
         for prev, side in zip(sides, sides[1:]):
             between.append(_stage(Up(width, side) if side > prev else None, width, cells))
         self.between = nn.ModuleList(between)
-        ascent = ascent_sides(image_size, sides[-1])
-        # up to the image side, with cells below it (none at the full resolution: the CPU cost)
-        self.ascent = nn.Sequential(
-            *(_stage(Up(width, s), width, cells if s < image_size else 0) for s in ascent)
-        )
-        self.out = conv3(width, out_channels)
+        self.post = _stage(None, width, cells)  # after the finest layer's z joins
+        self.ascent = Ascent(width, out_channels, ascent_sides(image_size, sides[-1]))
 
     def forward(self, n: int, eps: list, feats: list | None = None, temperature: list | None = None):
         """Decoder output (n, out_channels, H, W) and the layers' stats (top first).
@@ -182,4 +200,4 @@ class TopDown(nn.Module):
                 h = self.between[i - 1](h)
             h, s = layer(h, eps[i], None if feats is None else feats[i], temperature[i])
             stats.append(s)
-        return self.out(F.silu(self.ascent(h))), stats
+        return self.ascent(self.post(h)), stats
