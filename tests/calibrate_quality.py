@@ -196,9 +196,10 @@ def vae(out: Path, seed: int) -> dict:
 
 def hvae(out: Path, seed: int) -> dict:
     """tests/families/vae/test_hvae.py (IWAE bits/dim and each layer's KL on the test digits)."""
-    from families.vae.test_hvae import STEPS, TRAIN_CONFIG
+    from families.vae.test_hvae import BATCH, STEPS, TRAIN_CONFIG
 
-    gv.train("hvae", data="digits", out=out, steps=STEPS, seed=seed, model_config=TRAIN_CONFIG, **QUIET)
+    config = {"steps": STEPS, "batch_size": BATCH, "model_config": TRAIN_CONFIG}
+    gv.train("hvae", data="digits", out=out, seed=seed, **config, **QUIET)
     train, test = _splits()
     model = gv.load(out)
     x, _ = test.batch(torch.arange(len(test)))

@@ -1,7 +1,8 @@
 """The hierarchical VAE (``hvae``): its bound's terms, the IWAE bound, free bits, temperature, and a
 short training on digits against its calibrated bar.
 
-One run is shared by the module: hvae on digits for :data:`STEPS` steps, a few seconds of CPU.
+One run is shared by the module: hvae on digits for :data:`STEPS` steps of :data:`BATCH` images,
+a few seconds of CPU.
 The maths tests use an untrained model of the registry's tiny size.
 """
 
@@ -19,10 +20,12 @@ from genvision.families.vae import hierarchical, losses
 from genvision.families.vae.hierarchical import HVAEConfig
 from genvision.metrics.baseline import independent_pixel_bpd
 
-STEPS = 300
+STEPS, BATCH = 300, 64
 #: the trained model's test bits/dim must beat the independent-pixel baseline by this much;
 #: calibration: tests/calibration.json, "hvae"
 BPD_MARGIN = 0.25
+#: nats of KL each latent layer must carry on the test digits (same calibration)
+LAYER_KL = 0.2
 TRAIN_CONFIG = {"kl_warmup_steps": 100}
 
 
@@ -44,7 +47,7 @@ def trained(tmp_path_factory):
     with one_thread():
         out = tmp_path_factory.mktemp("hvae") / "run"
         options = {"progress": False, "sample_every": 0, "model_config": TRAIN_CONFIG}
-        gv.train("hvae", data="digits", out=out, steps=STEPS, **options)
+        gv.train("hvae", data="digits", out=out, steps=STEPS, batch_size=BATCH, **options)
     return gv.load(out)
 
 
@@ -196,11 +199,14 @@ def test_layer_picture_redraws_one_layer_per_row(trained):
 
 
 # ----------------------------------------------------------------------------- quality
-def test_short_training_beats_the_independent_pixel_model(trained, digits):
+def test_short_training_beats_the_independent_pixel_model_and_uses_every_layer(trained, digits):
     ll = trained.log_likelihood(digits["x"], k=100)  # IWAE bound, nats per image
     bpd = float(-ll.mean() / (64 * math.log(2)))
     baseline = independent_pixel_bpd(digits["train"], digits["test"])
     assert bpd <= baseline - BPD_MARGIN, (bpd, baseline)
+    with torch.no_grad():
+        kl = trained.bound_terms(digits["x"], seeding.image_generators(len(digits["x"]), 0))["kl"].mean(0)
+    assert (kl >= LAYER_KL).all(), kl  # no layer collapsed onto its prior
 
 
 # ----------------------------------------------------------------------------- config

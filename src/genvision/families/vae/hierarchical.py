@@ -45,7 +45,7 @@ class HVAEConfig(ModelConfig):
 
     likelihood: str = "auto"  # auto | bernoulli | logistic | gaussian (no mse: it has no bound)
     num_layers: int = 3  # stochastic layers, top (coarsest) first
-    latent_channels: int = 8  # channels of each layer's latent map
+    latent_channels: int = 16  # channels of each layer's latent map
     base_channels: int = 32  # width of every convolution
     cells: int = 1  # residual cells per resolution in each path
     beta: float = 1.0
@@ -88,7 +88,7 @@ class HVAEConfig(ModelConfig):
 
 
 #: trainer settings the defaults were tuned with (``model.train_defaults()``; user flags override)
-TRAIN_DEFAULTS = {"batch_size": 64, "ema_half_life": 10000, "warmup": 50}
+TRAIN_DEFAULTS = {"batch_size": 128, "ema_half_life": 10000, "warmup": 50}
 #: image pixels decoded at once in ``log_likelihood`` (rows x H x W; bounds memory, not the result)
 IWAE_PIXELS = 2**19
 
