@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 import genvision as gv
-from genvision import data
+from genvision import data, seeding
 from genvision.families.base import sample_in_batches
 from genvision.metrics import judges
 from genvision.metrics.baseline import independent_pixel_bpd, independent_pixel_samples
@@ -194,6 +194,27 @@ def vae(out: Path, seed: int) -> dict:
     return {"bpd": bpd, "baseline_bpd": independent_pixel_bpd(train, test), "recon_accuracy": accuracy}
 
 
+def hvae(out: Path, seed: int) -> dict:
+    """tests/families/vae/test_hvae.py (IWAE bits/dim and each layer's KL on the test digits)."""
+    from families.vae.test_hvae import BATCH, STEPS, TRAIN_CONFIG
+
+    config = {"steps": STEPS, "batch_size": BATCH, "model_config": TRAIN_CONFIG}
+    gv.train("hvae", data="digits", out=out, seed=seed, **config, **QUIET)
+    train, test = _splits()
+    model = gv.load(out)
+    x, _ = test.batch(torch.arange(len(test)))
+    bpd = float(-model.log_likelihood(x, k=100).mean() / (64 * math.log(2)))
+    elbo_bpd = float(-model.elbo(x).mean() / (64 * math.log(2)))
+    with torch.no_grad():
+        kl = model.eval().bound_terms(x, seeding.image_generators(len(x), 0))["kl"].mean(0)
+    return {
+        "bpd": bpd,
+        "elbo_bpd": elbo_bpd,
+        "baseline_bpd": independent_pixel_bpd(train, test),
+        "layer_kl": [round(v, 3) for v in kl.tolist()],
+    }
+
+
 def glow(out: Path, seed: int) -> dict:
     """tests/families/flows/test_flows_quality.py."""
     gv.train("glow", data="digits", out=out, steps=250, seed=seed, save_every=0, **QUIET)
@@ -254,7 +275,7 @@ def ddpm_text(out: Path, seed: int) -> dict:
 
 FAMILIES = {
     f.__name__: f
-    for f in (ddpm, sngan, wgan, sngan_cond, biggan, pixelcnn, vae, glow, prior, ddpm_text)
+    for f in (ddpm, sngan, wgan, sngan_cond, biggan, pixelcnn, vae, hvae, glow, prior, ddpm_text)
     + tuple(_diffusion(n) for n in ("flow_matching", "edm", "ldm", "consistency"))
 }
 

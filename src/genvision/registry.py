@@ -126,6 +126,12 @@ MODELS: dict[str, Entry] = {
         {"beta": 4.0, "kl_warmup_steps": 1000},
         "beta-VAE (Higgins et al. 2017): beta=4 with KL annealing over 1000 steps",
     ),
+    "hvae": Entry(
+        "genvision.families.vae.hierarchical:HierarchicalVAE",
+        {},
+        "hierarchical VAE (ladder / NVAE-lite): 3 spatial latent layers, residual posterior, KL warm-up, "
+        "free bits, per-layer KL, IWAE bound, temperature sampling",
+    ),
     "vqvae": Entry(
         "genvision.families.vae.vqvae:VQVAE",
         {},

@@ -102,6 +102,17 @@ def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Ten
     return 0.5 * (mean**2 + logvar.exp() - 1 - logvar)
 
 
+def kl_normal(
+    mean_q: torch.Tensor, logvar_q: torch.Tensor, mean_p: torch.Tensor, logvar_p: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mean_q, exp(logvar_q)) || N(mean_p, exp(logvar_p))) elementwise, nats (sum for the total).
+
+    The KL of a hierarchical VAE's posterior to its learned prior at one latent layer;
+    :func:`kl_to_standard_normal` is the case mean_p = 0, logvar_p = 0.
+    """
+    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mean_q - mean_p) ** 2) * torch.exp(-logvar_p) - 1)
+
+
 def log_normal(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mean, exp(logvar)) summed over the last dimension; shape z.shape[:-1]."""
     return -0.5 * (((z - mean) ** 2) * torch.exp(-logvar) + logvar + math.log(2 * math.pi)).sum(-1)
