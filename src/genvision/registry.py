@@ -205,6 +205,12 @@ MODELS: dict[str, Entry] = {
         },
         "class-conditional SNGAN: conditional batch norm in G, projection D",
     ),
+    "stylegan": Entry(
+        "genvision.families.gan.stylegan:StyleGAN",
+        {},
+        "StyleGAN2 (Karras et al. 2019, 2020): mapping network, modulated convolutions, noise inputs, "
+        "style mixing, R1, truncation in w; residual D",
+    ),
     "pixelcnn": Entry(
         "genvision.families.autoregressive.model:PixelCNN",
         {},

@@ -4,3 +4,4 @@ _TINY = {"latent_dim": 8, "hidden": 16, "base_channels": 8}
 TINY = {
     name: dict(_TINY) for name in ("gan", "gan-minimax", "dcgan", "wgan", "wgan-gp", "sngan", "sngan-cond")
 }
+TINY["stylegan"] = {"latent_dim": 8, "mapping_layers": 2, "base_channels": 8}
