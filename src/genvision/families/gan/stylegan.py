@@ -85,6 +85,7 @@ class StyleGANConfig(ModelConfig):
     pl_every: int = 4
     pl_decay: float = 0.01
     style_mixing: float = 0.9
+    tanh_output: bool = True  # tanh on the summed RGB (StyleGAN2: linear; docs/notes/gan.md)
     augment: str = ""  # DiffAugment policies, e.g. "color,translation"; "" = off
     truncation: float = 1.0  # default psi at sampling
 
@@ -130,7 +131,9 @@ class StyleGAN(GenerativeModel):
         super().__init__(config)
         c = config
         self.mapping = MappingNetwork(c.latent_dim, c.mapping_layers, c.mapping_lr_mul)
-        self.synthesis = SynthesisNetwork(c.latent_dim, c.base_channels, c.channels, c.image_size)
+        self.synthesis = SynthesisNetwork(
+            c.latent_dim, c.base_channels, c.channels, c.image_size, tanh=c.tanh_output
+        )
         self.discriminator = ResidualDiscriminator(c.base_channels, c.channels, c.image_size)
         self.policy = augment.parse_policy(c.augment)
         self.register_buffer("w_avg", torch.zeros(c.latent_dim))  # tracked mean w

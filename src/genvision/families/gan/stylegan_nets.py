@@ -171,14 +171,17 @@ class ToRGB(nn.Module):
 
 
 class SynthesisNetwork(nn.Module):
-    """ws (B, num_ws, w_dim) and per-layer noise -> images (B, C, H, W) (not clamped).
+    """ws (B, num_ws, w_dim) and per-layer noise -> images (B, C, H, W).
 
     Layer j of ``self.convs`` takes style ws[:, j] and one noise map of its output size;
-    ToRGB after conv j takes ws[:, j + 1] (as StyleGAN2's skip generator does).
+    ToRGB after conv j takes ws[:, j + 1] (as StyleGAN2's skip generator does). The summed RGB
+    passes through tanh when ``tanh`` (StyleGAN2 leaves it linear; why here: docs/notes/gan.md),
+    else it is returned as is (not clamped).
     """
 
-    def __init__(self, w_dim: int, base: int, channels: int, image_size: int):
+    def __init__(self, w_dim: int, base: int, channels: int, image_size: int, tanh: bool = True):
         super().__init__()
+        self.tanh = tanh
         s0, widths = conv_plan(image_size, base)
         self.const = nn.Parameter(torch.randn(widths[0], s0, s0))
         convs = [SynthesisLayer(widths[0], widths[0], w_dim)]
@@ -208,7 +211,7 @@ class SynthesisNetwork(nn.Module):
             x = self.convs[j + 1](x, ws[:, j + 1], noise[j + 1])
             rgb = F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False)
             rgb = rgb + torgb(x, ws[:, j + 2])
-        return rgb
+        return torch.tanh(rgb) if self.tanh else rgb
 
 
 # ----------------------------------------------------------------------------- discriminator
