@@ -144,6 +144,20 @@ def biggan(out: Path, seed: int) -> dict:
     return {"accuracy": accuracy, "fid": fid}
 
 
+def stylegan(out: Path, seed: int) -> dict:
+    """tests/families/gan/test_stylegan.py (stylegan_run)."""
+    from families.gan.test_stylegan import STEPS, TRAIN
+
+    gv.train("stylegan", data="digits", out=out, steps=STEPS, seed=seed, **TRAIN, **QUIET)
+    train, test = _splits()
+    model = gv.load(out)
+    samples = torch.cat([model.sample(500, seed=0), model.sample(500, seed=1)])
+    fid, _ = domain_fid(samples, train, test)
+    judge = judges.get_judge(train, test)
+    entropy = _entropy(judge.logits(quantise(samples, train.levels)).argmax(dim=1))
+    return {"fid": fid, "entropy": entropy}
+
+
 def sngan_cond(out: Path, seed: int) -> dict:
     """tests/families/gan/test_gan_training.py, conditional."""
     gv.train(
@@ -275,7 +289,7 @@ def ddpm_text(out: Path, seed: int) -> dict:
 
 FAMILIES = {
     f.__name__: f
-    for f in (ddpm, sngan, wgan, sngan_cond, biggan, pixelcnn, vae, hvae, glow, prior, ddpm_text)
+    for f in (ddpm, sngan, wgan, stylegan, sngan_cond, biggan, pixelcnn, vae, hvae, glow, prior, ddpm_text)
     + tuple(_diffusion(n) for n in ("flow_matching", "edm", "ldm", "consistency"))
 }
 

@@ -111,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float)
     s.add_argument("--truncation", type=float)
     s.add_argument(
+        "--style-mix",
+        metavar="SEED_A,SEED_B",
+        help="stylegan: a style-mixing picture instead: coarse styles from seed A's images (rows), fine "
+        "from seed B's (columns), sqrt(--n) of each",
+    )
+    s.add_argument("--crossover", type=int, help="--style-mix: style inputs 0..K-1 from A (default: half)")
+    s.add_argument(
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when torch sees it"
     )
 
@@ -384,6 +391,10 @@ def cmd_sample(args) -> int:
         raise UsageError(f"--batch-size must be >= 1 (got {args.batch_size})")
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0 (got {args.seed})")
+    if args.style_mix is not None:
+        return _style_mix(args)
+    if args.crossover is not None:
+        raise UsageError("--crossover goes with --style-mix SEED_A,SEED_B")
     out = Path(args.out) if args.out else Path(args.dir) / "samples" / f"seed{args.seed}_n{args.n}.png"
     if out.suffix not in (".png", ".npz"):
         raise UsageError(f"--out must end in .png or .npz (got {out.name})")
@@ -408,6 +419,34 @@ def cmd_sample(args) -> int:
     print(f"output: {tuple(images.shape)} float in [{images.min():.3f}, {images.max():.3f}]")
     print(f"wrote {result['path']}")
     print(f"ok: {args.n} images in {seconds:.1f}s ({args.n / max(seconds, 1e-9):.1f} img/s)")
+    return 0
+
+
+def _style_mix(args) -> int:
+    from .sampling import style_mix
+
+    given = [
+        f for f in ("label", "labels", "prompt", "prompts_file", "control") if getattr(args, f) is not None
+    ]
+    if given:
+        raise UsageError(f"--style-mix takes no --{given[0].replace('_', '-')}")
+    try:
+        seed_a, seed_b = (int(v) for v in args.style_mix.split(","))
+    except ValueError:
+        raise UsageError(f"--style-mix takes two seeds, SEED_A,SEED_B (got {args.style_mix!r})") from None
+    out = args.out or Path(args.dir) / "samples" / f"style_mix_{seed_a}_{seed_b}.png"
+    result = style_mix(
+        args.dir,
+        seed_a,
+        seed_b,
+        crossover=args.crossover,
+        n=args.n,
+        out=out,
+        device=args.device,
+        truncation=args.truncation,
+    )
+    print(f"style mixing: {result['record']['images']}")
+    print(f"wrote {result['path']}")
     return 0
 
 

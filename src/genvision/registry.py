@@ -223,6 +223,12 @@ MODELS: dict[str, Entry] = {
         "hierarchical z through conditional BN, self-attention, projection D, orthogonal regularisation, "
         "truncation by resampling",
     ),
+    "stylegan": Entry(
+        "genvision.families.gan.stylegan:StyleGAN",
+        {},
+        "StyleGAN2 (Karras et al. 2019, 2020): mapping network, modulated convolutions, noise inputs, "
+        "style mixing, R1, truncation in w; residual D",
+    ),
     "pixelcnn": Entry(
         "genvision.families.autoregressive.model:PixelCNN",
         {},

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import numbers
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ import torch
 
 from . import io, seeding
 from .data.transforms import to_uint8_255
-from .families.base import GenerativeModel, sample_in_batches
+from .families.base import GenerativeModel, require, sample_in_batches
 from .provenance import stamp
 from .viz import PNG_TEXT_KEY, check_finite, save_grid
 
@@ -141,6 +142,59 @@ def sample(
         "seconds": seconds,
         "start": start,
     }
+
+
+def style_mix(
+    source: str | Path | GenerativeModel,
+    seed_a: int,
+    seed_b: int,
+    *,
+    crossover: int | None = None,
+    n: int = 64,
+    out: str | Path | None = None,
+    device: str | torch.device = "auto",
+    truncation: float | None = None,
+) -> dict:
+    """A StyleGAN's style-mixing picture: coarse styles from seed A's images, fine from seed B's.
+
+    Rows are images 0..r-1 of ``sample(seed=seed_a)``, columns images 0..r-1 of
+    ``sample(seed=seed_b)``, r = isqrt(n); the picture adds the pure images as a first column and
+    row (``model.style_mix_picture``). ``crossover`` k: style inputs 0..k-1 (coarse) from the row,
+    the rest from the column (default: half of them). ``out``: a .png only.
+
+    Returns:
+        ``{"images": the (r + 1)^2 picture cells, float in [-1, 1]; "nrow": r + 1, "path",
+        "record", "crossover"}``.
+    """
+    for name, value in (("seed_a", seed_a), ("seed_b", seed_b), ("n", n)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < (name == "n"):
+            raise ValueError(f"{name} must be an integer >= {int(name == 'n')} (got {value!r})")
+    out = check_out(out)
+    if out is not None and out.suffix != ".png":
+        raise ValueError(f"a style-mixing picture is written as .png (got {out.name})")
+    model, sha = _model(source, device)
+    require(model, "style_mix", "stylegan")
+    r = math.isqrt(int(n))
+    k = model.num_ws // 2 if crossover is None else crossover
+    with model.eval_mode():
+        images = model.style_mix_picture(int(seed_a), int(seed_b), r, r, k, truncation=truncation).cpu()
+    options = {"truncation": truncation} if truncation is not None else {}
+    record = sample_record(model, weights_sha256=sha, seed=int(seed_a), n=r * r, options=options)
+    record["images"] = (
+        f"style mixing, crossover {k} of {model.num_ws} style inputs: row 0 = images 0..{r - 1} of seed "
+        f"{seed_b} (fine styles), column 0 = images 0..{r - 1} of seed {seed_a} (coarse styles), cell (i, j) = "
+        "styles 0..k-1 (and their layers' noise) from row i's image, the rest from column j's"
+    )
+    record["style_mix"] = {
+        "seed_a": int(seed_a),
+        "seed_b": int(seed_b),
+        "crossover": k,
+        "num_ws": model.num_ws,
+    }
+    if out is not None:
+        check_finite(images)
+        save_grid(images, out, nrow=r + 1, levels=model.config.levels, metadata=record)
+    return {"images": images, "nrow": r + 1, "path": out, "record": record, "crossover": k}
 
 
 def _controls(model: GenerativeModel, n: int, control) -> torch.Tensor | None:

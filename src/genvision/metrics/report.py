@@ -126,6 +126,14 @@ def _samples_section(run_dir: Path) -> list[str]:
     lines = []
     if (run_dir / "grid.png").is_file():
         lines += ["![samples](grid.png)", ""]
+    if (run_dir / "style_mix.png").is_file():
+        lines += [
+            "![style mixing](style_mix.png)",
+            "",
+            "Style mixing: coarse styles from the left column's images (seed 0), fine styles from the top "
+            "row's (seed 1), crossover at half the style inputs.",
+            "",
+        ]
     steps = sorted((run_dir / "samples").glob("step_*.png")) if (run_dir / "samples").is_dir() else []
     if steps:
         latest = steps[-1].relative_to(run_dir).as_posix()

@@ -23,7 +23,7 @@ from contextlib import nullcontext
 import torch
 
 from .. import io
-from ..families.base import sample_in_batches
+from ..families.base import has, sample_in_batches
 from ..model_dir import WEIGHTS_FILE, model_state, weights_sha256
 from . import checkpoint, distributed
 from .order import BatchStream, training_generators
@@ -81,6 +81,18 @@ class SampleGrids:
         save_grid(images, fit.out / "samples" / f"step_{fit.step:06d}.png", levels=levels)
         if final:
             save_grid(images, fit.out / "grid.png", levels=levels)
+            if has(fit.model, "style_mix"):  # StyleGAN: coarse styles of seed 0, fine of seed 1
+                self.save_style_mix()
+
+    def save_style_mix(self, rows: int = 6) -> None:
+        """``style_mix.png``: the style-mixing picture of seeds 0 and 1 at the middle crossover."""
+        fit, model = self.fit, self.fit.model
+        from ..viz import save_grid
+
+        swapped = fit.ema.swapped_in() if fit.ema is not None else nullcontext()
+        with model.eval_mode(), swapped, torch.no_grad():
+            images = model.style_mix_picture(0, 1, rows, rows, model.num_ws // 2).cpu()
+        save_grid(images, fit.out / "style_mix.png", nrow=rows + 1, levels=fit.model.config.levels)
 
 
 class TrainingError(RuntimeError):

@@ -229,6 +229,7 @@ RUN_FILES = (
     "metrics.jsonl",
     "samples",
     "grid.png",
+    "style_mix.png",
     "loss.png",
     "monitor.png",
     "report.md",

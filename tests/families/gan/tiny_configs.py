@@ -5,3 +5,4 @@ TINY = {
     name: dict(_TINY)
     for name in ("biggan", "gan", "gan-minimax", "dcgan", "wgan", "wgan-gp", "sngan", "sngan-cond")
 }
+TINY["stylegan"] = {"latent_dim": 8, "mapping_layers": 2, "base_channels": 8}
