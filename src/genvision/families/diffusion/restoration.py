@@ -114,7 +114,7 @@ class RestorationMixin:
         super().__init__(config, **parents)
         c = config
         # the first training batch (set by init_from_data, saved with the weights)
-        self.register_buffer("preview", -torch.ones(PREVIEW, c.channels, c.image_size, c.image_size))
+        self.register_buffer("preview", torch.full((PREVIEW, c.channels, c.image_size, c.image_size), -1.0))
 
     @property
     def scale(self) -> int:
