@@ -28,28 +28,28 @@ from genvision.metrics import judges
 QUIET = {"progress": False, "sample_every": 0, "save_every": 0}
 NET = {"base_channels": 16, "num_res_blocks": 1, "steps": 10}
 EMOJI = f"folder:{data.shared_path('datasets', 'emoji', 'twemoji')}"
-#: task -> (data spec, image size or None, model config, training steps)
+#: task -> (data spec, image size or None, model config, training steps, batch size)
 RUNS = {
-    "inpaint": ("digits", None, {}, 400),
-    "sr": ("digits", None, {"scale": 2}, 400),
-    "colorize": (EMOJI, 16, {}, 300),
+    "inpaint": ("digits", None, {}, 150, 32),
+    "sr": ("digits", None, {"scale": 2}, 100, 32),
+    "colorize": (EMOJI, 16, {}, 150, 32),
 }
 N = 200  # held-out test images restored
 
 
 def splits(task: str):
-    spec, size, _, _ = RUNS[task]
+    spec, size = RUNS[task][:2]
     return data.load(spec, "train", image_size=size), data.load(spec, "test", image_size=size)
 
 
 def train(task: str, out: Path, seed: int = 0) -> Path:
-    spec, size, config, steps = RUNS[task]
+    spec, size, config, steps, batch_size = RUNS[task]
     return gv.train(
         task,
         data=spec,
         out=out,
         steps=steps,
-        batch_size=64,
+        batch_size=batch_size,
         lr=2e-3,
         ema_half_life=4000,
         seed=seed,
