@@ -27,6 +27,7 @@ class Entry:
 
 DIFFUSION = "genvision.families.diffusion.model:Diffusion"
 FLOW = "genvision.families.diffusion.continuous:FlowMatching"
+RESTORE = "genvision.families.diffusion.restoration:"
 
 MODELS: dict[str, Entry] = {
     "ddpm": Entry(
@@ -115,6 +116,23 @@ MODELS: dict[str, Entry] = {
         "genvision.families.diffusion.latent:LatentEDM",
         {},
         "latent diffusion with the EDM objective on the latents",
+    ),
+    "inpaint": Entry(
+        RESTORE + "Inpainting",
+        {},
+        "inpainting task model (Palette-style conditional flow matching on the known pixels and the mask; "
+        "masks: boxes, strokes, random pixels); genvision inpaint RUN",
+    ),
+    "sr": Entry(
+        RESTORE + "SuperResolution",
+        {},
+        "super-resolution task model (SR3-style conditional flow matching on the enlarged low-res image, "
+        "--set scale=2|4); genvision upscale RUN",
+    ),
+    "colorize": Entry(
+        RESTORE + "Colorization",
+        {},
+        "colourisation task model (conditional flow matching on the luma; RGB data only); genvision colorize RUN",
     ),
     "vae": Entry(
         "genvision.families.vae.model:VAE",
