@@ -29,8 +29,8 @@ INTERFACE_NAMES = (
 )
 #: metrics beyond INTERFACES.md's list, each added by an issue that asked for it
 ADDED = ("control_fidelity",)  # the conditioning issue's "control fidelity"
-LIKELIHOOD_FAMILIES = ("ddpm", "vae", "pixelcnn", "gated-pixelcnn", "pixelrnn", "realnvp", "glow")
-GANS = ("gan", "gan-minimax", "dcgan", "wgan", "wgan-gp", "sngan", "sngan-cond")
+LIKELIHOOD_FAMILIES = ("ddpm", "vae", "hvae", "pixelcnn", "gated-pixelcnn", "pixelrnn", "realnvp", "glow")
+GANS = ("gan", "gan-minimax", "dcgan", "wgan", "wgan-gp", "sngan", "sngan-cond", "biggan", "stylegan")
 
 
 def test_every_interface_metric_is_in_the_table_and_each_entry_is_complete():
@@ -61,6 +61,7 @@ def test_families_with_log_likelihood_names_likelihood_families_and_no_gan():
     assert set(ev.families_with("reconstruct").split(", ")) == {
         "vae",
         "beta-vae",
+        "hvae",
         "vqvae",
         "autoencoder",
         "ldm",
