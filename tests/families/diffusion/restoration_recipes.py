@@ -24,6 +24,7 @@ from genvision import data
 from genvision.apps import restore
 from genvision.data import degrade
 from genvision.metrics import judges
+from genvision.metrics.evaluate import domain_fid
 
 QUIET = {"progress": False, "sample_every": 0, "save_every": 0}
 NET = {"base_channels": 16, "num_res_blocks": 1, "steps": 10}
@@ -90,6 +91,11 @@ def measure(task: str, out: Path, *, n: int = N) -> dict:
         err = ((restored - x) ** 2 * region).sum(dim=(1, 2, 3)) / (region.sum(dim=(1, 2, 3)) * x.shape[1])
         figures[f"{name}_mse"] = float(err.mean())
         figures[f"{name}_feature_distance"] = float(restore.feature_distance(restored, x, judge).mean())
+        figures[f"{name}_fid"] = domain_fid(restored, train, test)[0]
+        if task == "colorize":  # Hasler & Suesstrunk: a washed-out colouring scores low
+            figures[f"{name}_colourfulness"] = restore.colourfulness(restored)
+    if task == "colorize":
+        figures["real_colourfulness"] = restore.colourfulness(x)
     return figures
 
 
