@@ -287,9 +287,24 @@ def ddpm_text(out: Path, seed: int) -> dict:
     return {"accuracy": t.prompted_accuracy(gv.load(out)), "alignment_top1": t.alignment_top1(out)}
 
 
+def restoration(out: Path, seed: int) -> dict:
+    """tests/families/diffusion/test_restoration_models.py (restoration_recipes.py): inpaint, sr, colorize."""
+    from families.diffusion import restoration_recipes as recipes
+
+    figures = {}
+    for task in recipes.RUNS:
+        if task == "colorize" and not data.shared_path("datasets", "emoji", "twemoji").is_dir():
+            continue
+        start = time.perf_counter()
+        measured = recipes.run(task, out / task, seed)
+        figures[f"{task}/seconds"] = round(time.perf_counter() - start, 1)
+        figures.update({f"{task}/{k}": round(v, 4) for k, v in measured.items()})
+    return figures
+
+
 FAMILIES = {
     f.__name__: f
-    for f in (ddpm, sngan, wgan, stylegan, sngan_cond, biggan, pixelcnn, vae, hvae, glow, prior, ddpm_text)
+    for f in (ddpm, sngan, wgan, stylegan, sngan_cond, biggan, pixelcnn, vae, hvae, glow, prior, ddpm_text, restoration)
     + tuple(_diffusion(n) for n in ("flow_matching", "edm", "ldm", "consistency"))
 }
 

@@ -210,6 +210,31 @@ CASES = {
         "--data",
         npz(r / "l.npz", images=np.zeros((40, 8, 8), np.uint8), labels=np.array([-1, 1] * 20)),
     ],
+    # restoration task models
+    "colorize on greyscale data": lambda r, s: [
+        "train",
+        "colorize",
+        "--data",
+        "digits",
+        "--steps",
+        "1",
+        "--no-progress",
+        "--out",
+        str(r / "o"),
+    ],
+    "sr scale not dividing the size": lambda r, s: [
+        "train",
+        "sr",
+        "--data",
+        "digits",
+        "--set",
+        "scale=3",
+        "--steps",
+        "1",
+        "--no-progress",
+        "--out",
+        str(r / "o"),
+    ],
     # where output goes
     "out into its parent model": lambda r, s: [
         "distill",

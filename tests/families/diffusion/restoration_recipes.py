@@ -23,7 +23,9 @@ import genvision as gv
 from genvision import data
 from genvision.apps import restore
 from genvision.data import degrade
-from genvision.metrics import judges
+from genvision.metrics import fid, judges
+from genvision.metrics.features import domain_extractor, reference
+from genvision.metrics.sources import quantise
 
 QUIET = {"progress": False, "sample_every": 0, "save_every": 0}
 NET = {"base_channels": 16, "num_res_blocks": 1, "steps": 10}
@@ -32,7 +34,7 @@ EMOJI = f"folder:{data.shared_path('datasets', 'emoji', 'twemoji')}"
 RUNS = {
     "inpaint": ("digits", None, {}, 150, 32),
     "sr": ("digits", None, {"scale": 2}, 100, 32),
-    "colorize": (EMOJI, 16, {}, 150, 32),
+    "colorize": (EMOJI, 16, {}, 100, 32),
 }
 N = 200  # held-out test images restored
 
@@ -84,12 +86,19 @@ def measure(task: str, out: Path, *, n: int = N) -> dict:
     outputs = {"model": model.restore(y, mask, seed=0).cpu()}
     outputs.update(baselines(task, x, mask, scale, train.batch(torch.arange(min(2000, len(train))))[0]))
     judge = judges.get_judge(train, test)
+    ref = reference(train, domain_extractor(train, test))
     region = mask if task == "inpaint" else torch.ones_like(x[:, :1])
     figures = {}
     for name, restored in outputs.items():
         err = ((restored - x) ** 2 * region).sum(dim=(1, 2, 3)) / (region.sum(dim=(1, 2, 3)) * x.shape[1])
         figures[f"{name}_mse"] = float(err.mean())
         figures[f"{name}_feature_distance"] = float(restore.feature_distance(restored, x, judge).mean())
+        features = fid.extract(judge, quantise(restored, train.levels))
+        figures[f"{name}_fid"] = fid.frechet_distance(*fid.statistics(features), ref.mu, ref.sigma)
+        if task == "colorize":  # Hasler & Suesstrunk: a washed-out colouring scores low
+            figures[f"{name}_colourfulness"] = restore.colourfulness(restored)
+    if task == "colorize":
+        figures["real_colourfulness"] = restore.colourfulness(x)
     return figures
 
 

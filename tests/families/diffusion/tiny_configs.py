@@ -36,6 +36,9 @@ TINY = {
     "ddpm-text": TINY_DDPM,
     "autoencoder": TINY_AE,
     "controlnet": {"hint_channels": 8},
+    "inpaint": TINY_NET,
+    "sr": TINY_NET,
+    "colorize": TINY_NET,  # its default channels: 3
 }
 TEACHERS = {
     "ddpm-consistency": "ddpm",
