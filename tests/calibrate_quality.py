@@ -304,7 +304,21 @@ def restoration(out: Path, seed: int) -> dict:
 
 FAMILIES = {
     f.__name__: f
-    for f in (ddpm, sngan, wgan, stylegan, sngan_cond, biggan, pixelcnn, vae, hvae, glow, prior, ddpm_text, restoration)
+    for f in (
+        ddpm,
+        sngan,
+        wgan,
+        stylegan,
+        sngan_cond,
+        biggan,
+        pixelcnn,
+        vae,
+        hvae,
+        glow,
+        prior,
+        ddpm_text,
+        restoration,
+    )
     + tuple(_diffusion(n) for n in ("flow_matching", "edm", "ldm", "consistency"))
 }
 
