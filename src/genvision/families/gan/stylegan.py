@@ -75,11 +75,11 @@ class StyleGANConfig(ModelConfig):
     mapping_lr_mul: float = 0.01
     base_channels: int = 0
     loss: str = "ns"  # minimax | ns | wgan | wgan-gp | hinge (losses.py); gp is not applied here
-    lr_g: float = 2e-3
-    lr_d: float = 2e-3
+    lr_g: float = 5e-3  # StyleGAN2: 2.5e-3; the short digits runs: docs/notes/gan.md
+    lr_d: float = 5e-3
     betas_g: tuple[float, float] = (0.0, 0.99)
     betas_d: tuple[float, float] = (0.0, 0.99)
-    r1_weight: float = 0.1  # gamma
+    r1_weight: float = 1.0  # gamma
     r1_every: int = 4
     pl_weight: float = 0.0  # StyleGAN2 uses 2; off by default (cost: docs/notes/gan.md)
     pl_every: int = 4
