@@ -186,6 +186,7 @@ def test_loss_changes_no_state_and_after_step_tracks_the_mean_w_and_lazy_regular
         ({"r1_every": 0}, "r1_every must be >= 1"),
         ({"pl_decay": 0.0}, "pl_decay"),
         ({"loss": "lsgan"}, "loss must be one of"),
+        ({"loss": "wgan-gp"}, "loss must be one of"),
         ({"betas_g": (0.0, 1.0)}, "betas_g"),
         ({"truncation": -0.1}, "truncation"),
         ({"conditional": True, "num_classes": 10}, "no class-conditional variant"),
