@@ -445,7 +445,7 @@ def _style_mix(args) -> int:
         device=args.device,
         truncation=args.truncation,
     )
-    print(f"style mixing: {result['record']['images']}")
+    print(result["record"]["images"])
     print(f"wrote {result['path']}")
     return 0
 

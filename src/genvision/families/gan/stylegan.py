@@ -45,6 +45,8 @@ from ..base import GenerativeModel, ModelConfig, OptimizerSpec, Phase
 from . import augment, losses
 from .stylegan_nets import MappingNetwork, ResidualDiscriminator, SynthesisNetwork
 
+#: the objectives of losses.py StyleGAN takes (WGAN-GP's penalty is not applied: R1 is)
+STYLEGAN_LOSSES = tuple(k for k in losses.LOSSES if k != "wgan-gp")
 #: decay of the tracked mean w per generator step (StyleGAN2's w_avg_beta)
 W_AVG_BETA = 0.995
 #: default widths (``base_channels`` 0): the width at full resolution, doubling per halving
@@ -74,12 +76,12 @@ class StyleGANConfig(ModelConfig):
     mapping_layers: int = 4
     mapping_lr_mul: float = 0.01
     base_channels: int = 0
-    loss: str = "ns"  # minimax | ns | wgan | wgan-gp | hinge (losses.py); gp is not applied here
-    lr_g: float = 2e-3
-    lr_d: float = 2e-3
+    loss: str = "ns"  # minimax | ns | wgan | hinge (losses.py); R1 is the regulariser, so no wgan-gp
+    lr_g: float = 5e-3  # StyleGAN2: 2.5e-3; the short digits runs: docs/notes/gan.md
+    lr_d: float = 5e-3
     betas_g: tuple[float, float] = (0.0, 0.99)
     betas_d: tuple[float, float] = (0.0, 0.99)
-    r1_weight: float = 0.1  # gamma
+    r1_weight: float = 1.0  # gamma
     r1_every: int = 4
     pl_weight: float = 0.0  # StyleGAN2 uses 2; off by default (cost: docs/notes/gan.md)
     pl_every: int = 4
@@ -96,8 +98,8 @@ class StyleGANConfig(ModelConfig):
         for name in ("latent_dim", "mapping_layers", "base_channels", "r1_every", "pl_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
-        if self.loss not in losses.LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(losses.LOSSES)} (got {self.loss!r})")
+        if self.loss not in STYLEGAN_LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(STYLEGAN_LOSSES)} (got {self.loss!r})")
         for name in ("lr_g", "lr_d", "mapping_lr_mul"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0 (got {getattr(self, name)})")
