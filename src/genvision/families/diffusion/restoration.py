@@ -109,6 +109,9 @@ class RestorationMixin:
     #: the restoration task: "inpaint" | "sr" | "colorize" (``apps/restore.py`` routes by it)
     task: ClassVar[str] = ""
     start_note = "denoised by the sampler, conditioned on the degraded image"
+    #: ``sample`` restores stored training images, not a draw from a model of the data
+    #: (``genvision compare`` leaves the task models out, as it does an autoencoder)
+    samples_the_data = False
 
     def __init__(self, config: RestorationConfig, **parents: GenerativeModel):
         super().__init__(config, **parents)
