@@ -28,9 +28,11 @@ BARS = {
     ("sr", "nearest", "feature_distance"): 0.8,
     ("sr", "bicubic", "feature_distance"): 0.62,
     ("sr", "bicubic", "fid"): 0.25,
-    ("colorize", "grey", "feature_distance"): 0.93,
-    ("colorize", "mean_chroma", "fid"): 0.75,
+    ("colorize", "grey", "feature_distance"): 0.9,
+    ("colorize", "mean_chroma", "fid"): 0.7,
 }
+#: colourisation's colourfulness (Hasler & Suesstrunk) within this fraction of the test set's
+COLOURFULNESS_BAR = 0.2
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -177,3 +179,9 @@ def test_a_short_run_beats_the_baseline(task, baseline, measure, runs, tmp_path_
     f = _figures(task, runs, tmp_path_factory)
     ratio = f[f"model_{measure}"] / f[f"{baseline}_{measure}"]
     assert ratio <= BARS[task, baseline, measure] < 1, (task, baseline, measure, ratio, f)
+
+
+def test_colourisation_is_as_colourful_as_the_real_images(runs, tmp_path_factory):
+    f = _figures("colorize", runs, tmp_path_factory)
+    off = abs(f["model_colourfulness"] / f["real_colourfulness"] - 1)
+    assert off <= COLOURFULNESS_BAR < abs(f["mean_chroma_colourfulness"] / f["real_colourfulness"] - 1), f

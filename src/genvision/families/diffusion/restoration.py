@@ -97,6 +97,15 @@ class _ConditionedNet:
         return getattr(self.net, name)
 
 
+def _on_cpu(generator: torch.Generator | None) -> torch.Generator | None:
+    """A CPU generator for ``degrade.random_masks`` (which draws on the CPU): a CPU one as it is,
+    a device's replaced by a CPU one seeded from one draw of it (so still one stream per image)."""
+    if generator is None or generator.device.type == "cpu":
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    return torch.Generator().manual_seed(seed)
+
+
 # ----------------------------------------------------------------------------- the model
 class RestorationMixin:
     """A diffusion-family model of ``x`` conditioned on its degradation ``A x``; see the module docstring.
@@ -109,6 +118,9 @@ class RestorationMixin:
     #: the restoration task: "inpaint" | "sr" | "colorize" (``apps/restore.py`` routes by it)
     task: ClassVar[str] = ""
     start_note = "denoised by the sampler, conditioned on the degraded image"
+    #: ``sample`` restores stored training images, not a draw from a model of the data
+    #: (``genvision compare`` leaves the task models out, as it does an autoencoder)
+    samples_the_data = False
 
     def __init__(self, config: RestorationConfig, **parents: GenerativeModel):
         super().__init__(config, **parents)
@@ -150,13 +162,18 @@ class RestorationMixin:
         """A training pair's measurement ``(y, mask)`` of clean ``x``; masks from ``generator``."""
         mask = None
         if self.task == "inpaint":
-            mask = degrade.random_masks(len(x), x.shape[-1], generator, device=x.device).to(x.dtype)
+            gens = (
+                [_on_cpu(g) for g in generator]
+                if isinstance(generator, (list, tuple))
+                else _on_cpu(generator)
+            )
+            mask = degrade.random_masks(len(x), x.shape[-1], gens, device=x.device).to(x.dtype)
         return degrade.degrade(self.task, x, mask=mask, scale=self.scale), mask
 
     def loss(
         self, x: torch.Tensor, y: torch.Tensor | None = None, phase: str = "main", generator=None
     ) -> dict:
-        """Flow matching's loss with the UNet conditioned on ``x``'s degradation (labels unused).
+        """The objective's loss with the UNet conditioned on ``x``'s degradation (labels unused).
 
         Each image draws its mask (inpainting), then its time and noise, from its own generator.
         """
