@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 HELP = {
-    "inpaint": "fill the missing pixels of images (a task model, or zero-shot with a diffusion or autoregressive model)",
-    "upscale": "super-resolution: enlarge low-res images (a task model, or zero-shot with a diffusion model)",
-    "colorize": "colour greyscale images (a task model, or zero-shot with a diffusion model of RGB images)",
+    "inpaint": "fill the missing pixels of images (a task model, or zero-shot with a diffusion, autoregressive, VAE, flow or GAN model)",
+    "upscale": "super-resolution: enlarge low-res images (a task model, or zero-shot with a diffusion, VAE, flow or GAN model)",
+    "colorize": "colour greyscale images (a task model, or zero-shot with a diffusion, VAE, flow or GAN model of RGB images)",
 }
 TASK = {"inpaint": "inpaint", "upscale": "sr", "colorize": "colorize"}
 
@@ -46,7 +46,11 @@ def add_parsers(sub) -> None:
         r.add_argument("--resize", action="store_true", help="resize inputs of another size to the model's")
         r.add_argument("--seed", type=int, default=0)
         r.add_argument("--sampler", help="diffusion: the sampler (default: the model's)")
-        r.add_argument("--steps", type=int, help="diffusion: network calls of the sampler")
+        r.add_argument(
+            "--steps",
+            type=int,
+            help="diffusion: network calls of the sampler; VAE/flow/GAN latent search: its Adam steps",
+        )
         r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 

@@ -168,6 +168,6 @@ def test_each_command_turns_bad_input_into_one_line(ddpm_run, originals, tmp_pat
 
 
 def test_models_that_cannot_restore_say_which_can(tmp_path):
-    model = gv.create("vae", base_channels=8, hidden=16, latent_dim=4)
+    model = gv.create("vqvae")  # discrete codes: no latent search
     with pytest.raises(ValueError, match="diffusion-family models"):
         restore.inpaint(model, torch.zeros(1, 1, 8, 8), degrade.center_mask(1, 8))

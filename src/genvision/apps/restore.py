@@ -16,6 +16,10 @@ Routes, picked per model (``route="auto"``) from what it can do, never from its 
   RePaint's resampling (``samplers.repaint``): ancestral steps, each repeated R more times after
   diffusing back, which brings the filled pixels much nearer the true conditional (a test
   measures it on a Gaussian) at R + 1 times the cost.
+- **zero-shot, latent search** (VAEs, normalizing flows and GANs without labels: a ``decode``
+  from a standard-normal latent): the MAP latent for the input under the model's prior,
+  found by gradient descent from a few starts (:mod:`genvision.apps.latent_fit`); options
+  ``steps``, ``starts``, ``lr``, ``noise``.
 - **zero-shot, autoregressive** (inpainting only, a ``complete`` method): pixels are drawn in
   raster order given everything before them; given pixels *after* a missing one (below the hole,
   right of it on its rows) are not looked at while drawing it, only restored after.
@@ -42,6 +46,7 @@ import torch.nn.functional as F
 
 from .. import seeding
 from ..data import degrade
+from . import latent_fit
 
 TASKS = degrade.TASKS
 ROUTES = ("auto", "task", "zero-shot")
@@ -52,7 +57,8 @@ HARMONIC_SWEEPS_PER_PIXEL = 40
 
 # ----------------------------------------------------------------------------- routes
 def route_of(model, task: str) -> str:
-    """The route ``model`` restores ``task`` by: "task", "zero-shot" or "zero-shot-ar" (or an error)."""
+    """The route ``model`` restores ``task`` by: "task", "zero-shot", "zero-shot-ar" or
+    "zero-shot-latent" (or an error)."""
     if task not in TASKS:
         raise ValueError(f"unknown restoration task {task!r}; known: {', '.join(TASKS)}")
     if getattr(model, "task", None) == task:
@@ -63,9 +69,12 @@ def route_of(model, task: str) -> str:
         return "zero-shot"
     if task == "inpaint" and hasattr(model, "complete"):
         return "zero-shot-ar"
+    if latent_fit.can_fit(model):
+        return "zero-shot-latent"
     raise ValueError(
         f"{model.registry_name} cannot {task}: diffusion-family models (ddpm, flow-matching, edm, ldm, ...) "
-        f"restore zero-shot, autoregressive ones inpaint, or train the task model "
+        f"restore zero-shot, autoregressive ones inpaint, unconditional VAEs, flows and GANs by a latent "
+        f"search, or train the task model "
         f"(genvision train {'sr' if task == 'sr' else task} --data ...)"
     )
 
@@ -111,6 +120,11 @@ def restore(
         )
     if resample and not (found == "zero-shot" and task == "inpaint"):
         raise ValueError("resample applies to zero-shot inpainting with a diffusion-family model only")
+    if found == "zero-shot-latent" and set(sample_options) - set(latent_fit.OPTIONS):
+        raise ValueError(
+            f"the latent search ({model.registry_name}) takes the options {', '.join(latent_fit.OPTIONS)}; "
+            f"not {', '.join(sorted(set(sample_options) - set(latent_fit.OPTIONS)))}"
+        )
     if resample < 0:
         raise ValueError(f"resample must be >= 0 (got {resample})")
     c = model.config
@@ -162,6 +176,10 @@ def restore(
                 constraint=constraint,
                 resample=resample,
                 **sample_options,
+            )
+        elif found == "zero-shot-latent":
+            x = latent_fit.fit_latent(
+                model, task, meas, mask=m, scale=scale or 4, generator=gens, **sample_options
             )
         else:  # autoregressive completion: known = not missing
             x = model.complete(meas, (m < 0.5).expand_as(meas), generator=gens, **sample_options)
