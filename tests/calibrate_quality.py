@@ -319,7 +319,7 @@ FAMILIES = {
         ddpm_text,
         restoration,
     )
-    + tuple(_diffusion(n) for n in ("flow_matching", "edm", "ldm", "consistency"))
+    + tuple(_diffusion(n) for n in ("flow_matching", "edm", "ldm", "consistency", "reflow"))
 }
 
 

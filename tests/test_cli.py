@@ -90,6 +90,14 @@ def test_distill_consistency_then_sample_in_one_step(tiny_run, tmp_path):
     assert (tmp_path / "c.png").is_file(), proc.stdout
 
 
+def test_distill_reflow_needs_a_flow_matching_teacher(tiny_run, tmp_path):
+    proc = run_cli(
+        "distill", tiny_run, "--method", "reflow", "--steps", "1", "--out", tmp_path / "r", check=False
+    )
+    assert proc.returncode == 2 and "reflow takes a flow-matching teacher" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
 def test_train_ldm_trains_its_autoencoder_then_samples(tmp_path):
     out = tmp_path / "ldm"
     sets = [

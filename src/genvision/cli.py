@@ -2,7 +2,7 @@
 
     genvision models
     genvision train MODEL --data SPEC [--steps N | --images N | --minutes M] [...] [--set key=value ...]
-    genvision distill TEACHER_DIR [--method progressive|consistency] [--sampling-steps K] [--teacher-calls M] [--minutes M | --steps N] [...]
+    genvision distill TEACHER_DIR [--method progressive|consistency|reflow] [--sampling-steps K] [--teacher-calls M] [--minutes M | --steps N] [...]
     genvision sample DIR --n N [--seed S] [--out FILE.png|FILE.npz] [--label K | --labels 0,1,... | --prompt TEXT | --prompts-file F] [...]
     genvision evaluate SOURCE --data SPEC [--metrics LIST] [--n N] [--features domain|inception|FILE.py:Class]
         [--out DIR] [--seed S] [--reference-n N] [--likelihood-n N]
@@ -59,27 +59,30 @@ def _parser() -> argparse.ArgumentParser:
 
     ds = sub.add_parser(
         "distill",
-        help="distil a diffusion model into a few-step student: progressive (K DDIM steps) or consistency (1 step)",
+        help="distil a diffusion model into a few-step student: progressive (K DDIM steps), consistency (1 step) "
+        "or reflow (straighter flow, few Euler steps)",
     )
     ds.add_argument("teacher", help="a trained diffusion model directory")
     ds.add_argument(
         "--method",
-        choices=("progressive", "consistency"),
+        choices=("progressive", "consistency", "reflow"),
         default="progressive",
         help="progressive: a K-step DDIM student of a ddpm (default); consistency: a consistency model "
-        "of a ddpm, flow-matching or edm, sampled in 1 or a few steps",
+        "of a ddpm, flow-matching or edm, sampled in 1 or a few steps; reflow: a flow-matching student "
+        "of a flow-matching teacher on the teacher's own noise-image pairs",
     )
     ds.add_argument(
         "--sampling-steps",
         type=int,
         default=None,
-        help="the student's default sampling calls (progressive: K DDIM steps, default 10; consistency: 1)",
+        help="the student's default sampling calls (progressive: K DDIM steps, default 10; consistency: 1; "
+        "reflow: Euler steps, 2)",
     )
     ds.add_argument(
         "--teacher-calls",
         type=int,
-        default=4,
-        help="teacher ODE calls per student step (progressive; default 4)",
+        default=None,
+        help="teacher ODE calls per student step (progressive; default 4) or per noise-image pair (reflow; default 10)",
     )
     ds.add_argument("--data", default=None, help="dataset spec (default: the teacher's training data)")
     _trainer_flags(ds, "train.FIELD for the trainer")

@@ -68,6 +68,12 @@ MODELS: dict[str, Entry] = {
         {"sampler": "consistency", "steps": 1, "clip_x0": False},
         "consistency model distilled from a flow-matching teacher (genvision distill --method consistency)",
     ),
+    "flow-matching-reflow": Entry(
+        "genvision.families.diffusion.reflow:Reflow",
+        {"sampler": "euler", "steps": 2},
+        "reflow (Liu et al. 2023): a flow-matching student trained on its teacher's noise-image pairs; "
+        "straighter paths, few Euler steps (genvision distill --method reflow)",
+    ),
     "edm": Entry(
         "genvision.families.diffusion.continuous:EDM",
         {},

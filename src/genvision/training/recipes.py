@@ -3,7 +3,9 @@
 - Distillation (``genvision distill``), ``method="progressive"``: a :class:`~genvision.families.
   diffusion.distill.DiffusionStudent` that samples in K DDIM steps what its teacher's
   probability-flow ODE gives; ``method="consistency"``: a consistency model
-  (``families/diffusion/consistency.py``) that samples in one or a few steps. The teacher is
+  (``families/diffusion/consistency.py``) that samples in one or a few steps; ``method="reflow"``:
+  a flow-matching student trained on its teacher's noise-image pairs (``families/diffusion/
+  reflow.py``), sampled with a few Euler steps. The teacher is
   loaded here and passed to the student (its parent, recorded in the student's config.json by
   path and hash); the student starts from the teacher's weights and trains on the teacher's data.
   Sampling a student never needs the teacher; resuming its training does.
@@ -21,7 +23,7 @@ from ..model_dir import load_model_dir, parent_dir, read_config
 from .run import default_run_dir, train
 
 STUDENT = "ddpm-student"
-METHODS = ("progressive", "consistency")
+METHODS = ("progressive", "consistency", "reflow")
 
 
 def distill(
@@ -30,7 +32,7 @@ def distill(
     *,
     method: str = "progressive",
     sampling_steps: int | None = None,
-    teacher_calls: int = 4,
+    teacher_calls: int | None = None,
     data: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -41,11 +43,13 @@ def distill(
     Args:
         teacher: a trained diffusion model directory.
         out: the student's run directory (default ``runs/<name>-distill<K>-<data>-<time>``).
-        method: "progressive" (a K-step DDIM student of a ``ddpm`` teacher) or "consistency" (a
-            consistency model of a ``ddpm``, ``flow-matching`` or ``edm`` teacher).
+        method: "progressive" (a K-step DDIM student of a ``ddpm`` teacher), "consistency" (a
+            consistency model of a ``ddpm``, ``flow-matching`` or ``edm`` teacher) or "reflow"
+            (a flow-matching student of a ``flow-matching`` teacher).
         sampling_steps: the student's default sampling calls (progressive: K DDIM steps,
-            default 10; consistency: default 1).
-        teacher_calls: teacher ODE calls per student step (progressive only).
+            default 10; consistency: default 1; reflow: Euler steps, default 2).
+        teacher_calls: teacher ODE calls per student step (progressive) or per noise-image pair
+            (reflow; default there 10).
         data: dataset spec (default: the teacher's training data).
         resume: continue the student run in ``out``.
         overwrite: replace an existing ``out``.
@@ -78,9 +82,25 @@ def distill(
             f"{teacher} holds a {name} ({meta.get('family')}); distillation needs a diffusion model in "
             "pixel space (genvision train ddpm / flow-matching / edm ...)"
         )
+    teacher_calls_given = teacher_calls is not None
+    teacher_calls = 4 if teacher_calls is None else teacher_calls
     model = load_model_dir(teacher)
     data = data or meta.get("data", {}).get("spec", "digits")
-    if method == "consistency":
+    if method == "reflow":
+        from ..families.diffusion import reflow
+        from ..families.diffusion.continuous import FlowMatching
+
+        if type(model) is not FlowMatching:
+            raise ValueError(
+                f"{teacher} holds a {name}; reflow takes a flow-matching teacher "
+                "(use --method consistency for ddpm or edm)"
+            )
+        fields = reflow.student_config(model, teacher_steps=teacher_calls if teacher_calls_given else 10)
+        if sampling_steps is not None:
+            fields["steps"] = sampling_steps
+        student = registry.create("flow-matching-reflow", parents={"teacher": model}, **fields)
+        tag = "reflow"
+    elif method == "consistency":
         from ..families.diffusion import consistency
 
         student_name = consistency.STUDENTS.get(type(model))
@@ -112,5 +132,5 @@ def distill(
     return train(student, data=data, out=out, overwrite=overwrite, **train_values)
 
 
-STUDENT_NAMES = ("ddpm-consistency", "flow-matching-consistency", "edm-consistency")
+STUDENT_NAMES = ("ddpm-consistency", "flow-matching-consistency", "edm-consistency", "flow-matching-reflow")
 LATENT_NAMES = ("ldm", "ldm-cond", "ldm-ddpm", "ldm-edm")

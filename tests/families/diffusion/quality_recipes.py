@@ -17,7 +17,7 @@ from genvision.metrics.evaluate import domain_fid, evaluate
 QUIET = {"progress": False, "sample_every": 0, "save_every": 0}
 NET = {"base_channels": 16, "num_res_blocks": 1}
 #: training steps of each run, and the samples measured
-STEPS = {"flow_matching": 400, "edm": 400, "ldm": 600, "consistency": 150}
+STEPS = {"flow_matching": 400, "edm": 400, "ldm": 600, "consistency": 150, "reflow": 150}
 N = 500
 
 
@@ -85,9 +85,10 @@ def ldm(out: Path, seed: int = 0) -> dict:
     return {"fid": result["fid"]["value"], "reconstruction_fid": result["reconstruction"]["fid"]["value"]}
 
 
-def consistency(out: Path, seed: int = 0) -> dict:
-    """A one-step consistency student of the flow_matching run (teacher and student both seeded)."""
-    teacher = train_flow_matching(out.parent / "teacher", seed)
+def consistency(out: Path, seed: int = 0, teacher: Path | None = None) -> dict:
+    """A one-step consistency student of the flow_matching run (teacher and student both seeded;
+    ``teacher``: that run, already trained with this seed)."""
+    teacher = teacher or train_flow_matching(out.parent / "teacher", seed)
     gv.distill(
         teacher,
         out,
@@ -99,3 +100,23 @@ def consistency(out: Path, seed: int = 0) -> dict:
         **QUIET,
     )
     return {"fid": _fid(out), "fid_2_steps": _fid(out, steps=2), "teacher_fid": _fid(teacher)}
+
+
+def reflow(out: Path, seed: int = 0, teacher: Path | None = None) -> dict:
+    """A reflow student of the flow_matching run, sampled with 1 and 2 Euler steps, beside its
+    teacher's Euler steps; ``straightness``: the mean squared gap between a one-step Euler image
+    and the teacher's 10-call Heun image from the same noise, the student's over the teacher's."""
+    teacher = teacher or train_flow_matching(out.parent / "teacher", seed)
+    gv.distill(
+        teacher, out, method="reflow", steps=STEPS["reflow"], batch_size=64, lr=5e-4, seed=seed, **QUIET
+    )
+    t, s = gv.load(teacher), gv.load(out)
+    ode = t.sample(N, seed=1, sampler="heun", steps=10)
+    gap = [(m.sample(N, seed=1, sampler="euler", steps=1) - ode).pow(2).mean().item() for m in (s, t)]
+    return {
+        "fid": _fid(out, steps=1),
+        "fid_2_steps": _fid(out, steps=2),
+        "teacher_fid_1_step": _fid(teacher, sampler="euler", steps=1),
+        "teacher_fid_2_steps": _fid(teacher, sampler="euler", steps=2),
+        "straightness": gap[0] / gap[1],
+    }

@@ -10,8 +10,19 @@ from __future__ import annotations
 import pytest
 from families.diffusion import quality_recipes as recipes
 
-#: domain FID bars at N = 500 (calibration.json: flow_matching, edm, ldm, consistency)
-BARS = {"flow_matching": 30.0, "edm": 37.0, "ldm": 77.0, "ldm_reconstruction": 25.0, "consistency": 67.0}
+#: calibration.json "reflow" (five seeds): bars on the one-step FID and the straightness ratio
+REFLOW_BAR = 100.0
+REFLOW_STRAIGHTNESS_BAR = 0.25
+
+#: domain FID bars at N = 500 (calibration.json: flow_matching, edm, ldm, consistency, reflow)
+BARS = {
+    "flow_matching": 30.0,
+    "edm": 37.0,
+    "ldm": 77.0,
+    "ldm_reconstruction": 25.0,
+    "consistency": 67.0,
+    "reflow": REFLOW_BAR,
+}
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +30,18 @@ def baseline():
     return recipes.baseline_fid()
 
 
-@pytest.mark.parametrize("name", ["flow_matching", "edm", "ldm"])
+@pytest.fixture(scope="module")
+def flow_teacher(tmp_path_factory):
+    """The flow_matching run (seed 0): measured itself, and the teacher of both students."""
+    return recipes.train_flow_matching(tmp_path_factory.mktemp("flow") / "teacher", 0)
+
+
+def test_flow_matching_beats_its_bar(flow_teacher, baseline):
+    fid = recipes._fid(flow_teacher)
+    assert fid <= BARS["flow_matching"] < baseline / 3, (fid, baseline)
+
+
+@pytest.mark.parametrize("name", ["edm", "ldm"])
 def test_objective_beats_its_bar(name, baseline, tmp_path):
     figures = getattr(recipes, name)(tmp_path / name)
     assert figures["fid"] <= BARS[name] < baseline / 3, (figures, baseline)
@@ -27,6 +49,14 @@ def test_objective_beats_its_bar(name, baseline, tmp_path):
         assert figures["reconstruction_fid"] <= BARS["ldm_reconstruction"] < baseline / 3, figures
 
 
-def test_one_step_consistency_student_beats_its_bar(baseline, tmp_path):
-    figures = recipes.consistency(tmp_path / "student")
+def test_one_step_consistency_student_beats_its_bar(flow_teacher, baseline, tmp_path):
+    figures = recipes.consistency(tmp_path / "student", teacher=flow_teacher)
     assert figures["fid"] <= BARS["consistency"] < baseline / 3, (figures, baseline)
+
+
+def test_reflow_straightens_the_teachers_paths(flow_teacher, baseline, tmp_path):
+    """One Euler step of the student lands near the teacher's ODE image where the teacher's own
+    step does not, and its one-step FID is far better than the teacher's two-step one."""
+    figures = recipes.reflow(tmp_path / "reflow", teacher=flow_teacher)
+    assert figures["straightness"] <= REFLOW_STRAIGHTNESS_BAR, figures
+    assert figures["fid"] <= BARS["reflow"] < figures["teacher_fid_2_steps"], (figures, baseline)

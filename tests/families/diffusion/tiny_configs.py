@@ -10,7 +10,7 @@ from __future__ import annotations
 from gvtest import TINY_DDPM
 
 import genvision as gv
-from genvision.families.diffusion import consistency
+from genvision.families.diffusion import consistency, reflow
 from genvision.families.diffusion.distill import student_config
 from genvision.model_dir import save_model_dir
 
@@ -28,6 +28,7 @@ TINY = {
     "ddpm-consistency": {},
     "flow-matching-consistency": {},
     "edm-consistency": {},
+    "flow-matching-reflow": {},
     "ldm": TINY_LATENT,
     "ldm-cond": TINY_LATENT,
     "ldm-ddpm": {**TINY_LATENT, "num_train_timesteps": 50},
@@ -61,6 +62,10 @@ def prepare(name: str, tmp_path) -> dict:
         save_model_dir(teacher, tmp_path / "teacher")
         fields = consistency.student_config(teacher, intervals=4)
         return {"teacher": str(tmp_path / "teacher"), **fields}
+    if name == "flow-matching-reflow":
+        teacher = gv.create("flow-matching", num_classes=10, levels=17, **TINY_NET)
+        save_model_dir(teacher, tmp_path / "teacher")
+        return {"teacher": str(tmp_path / "teacher"), **reflow.student_config(teacher, teacher_steps=2)}
     if name == "controlnet":
         base = gv.create("ddpm", num_classes=10, levels=17, **TINY_DDPM)
         save_model_dir(base, tmp_path / "base")
