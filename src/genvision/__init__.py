@@ -122,3 +122,12 @@ def save_grid(images, path, nrow=None, levels=None):
     from .viz import save_grid as _save_grid
 
     return _save_grid(images, path, nrow=nrow, levels=levels)
+
+
+def __getattr__(name: str):
+    """``gv.apps`` (the applications: ``gv.apps.inpaint``, ``gv.apps.translate``, ...), imported on first use."""
+    if name == "apps":
+        import importlib
+
+        return importlib.import_module(".apps", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

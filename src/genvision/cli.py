@@ -25,7 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import cli_restore
+from . import cli_restore, cli_translate
 
 #: trainer flags: CLI option -> TrainConfig field (only passed when given)
 TRAIN_FLAGS = {
@@ -218,6 +218,7 @@ def _parser() -> argparse.ArgumentParser:
     ins.add_argument("file", help="a .png or .npz written by genvision")
 
     cli_restore.add_parsers(sub)
+    cli_translate.add_parsers(sub)
 
     d = sub.add_parser("demo", help="train the default model on digits, sample, evaluate, write a report")
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")
@@ -611,6 +612,7 @@ COMMANDS = {
     "inspect": cmd_inspect,
     "detect": cmd_detect,
     **cli_restore.COMMANDS,
+    **cli_translate.COMMANDS,
 }
 
 

@@ -213,10 +213,11 @@ class Denoiser(GenerativeModel):
         return samplers.karras_levels(lo, hi, samplers.SAMPLERS[sampler].intervals(steps))
 
     # -- sampling -------------------------------------------------------------------
-    def denoiser(self, labels: torch.Tensor | None, scale: float):
-        """The sampler's (x, sigma) -> x0: guidance when labelled, then clipping to [-1, 1] if configured."""
+    def denoiser(self, labels: torch.Tensor | None, scale: float, clip_x0: bool | None = None):
+        """The sampler's (x, sigma) -> x0: guidance when labelled, then clipping to [-1, 1] if
+        ``clip_x0`` (default: the config's)."""
         guided = with_guidance(self.denoise_x0, labels, scale) if labels is not None else self.denoise_x0
-        if not self.config.clip_x0:
+        if not (self.config.clip_x0 if clip_x0 is None else clip_x0):
             return guided
         return lambda x, sigma: guided(x, sigma).clamp(-1, 1)
 
@@ -258,6 +259,10 @@ class Denoiser(GenerativeModel):
         prompts=None,
         constraint=None,
         resample: int = 0,
+        init: torch.Tensor | None = None,
+        strength: float | None = None,
+        noise: torch.Tensor | None = None,
+        clip_x0: bool | None = None,
         **options,
     ) -> torch.Tensor:
         """Draw ``n`` images, (n, C, H, W) in [-1, 1] on the model's device.
@@ -282,6 +287,13 @@ class Denoiser(GenerativeModel):
             resample: with a constraint, RePaint's resampling (``samplers.repaint``): ancestral
                 steps on the sampler's level grid, each repeated R more times after diffusing
                 back (the filled region re-harmonises with the given one; each R costs a pass).
+            init, strength: SDEdit (``apps/translation.py``): start from the images ``init`` (n, C, H,
+                W) in [-1, 1] noised to the level at flow time ``strength`` times the grid's top
+                (snapped down to a level of the grid), and run the rest of the grid from there:
+                0 returns ``init``, 1 ignores it. The noise is image k's own draw, as in sampling.
+            noise: the start (n, *noise_shape) instead of a fresh draw, e.g. :meth:`invert`'s.
+            clip_x0: clip the clean estimates to [-1, 1] (default: the config's); an inversion is
+                reconstructed without clipping, as it was inverted.
         """
         self.check_sample_options(options, steps=steps, eta=eta, guidance_scale=guidance_scale)
         c = self.config
@@ -304,15 +316,32 @@ class Denoiser(GenerativeModel):
         if spec.second_order:
             opts["calls"] = steps
 
+        if (init is None) != (strength is None):
+            raise ValueError("SDEdit needs both init (the images) and strength (0..1)")
+        if strength is not None and not 0 <= strength <= 1:
+            raise ValueError(f"strength must be in [0, 1] (got {strength}); 0 keeps the input, 1 ignores it")
+        if (init is not None or noise is not None) and (constraint is not None or resample):
+            raise ValueError("init / noise do not combine with a restoration constraint")
+
         with self.eval_mode():
             gens = seeding.resolve(n, seed, generator, self.device)
             x = seeding.randn((n, *self.noise_shape), gens, self.device)
+            if noise is not None:
+                x = self._check_state(noise, n, "noise").to(self.device, x.dtype)
             if c.conditional and labels is None and prompts is None:
                 # no labels given: a uniform class per image, drawn from the image's own generator
                 labels = seeding.uniform_labels(n, c.num_classes, gens, self.device)
             levels = self.sampling_levels(sampler, steps)
+            if init is not None:
+                levels = samplers.from_strength(levels, strength)
+                if len(levels) < 2:  # strength 0 (or below the lowest level): the input itself
+                    return init.to(self.device).float().clamp(-1, 1)
+                z0 = self._check_state(self.sampler_state(init.to(self.device).float()), n, "init")
+                top = float(levels[0])
+                x = (z0 + top * x) / (1 + top**2) ** 0.5  # VP-scaled at the start level
+                opts.pop("calls", None)  # second order on every step of the shorter grid
             cond = prompts if prompts is not None else labels
-            denoise = self.denoiser(cond, scale)
+            denoise = self.denoiser(cond, scale, clip_x0)
             if constraint is not None:
                 denoise = self.constrained(denoise, constraint)
             if resample and constraint is None:
@@ -327,6 +356,73 @@ class Denoiser(GenerativeModel):
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         """The sampler's output as images (a latent model decodes it)."""
         return x
+
+    def sampler_state(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (n, C, H, W) in [-1, 1] as the clean state the sampler works on (a latent model
+        encodes them); the inverse of :meth:`finish`."""
+        return images
+
+    def _check_state(self, z: torch.Tensor, n: int, what: str) -> torch.Tensor:
+        z = torch.as_tensor(z)
+        if tuple(z.shape) != (n, *self.noise_shape):
+            raise ValueError(
+                f"{what} must have the shape {(n, *self.noise_shape)} for {n} images of {self.registry_name} "
+                f"(got {tuple(z.shape)})"
+            )
+        return z
+
+    @torch.no_grad()
+    def invert(
+        self,
+        images: torch.Tensor,
+        y=None,
+        *,
+        steps: int | None = None,
+        iterations: int = 3,
+        prompts=None,
+        guidance_scale: float | None = None,
+    ) -> torch.Tensor:
+        """The start noise from which the deterministic Euler sampler (flow ODE = DDIM) in ``steps``
+        calls, without clipping, returns ``images``: (n, *noise_shape), VP-scaled at the top level.
+
+        Each step of the sampler's grid is run backwards by solving the sampler's own update for
+        its start: ``h_b = h_a + (t_b - t_a) d(h_b, b)`` by ``iterations`` fixed-point iterations
+        from the explicit step (0 iterations: plain DDIM inversion, which evaluates ``d`` where the
+        step starts). ``sample(n, noise=z, sampler="euler", steps=steps, clip_x0=False)`` with the
+        same labels or prompts then reconstructs the images; how closely is measured, not promised
+        (``apps/translation.py`` reports the PSNR).
+        """
+        if iterations < 0:
+            raise ValueError(f"iterations must be >= 0 (got {iterations})")
+        c = self.config
+        n = len(images)
+        labels = self.check_labels(n, y)
+        if prompts is not None:
+            prompts = self.check_prompts(n, prompts)
+        scale = c.guidance_scale if guidance_scale is None else guidance_scale
+        steps = steps or c.steps
+        self.check_steps("euler", steps)
+        levels = samplers._levels(self.sampling_levels("euler", steps))[::-1]  # 0 first
+        with self.eval_mode():
+            cond = prompts if prompts is not None else labels
+            denoise = self.denoiser(cond, scale, clip_x0=False)
+            h = self.sampler_state(images.to(self.device).float())  # flow coordinates at level 0
+
+            def slope(h, level):
+                s, t = samplers.to_coordinates("flow", level)
+                return (h - denoise(h / s, level)) / t
+
+            for a, b in zip(levels, levels[1:]):
+                ta, tb = samplers.to_coordinates("flow", a)[1], samplers.to_coordinates("flow", b)[1]
+                start = h
+                h_b = start + (tb - ta) * slope(h, a if a > 0 else b)
+                for _ in range(iterations):
+                    if a == 0:  # the last sampling step lands on the clean estimate: x0(h_b) = h_a
+                        h_b = h_b + (start - denoise(h_b / samplers.to_coordinates("flow", b)[0], b))
+                    else:
+                        h_b = start + (tb - ta) * slope(h_b, b)
+                h = h_b
+            return h / samplers.to_coordinates("flow", levels[-1])[0]
 
     def constrained(self, denoise, constraint):
         """``denoise`` with every clean estimate projected by ``constraint`` (pixels: directly)."""

@@ -209,6 +209,10 @@ class LatentMixin:
         """Decode the sampler's scaled latents to images."""
         return self.parent("autoencoder").decode(z / self.latent_scale)
 
+    def sampler_state(self, images: torch.Tensor) -> torch.Tensor:
+        """Images as the scaled latents the sampler works on (the autoencoder's posterior means)."""
+        return self.parent("autoencoder").encode(images) * self.latent_scale
+
     def constrained(self, denoise, constraint):
         """Project in pixels: decode the clean latent estimate, project, encode back (scaled)."""
         ae = self.parent("autoencoder")

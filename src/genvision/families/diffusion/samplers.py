@@ -380,6 +380,20 @@ def consistency(
 
 
 # ----------------------------------------------------------------------------- level grids
+def from_strength(noise_levels: torch.Tensor, strength: float) -> torch.Tensor:
+    """The tail of a sampler's grid for SDEdit at ``strength`` in [0, 1]: from the highest level at
+    or below flow time ``strength * t_top`` (``t = sigma / (1 + sigma)``, ``t_top`` the grid's
+    first level's) down to 0. Strength 1 keeps the whole grid; a grid of one level (just 0) means
+    no step: the input itself."""
+    levels = torch.as_tensor(noise_levels, dtype=torch.float64)
+    t = levels / (1 + levels)
+    target = strength * float(t[0])
+    keep = t <= target + 1e-12
+    if not bool(keep[:-1].any()):
+        return levels[-1:]
+    return levels[int(keep.nonzero()[0]) :]
+
+
 def karras_levels(sigma_min: float, sigma_max: float, intervals: int, rho: float = 7.0) -> torch.Tensor:
     """(intervals + 1,) float64 levels evenly spaced in ``sigma^(1/rho)`` from sigma_max to sigma_min, then 0.
 
