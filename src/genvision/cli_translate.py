@@ -1,6 +1,8 @@
-"""The translation verb of the CLI (``translate``: SDEdit, or ``--invert``): parsing only.
+"""The translation verbs of the CLI: ``translate`` (SDEdit, or ``--invert``) and ``edit``
+(attribute editing); parsing only.
 
-It calls :func:`genvision.apps.translation.run`; ``cli.py`` adds this parser and command.
+They call :func:`genvision.apps.translation.run` and :func:`genvision.apps.editing.run`; ``cli.py``
+adds these parsers and commands.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 HELP = {
     "translate": "move images into a diffusion model's domain (SDEdit, --strength S), or invert them to "
     "their noise (--invert)",
+    "edit": "move images along an attribute (thickness, a class, a caption word, or two folders) in a "
+    "model's latent space",
 }
 
 
@@ -39,6 +43,28 @@ def add_parsers(sub) -> None:
         "--steps", type=int, help="network calls (SDEdit: of the whole grid; --invert: default 50)"
     )
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    e = sub.add_parser("edit", help=HELP["edit"])
+    e.add_argument("dir", help="model directory (a VAE, flow, or diffusion-family model)")
+    e.add_argument("--input", required=True, help="IMG, npz:FILE (images uint8 N,H,W[,C]) or folder:DIR")
+    e.add_argument(
+        "--out", required=True, help="FILE.png (grid) or FILE.npz at --amount; a FILE_strip.png of -A..+A too"
+    )
+    e.add_argument(
+        "--attribute",
+        help="thickness (grey digits), a class name or number, or a word of the data's captions (woman, older)",
+    )
+    e.add_argument("--amount", type=float, default=1.0, help="how far (thickness: in training-set stds)")
+    e.add_argument(
+        "--from-dir", help="images without the attribute (with --to-dir: the direction between them)"
+    )
+    e.add_argument("--to-dir", help="images with the attribute")
+    e.add_argument(
+        "--data", default=None, help="dataset spec of the direction (default: the model's training data)"
+    )
+    e.add_argument("--n", type=int, default=None, help="training images the direction is estimated from")
+    e.add_argument("--resize", action="store_true", help="resize inputs of another size to the model's")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
 def cmd(args) -> int:
@@ -73,4 +99,28 @@ def cmd(args) -> int:
     return 0
 
 
-COMMANDS = {"translate": cmd}
+def cmd_edit(args) -> int:
+    from .apps.editing import run
+
+    if args.n is not None and args.n < 2:
+        raise ValueError(f"--n must be >= 2 (got {args.n})")
+    s = run(
+        args.dir,
+        args.input,
+        args.out,
+        attribute=args.attribute,
+        amount=args.amount,
+        from_dir=args.from_dir,
+        to_dir=args.to_dir,
+        data_spec=args.data,
+        n=args.n,
+        allow_resize=args.resize,
+        device=args.device,
+    )
+    extra = f"; thickness changed by {s['thickness_change']:+.2f} px" if "thickness_change" in s else ""
+    print(f"edit: {s['n']} image(s) in the {s['space']} ({s['how']}){extra}")
+    print(f"wrote {s['out']} and {s['strip']}")
+    return 0
+
+
+COMMANDS = {"translate": cmd, "edit": cmd_edit}

@@ -1,5 +1,6 @@
 """Applications: ``gv.apps.inpaint(model, images, masks)``, ``gv.apps.upscale``, ``gv.apps.colorize``
-(``restore.py``), ``gv.apps.translate``, ``gv.apps.invert`` (``translation.py``); each module holds
+(``restore.py``), ``gv.apps.translate``, ``gv.apps.invert`` (``translation.py``), ``gv.apps.edit``,
+``gv.apps.thickness`` (``editing.py``); each module holds
 one application (its API, its CLI's ``run`` and its baselines). Imported on first use. (A function
 never shares its module's name here: importing a submodule would replace the function.)"""
 
@@ -13,6 +14,8 @@ _WHERE = {
     "colorize": "restore",
     "translate": "translation",
     "invert": "translation",
+    "edit": "editing",
+    "thickness": "editing",
 }
 
 
