@@ -95,6 +95,7 @@ bench-quick: setup-bench
 	$(PY) benchmarks/guidance_sweep.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/controlnet_mnist.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/anomaly.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/translation.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/make_table.py
 
 lint: setup-test
