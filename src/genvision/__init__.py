@@ -117,11 +117,12 @@ def list_models():
     return _list()
 
 
-def save_grid(images, path, nrow=None, levels=None):
-    """Write a PNG grid of images in [-1, 1] (N, C, H, W)."""
+def save_grid(images, path, nrow=None, levels=None, watermark=None):
+    """Write a PNG grid of images in [-1, 1] (N, C, H, W) with its provenance record and, for
+    images of 28 px and more, the invisible watermark (``watermark=False``: without it)."""
     from .viz import save_grid as _save_grid
 
-    return _save_grid(images, path, nrow=nrow, levels=levels)
+    return _save_grid(images, path, nrow=nrow, levels=levels, watermark=watermark)
 
 
 def __getattr__(name: str):

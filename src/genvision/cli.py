@@ -214,7 +214,10 @@ def _parser() -> argparse.ArgumentParser:
     dt.add_argument("--jpeg-quality", type=int, default=75)
     dt.add_argument("--seed", type=int, default=0)
 
-    ins = sub.add_parser("inspect", help="print the provenance record genvision stored in a .png or .npz")
+    ins = sub.add_parser(
+        "inspect",
+        help="print the provenance record genvision stored in a .png or .npz, and look for the watermark",
+    )
     ins.add_argument("file", help="a .png or .npz written by genvision")
 
     cli_restore.add_parsers(sub)
@@ -224,6 +227,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")
     d.add_argument("--steps", type=int, help="training steps (default: the demo recipe)")
     d.add_argument("--no-progress", action="store_true")
+    for name, verb in sub.choices.items():  # every verb that can write a PNG
+        if name not in ("models", "inspect", "score", "detect"):
+            verb.add_argument(
+                "--no-watermark",
+                action="store_true",
+                help="write PNGs without the invisible watermark (the provenance record stays)",
+            )
     return p
 
 
@@ -579,6 +589,7 @@ def cmd_inspect(args) -> int:
     from .sampling import read_record
 
     path = Path(args.file)
+    mark = _watermark_line(path)
     try:
         record = read_record(path)
     except ValueError as e:
@@ -587,9 +598,30 @@ def cmd_inspect(args) -> int:
         print(
             f"{path}: no genvision record (not written by genvision, written before records, or re-saved by a tool that drops PNG text chunks)"
         )
+        if mark:
+            print(mark)
         return 1
     print(json.dumps(record, indent=2))
+    if mark:
+        print(mark)
     return 0
+
+
+def _watermark_line(path: Path) -> str | None:
+    """``inspect``'s watermark line for an image file (None for .npz: never marked)."""
+    if path.suffix.lower() == ".npz":
+        return "watermark: none (npz outputs are never marked)"
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from . import watermark
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
+    except (OSError, UnidentifiedImageError):
+        return None  # read_record says what is wrong with the file
+    return watermark.describe(watermark.detect(arr))
 
 
 def cmd_demo(args) -> int:
@@ -624,6 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     provenance.COMMAND = " ".join(["genvision", *map(shlex.quote, map(str, argv))])
+    provenance.WATERMARK = not getattr(args, "no_watermark", False)
     from .training.trainer import TrainingError
 
     try:
@@ -637,6 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         provenance.COMMAND = None  # one command's line never stamps the next (API calls after it)
+        provenance.WATERMARK = True
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ from datetime import datetime, timezone
 from .version import __version__
 
 COMMAND: str | None = None  # the command line being run, set and cleared by cli.main
+#: whether PNGs get the invisible watermark (``genvision.watermark``); ``--no-watermark`` clears it
+#: for one command, ``GENVISION_NO_WATERMARK=1`` everywhere
+WATERMARK: bool = True
 
 
 def stamp() -> dict:

@@ -134,6 +134,8 @@ def sample(
     labels = labels.cpu() if labels is not None else None
     if out is not None:
         _write(out, images, labels, seed, model.config.levels, record)
+        if Path(out).suffix == ".png":
+            record = read_record(out)  # as written: with the watermark's entry
     return {
         "images": images,
         "labels": labels,

@@ -81,20 +81,27 @@ def save_grid(
     pad: int = 1,
     scale=None,
     metadata: dict | None = None,
+    watermark: bool | None = None,
 ) -> Path:
     """Write a PNG grid of images in [-1, 1] (N, C, H, W); see :func:`grid_array` for the options.
 
     ``metadata``: a JSON-able record stored as the PNG iTXt chunk ``genvision`` (JSON); read it
     back with ``genvision.sampling.read_record``. None stores the short record every PNG genvision
     writes carries (generator, version, command, UTC time).
+
+    ``watermark``: add the invisible mark (:mod:`genvision.watermark`) when the images are at least
+    28 pixels on a side (default: on, unless ``--no-watermark`` or ``GENVISION_NO_WATERMARK=1``);
+    the record says whether and with which key kind it was added.
     """
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
     arr = grid_array(images, nrow=nrow, levels=levels, pad=pad, scale=scale)
-    img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
     if metadata is None:
         metadata = {"generator": "genvision", "images": f"{len(images)} image(s) in a grid", **stamp()}
+    arr, mark = _watermark(arr, images, watermark)
+    metadata = {**metadata, "watermark": mark}
+    img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
     info = PngInfo()
     info.add_itxt(PNG_TEXT_KEY, json.dumps(metadata))
     buf = _io.BytesIO()
@@ -167,3 +174,26 @@ def plot_loss(records, path) -> Path:
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _watermark(arr: np.ndarray, images, wanted: bool | None) -> tuple[np.ndarray, dict | str]:
+    """The grid with the mark (or not) and the record's ``watermark`` entry."""
+    import os
+
+    from . import provenance, watermark
+
+    if wanted is None:
+        wanted = provenance.WATERMARK and os.environ.get("GENVISION_NO_WATERMARK", "") not in ("1", "true")
+    if not wanted:
+        return arr, "off (--no-watermark)"
+    h, w = np.asarray(images.shape if hasattr(images, "shape") else np.shape(images))[-2:]
+    if not watermark.can_mark(int(h), int(w)):
+        return arr, f"not marked: images smaller than {watermark.MIN_SIDE}x{watermark.MIN_SIDE}"
+    key = watermark.key_of()
+    marked, strength, z = watermark.mark(arr)
+    return marked, {
+        "scheme": "genvision spread-spectrum v1",
+        "key": "public" if key == watermark.PUBLIC_KEY else "private",
+        "strength": round(strength, 3),
+        "z": round(z, 2),
+    }
