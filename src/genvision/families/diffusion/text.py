@@ -235,13 +235,13 @@ class TextMixin:
         return Cond(context=states[ids].to(dev, torch.float32), context_mask=mask[ids].to(dev))
 
     # -- sampling -------------------------------------------------------------------
-    def denoiser(self, cond, scale: float):
+    def denoiser(self, cond, scale: float, clip_x0: bool | None = None):
         """Prompts (a list of strings) or class labels (their captions) as tokens, then guidance."""
         if isinstance(cond, torch.Tensor):
             cond = [self.config.class_captions[k] for k in cond.tolist()]
         if isinstance(cond, list):
             cond = self.text_cond(cond)
-        return super().denoiser(cond, scale)
+        return super().denoiser(cond, scale, clip_x0)
 
     def denoise_x0(self, x: torch.Tensor, sigma, y=None) -> torch.Tensor:
         """``y=None`` is the empty prompt (guidance's unconditional branch)."""
