@@ -87,6 +87,11 @@ def invert(
     """
     check_model(model)
     _check_images(model, images)
+    if getattr(model.config, "conditional", False) and y is None:
+        raise ValueError(
+            f"{model.registry_name} is class-conditional: its inversion needs the images' labels (y=); "
+            "or invert with an unconditional model"
+        )
     noises, recons = [], []
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size]
