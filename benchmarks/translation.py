@@ -190,7 +190,12 @@ def emoji_gender_part(minutes: float, n: int, tmp: Path) -> dict | None:
     (i_tr, y_tr), (i_te, y_te) = man_woman(train_ds), man_woman(test_ds)
     if len(i_te) == 0 or (y_te == 0).sum() == 0:
         return None
-    gender = judges.get_judge(subset(train_ds, i_tr, y_tr), subset(test_ds, i_te, y_te), task="man-woman")
+    gender = judges.get_judge(
+        subset(train_ds, i_tr, y_tr),
+        subset(test_ds, i_te, y_te),
+        task="man-woman",
+        targets=lambda ds: ds.labels,
+    )
     category = judges.get_judge(train_ds, test_ds)
     x = test_ds.batch(i_te[y_te == 0][:n])[0]  # the test split's "man ..." emoji
     run = tmp / "vae-emoji"
