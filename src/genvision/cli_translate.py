@@ -63,6 +63,12 @@ def add_parsers(sub) -> None:
         "--data", default=None, help="dataset spec of the direction (default: the model's training data)"
     )
     e.add_argument("--n", type=int, default=None, help="training images the direction is estimated from")
+    e.add_argument(
+        "--direction",
+        choices=["mean", "probe"],
+        default="mean",
+        help="mean latent difference (default) or a linear probe's normal (not for thickness)",
+    )
     e.add_argument("--resize", action="store_true", help="resize inputs of another size to the model's")
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
@@ -114,6 +120,7 @@ def cmd_edit(args) -> int:
         to_dir=args.to_dir,
         data_spec=args.data,
         n=args.n,
+        method=args.direction,
         allow_resize=args.resize,
         device=args.device,
     )

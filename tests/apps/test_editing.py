@@ -72,6 +72,30 @@ def test_direction_from_two_folders_recovers_a_known_difference():
     assert torch.allclose(edited[1] - edited[0], (b.mean(0) - a.mean(0)).expand(3, -1, -1, -1), atol=1e-5)
 
 
+def test_linear_probe_finds_the_separating_direction_not_the_mean_gap():
+    """Two groups whose means differ along both axes 0 and 1, but whose axis-1 spread is so wide
+    that only axis 0 separates them: the probe's normal is axis 0, the mean gap is not."""
+    g = torch.Generator().manual_seed(2)
+    n, dim = 400, 6
+    noise = torch.randn(2, n, dim, generator=g) * 0.2
+    noise[..., 1] *= 20  # axis 1: a large spread, shared by both groups
+    a = noise[0]
+    b = noise[1] + torch.tensor([1.0, 1.0, 0, 0, 0, 0])
+    d, how = editing.two_groups(a, b, "probe", "b", "a")
+    normal = d / d.norm()
+    assert abs(float(normal[0])) > 0.97 and "probe" in how["how"]
+    gap = b.mean(0) - a.mean(0)
+    assert float(gap[0] / gap.norm()) < 0.8  # the mean gap points elsewhere
+    assert torch.isclose(d @ normal, gap @ normal, atol=1e-5)  # amount 1 moves the gap along it
+    model = Linear()
+    space = editing.latent_space(model)
+    x = torch.rand(20, 1, 4, 4, generator=g)
+    with pytest.raises(ValueError, match="drop --direction probe"):
+        editing.direction(space, "thickness", None, method="probe")
+    with pytest.raises(ValueError, match="unknown direction method"):
+        editing.direction(space, None, from_images=x, to_images=x, method="lda")
+
+
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("edit") / "vae"

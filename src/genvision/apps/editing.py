@@ -23,8 +23,12 @@ estimated on up to ``n`` training images of the model's own data (the run's ``co
   differences, averaged; without pairs, images with the word against the rest.
 - ``--from-dir A --to-dir B``: mean latent of B's images minus A's.
 
-For all but thickness, amount 1 moves by the whole mean difference. The strip picture shows each
-input at amounts from -A to +A.
+For all but thickness, amount 1 moves by the whole mean difference. ``method="probe"``
+(``--direction probe``) instead takes the normal of a linear probe (L2-regularised logistic
+regression on the standardised latents) that tells the two groups apart, scaled so that amount 1
+moves the groups' mean gap along it: the direction that separates them rather than the one their
+means differ by, which leaves out differences the groups share with the rest of the variation.
+The strip picture shows each input at amounts from -A to +A.
 """
 
 from __future__ import annotations
@@ -57,6 +61,9 @@ COUNTERPARTS = {
     "old": "",
 }
 STRIP = 5  # columns of the strip picture: amounts -A .. +A
+METHODS = ("mean", "probe")
+PROBE_L2 = 1e-2  # the probe's weight decay (on standardised latents)
+PROBE_ITERATIONS = 200
 
 
 # ----------------------------------------------------------------------------- the measure
@@ -150,15 +157,26 @@ def direction(
     from_images: torch.Tensor | None = None,
     to_images: torch.Tensor | None = None,
     n: int | None = None,
+    method: str = "mean",
 ) -> tuple[torch.Tensor, dict]:
-    """The attribute's direction in ``space`` (one latent's shape) and how it was found."""
+    """The attribute's direction in ``space`` (one latent's shape) and how it was found.
+
+    ``method``: "mean" (difference of mean latents) or "probe" (a linear probe's normal; not for
+    ``thickness``, which is a regression slope either way).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown direction method {method!r}; choose from {', '.join(METHODS)}")
     if from_images is not None or to_images is not None:
         if from_images is None or to_images is None or not len(from_images) or not len(to_images):
             raise ValueError("--from-dir and --to-dir go together, each with at least one image")
         a, b = space.encode(from_images), space.encode(to_images)
-        return b.mean(0) - a.mean(0), {"how": "mean(to) - mean(from)", "n_from": len(a), "n_to": len(b)}
+        return two_groups(a, b, method, "to", "from", n_from=len(a), n_to=len(b))
     if not attribute:
         raise ValueError("give --attribute NAME, or --from-dir and --to-dir")
+    if attribute == "thickness" and method != "mean":
+        raise ValueError(
+            "thickness is continuous: its direction is a regression slope; drop --direction probe"
+        )
     n = n or DIRECTION_N[space.kind]
     k = min(n, len(dataset))
     idx = torch.linspace(0, len(dataset) - 1, k).round().long().unique()
@@ -185,15 +203,60 @@ def direction(
                 f"class {attribute!r} has no images (or only those) among the {len(idx)} sampled"
             )
         z = space.encode(x)
-        return z[inside].mean(0) - z[~inside].mean(0), {
-            "how": f"mean(class {attribute}) - mean(the rest)",
-            "n_with": int(inside.sum()),
-            "n_direction": len(idx),
-        }
-    return _caption_direction(space, attribute, dataset, names)
+        return two_groups(
+            z[~inside],
+            z[inside],
+            method,
+            f"class {attribute}",
+            "the rest",
+            n_with=int(inside.sum()),
+            n_direction=len(idx),
+        )
+    return _caption_direction(space, attribute, dataset, names, method)
 
 
-def _caption_direction(space: LatentSpace, word: str, dataset, names: list[str]) -> tuple[torch.Tensor, dict]:
+def two_groups(
+    a: torch.Tensor, b: torch.Tensor, method: str, b_name: str, a_name: str, **more
+) -> tuple[torch.Tensor, dict]:
+    """The direction from latents ``a`` (without) to ``b`` (with), and how (``more`` joins it)."""
+    gap = b.mean(0) - a.mean(0)
+    if method == "mean":
+        return gap, {"how": f"mean({b_name}) - mean({a_name})", **more}
+    w = probe_normal(a.flatten(1), b.flatten(1)).view_as(gap)
+    how = f"linear probe's normal ({a_name} vs {b_name}), times the mean gap along it"
+    return w * (gap * w).sum(), {"how": how, **more}
+
+
+def probe_normal(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Unit normal (in the latent's own coordinates) of a logistic regression telling ``b`` from ``a``."""
+    if len(a) < 1 or len(b) < 1:
+        raise ValueError("a linear probe needs images on both sides of the attribute")
+    z = torch.cat([a, b]).double()
+    y = torch.cat([torch.zeros(len(a)), torch.ones(len(b))]).double()
+    mu, sd = z.mean(0), z.std(0).clamp_min(1e-6)
+    zs = (z - mu) / sd
+    weight = torch.where(y > 0, len(z) / (2 * len(b)), len(z) / (2 * len(a)))  # balanced classes
+    w = torch.zeros(z.shape[1], dtype=torch.float64, requires_grad=True)
+    c = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, c], max_iter=PROBE_ITERATIONS, line_search_fn="strong_wolfe")
+
+    def loss():
+        opt.zero_grad()
+        out = (
+            torch.nn.functional.binary_cross_entropy_with_logits(zs @ w + c, y, weight=weight)
+        ) + PROBE_L2 * (w @ w)
+        out.backward()
+        return out
+
+    with torch.enable_grad():
+        opt.step(loss)
+    normal = (w.detach() / sd).float()  # the boundary's normal back in the unstandardised latent
+    return normal / normal.norm().clamp_min(1e-12)
+
+
+def _caption_direction(
+    space: LatentSpace, word: str, dataset, names: list[str], method: str = "mean"
+) -> tuple[torch.Tensor, dict]:
     from ..data import captions as caps
 
     known = ", ".join(["thickness", *names[:12]])
@@ -220,18 +283,22 @@ def _caption_direction(space: LatentSpace, word: str, dataset, names: list[str])
         a = torch.tensor([j for _, j in pairs])
         b = torch.tensor([i for i, _ in pairs])
         za, zb = space.encode(dataset.batch(a)[0]), space.encode(dataset.batch(b)[0])
-        return (zb - za).mean(0), {
-            "how": f"paired captions ('{texts[pairs[0][1]]}' -> '{texts[pairs[0][0]]}', ...)",
-            "pairs": len(pairs),
-        }
+        example = f"paired captions ('{texts[pairs[0][1]]}' -> '{texts[pairs[0][0]]}', ...)"
+        if method == "probe":
+            return two_groups(za, zb, method, f"'{word}'", "its pair", pairs=len(pairs))
+        return (zb - za).mean(0), {"how": example, "pairs": len(pairs)}
     rest = torch.tensor([i for i in range(len(texts)) if i not in set(with_word)][:2000])
     z_with = space.encode(dataset.batch(torch.tensor(with_word[:2000]))[0])
     z_rest = space.encode(dataset.batch(rest)[0])
-    return z_with.mean(0) - z_rest.mean(0), {
-        "how": f"mean(captions with '{word}') - mean(the rest)",
-        "n_with": len(z_with),
-        "n_direction": len(z_with) + len(z_rest),
-    }
+    return two_groups(
+        z_rest,
+        z_with,
+        method,
+        f"captions with '{word}'",
+        "the rest",
+        n_with=len(z_with),
+        n_direction=len(z_with) + len(z_rest),
+    )
 
 
 # ----------------------------------------------------------------------------- the edit
@@ -253,6 +320,7 @@ def run(
     to_dir: str | None = None,
     data_spec: str | None = None,
     n: int | None = None,
+    method: str = "mean",
     allow_resize: bool = False,
     device: str = "auto",
 ) -> dict:
@@ -290,14 +358,18 @@ def run(
         if not (from_dir and to_dir):
             raise ValueError("--from-dir and --to-dir go together")
         d, how = direction(
-            space, None, from_images=read(f"folder:{from_dir}"), to_images=read(f"folder:{to_dir}")
+            space,
+            None,
+            from_images=read(f"folder:{from_dir}"),
+            to_images=read(f"folder:{to_dir}"),
+            method=method,
         )
     else:
         spec = data_spec or (meta.get("data") or {}).get("spec")
         if not spec:
             raise ValueError(f"{run_dir} does not record its training data; give --data SPEC")
         dataset = data.load(spec, "train", image_size=c.image_size if spec.startswith("folder:") else None)
-        d, how = direction(space, attribute, dataset, n=n)
+        d, how = direction(space, attribute, dataset, n=n, method=method)
     amounts = np.linspace(-amount, amount, STRIP).tolist()
     strip = edit(space, x[:16], d, amounts)  # (STRIP, B, C, H, W)
     edited = edit(space, x, d, [amount])[0]
