@@ -12,16 +12,18 @@
    whose class the judge keeps (target: >= 1 std per unit with >= 95% kept). Identity baseline:
    no change, the judge's own agreement with itself.
 
-4. **Man -> woman edit** (emoji 32x32, twemoji): a ``vae`` trained for the budget, the "woman"
+4. **Man -> woman edit** (emoji 32x32, twemoji): a ``flow-matching`` model trained for the budget,
+   edited in its inverted noise (exact reconstruction, so amount 0 keeps the image; a short VAE's
+   blurred reconstruction already loses the category), the "woman"
    direction from the training split's paired captions ("man cook" -> "woman cook"), the test
    split's "man ..." emoji moved by amount +1. A man/woman judge (the judges module, trained on
    the man/woman-captioned training emoji) must flip >= 70% while the category judge agrees with
    the source on >= 80%. Identity baseline: the same judges on the unedited images.
 
-- ``--quick`` (at most 10 minutes): digits for 1 and 2 (1.5-minute model), MNIST for 3 and
-  emoji for 4 (1-minute VAEs); N = 200.
-- full: emoji 32x32 for 1 and 2 (15-minute model), MNIST for 3 and emoji for 4 (15-minute VAEs);
-  N = 500.
+- ``--quick`` (at most 10 minutes): digits for 1 and 2 (1.5-minute model), MNIST for 3
+  (1.5-minute VAE), emoji for 4 (1-minute model); N = 200.
+- full: emoji 32x32 for 1 and 2 (15-minute model), MNIST for 3 (15-minute VAE), emoji for 4
+  (15-minute model); N = 500.
 
 **The hook** for more rows (paired / unpaired translation, style transfer): ``PARTS`` is a list
 of :class:`Part` ``(key, run, rows)``: ``run(quick, tmp) -> dict | None`` (None: its data is
@@ -159,7 +161,7 @@ def thickness_part(minutes: float, n: int, tmp: Path) -> dict:
     }
 
 
-def emoji_gender_part(minutes: float, n: int, tmp: Path) -> dict | None:
+def emoji_gender_part(minutes: float, n: int, tmp: Path, model: str = "vae") -> dict | None:
     from genvision.data import captions
     from genvision.data.datasets import ImageDataset
 
@@ -198,9 +200,9 @@ def emoji_gender_part(minutes: float, n: int, tmp: Path) -> dict | None:
     )
     category = judges.get_judge(train_ds, test_ds)
     x = test_ds.batch(i_te[y_te == 0][:n])[0]  # the test split's "man ..." emoji
-    run = tmp / "vae-emoji"
+    run = tmp / f"{model}-emoji"
     gv.train(
-        "vae",
+        model,
         data=spec,
         out=run,
         minutes=minutes,
@@ -224,7 +226,8 @@ def emoji_gender_part(minutes: float, n: int, tmp: Path) -> dict | None:
     gv.save_grid(torch.cat([x[:10], *strip]), picture, nrow=len(x[:10]))
     edited = judged(plus)
     return {
-        "model": "vae",
+        "model": model,
+        "space": space.kind,
         "train_minutes": minutes,
         "n": len(x),
         "direction": how,
@@ -239,7 +242,7 @@ def emoji_gender_part(minutes: float, n: int, tmp: Path) -> dict | None:
         "picture_rows": [
             "input (test 'man ...' emoji)",
             "amount -1",
-            "0 (the VAE's reconstruction)",
+            "0 (the model's reconstruction)",
             "+1",
             "+2",
         ],
@@ -300,14 +303,14 @@ def _gender(quick: bool, tmp: Path) -> dict | None:
     if not data.shared_path("datasets", "emoji", "twemoji").is_dir():
         return None
     minutes, n = _budget(quick)
-    return emoji_gender_part(1.0 if quick else minutes, n, tmp)
+    return emoji_gender_part(1.0 if quick else minutes, n, tmp, model="flow-matching")
 
 
 def _gender_rows(name: str, r: dict) -> list[dict]:
     e, base = r["edited_amount_1"], r["identity_baseline"]
     return [
         {
-            "figure": f"emoji man -> woman edit ({r['train_minutes']:g}-min vae, {r['n']} test 'man' emoji): "
+            "figure": f"emoji man -> woman edit ({r['train_minutes']:g}-min {r['model']}, {r['n']} test 'man' emoji): "
             "judged woman, category kept at +1; identity (target >= 70%, >= 80%)",
             "value": f"{e['judged_woman']:.2f}, {e['category_kept']:.2f}; identity {base['judged_woman']:.2f}, "
             f"{base['category_kept']:.2f}" + (" (met)" if r["target_met"] else " (NOT met)"),

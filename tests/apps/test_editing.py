@@ -115,8 +115,8 @@ def test_thickness_direction_thickens_digits(vae_run):
     assert thick > thin + 0.1 and how["thickness_std"] > 0, (thin, thick, how)
 
 
-def test_edit_through_the_cli(vae_run, tmp_path):
-    from genvision import data
+def test_edit_through_the_cli(vae_run, tmp_path, capsys):
+    from genvision import cli, data
 
     x = data.load("digits", "test").batch(torch.arange(4))[0]
     arr = ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -152,16 +152,7 @@ def test_edit_through_the_cli(vae_run, tmp_path):
         (("--from-dir", str(tmp_path)), "go together"),
         ((), "give --attribute NAME"),
     ]:
-        proc = run_cli(
-            "edit",
-            vae_run,
-            "--input",
-            f"npz:{tmp_path / 'in.npz'}",
-            *args,
-            "--out",
-            tmp_path / "x.png",
-            check=False,
-        )
-        assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (
-            proc.stderr
-        )
+        argv = ["edit", str(vae_run), "--input", f"npz:{tmp_path / 'in.npz'}", *args]
+        code = cli.main([*argv, "--out", str(tmp_path / "x.png")])  # in-process: the same main()
+        err = capsys.readouterr().err
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
