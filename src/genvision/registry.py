@@ -135,6 +135,12 @@ MODELS: dict[str, Entry] = {
         "super-resolution task model (SR3-style conditional flow matching on the enlarged low-res image, "
         "--set scale=2|4); genvision upscale RUN",
     ),
+    "pix2pix": Entry(
+        "genvision.families.diffusion.pix2pix:Pix2Pix",
+        {},
+        "paired image-to-image translation: flow matching conditioned on the source image "
+        "(--data pairs:SRC_DIR,DST_DIR); model.translate(images)",
+    ),
     "colorize": Entry(
         RESTORE + "Colorization",
         {},
