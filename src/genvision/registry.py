@@ -135,6 +135,12 @@ MODELS: dict[str, Entry] = {
         "super-resolution task model (SR3-style conditional flow matching on the enlarged low-res image, "
         "--set scale=2|4); genvision upscale RUN",
     ),
+    "cyclegan": Entry(
+        "genvision.families.gan.cyclegan:CycleGAN",
+        {},
+        "unpaired two-domain translation (Zhu et al. 2017): two generators, two patch discriminators, "
+        "cycle and identity losses (--data unpaired:A_DIR,B_DIR); model.translate(images)",
+    ),
     "pix2pix": Entry(
         "genvision.families.diffusion.pix2pix:Pix2Pix",
         {},
