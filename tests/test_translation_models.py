@@ -54,3 +54,27 @@ def test_trains_briefly_and_translates(tmp_path, name, kind, extra):
     assert out.shape == (2, 3, 8, 8) and torch.isfinite(out).all()
     with pytest.raises(ValueError):
         model.translate(torch.zeros(2, 3, 4, 4))
+
+
+def test_adain_output_has_the_style_channel_statistics():
+    from genvision.families.vae.adain import adain, channel_stats
+
+    g = torch.Generator().manual_seed(0)
+    content = torch.randn(3, 5, 6, 6, generator=g)
+    style = torch.randn(3, 5, 6, 6, generator=g) * 3 + 2
+    out = adain(content, style)
+    (mo, so), (ms, ss) = channel_stats(out), channel_stats(style)
+    assert torch.allclose(mo, ms, atol=1e-5) and torch.allclose(so, ss, atol=1e-3)
+    assert not torch.allclose(channel_stats(content)[0], ms, atol=0.1)
+
+
+def test_adain_trains_briefly_and_stylizes(tmp_path):
+    a, _ = _folders(tmp_path)
+    model = gv.create("adain", image_size=8, channels=3, base_channels=4)
+    run = gv.train(model, data=f"folder:{a}", out=tmp_path / "run", steps=4, progress=False)
+    model = gv.load(run)
+    content, style = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(1, 3, 8, 8) * 2 - 1
+    out = model.stylize(content, style, alpha=0.5)
+    assert out.shape == (2, 3, 8, 8) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="alpha"):
+        model.stylize(content, style, alpha=2)

@@ -135,6 +135,12 @@ MODELS: dict[str, Entry] = {
         "super-resolution task model (SR3-style conditional flow matching on the enlarged low-res image, "
         "--set scale=2|4); genvision upscale RUN",
     ),
+    "adain": Entry(
+        "genvision.families.vae.adain:AdaIN",
+        {},
+        "arbitrary style transfer by adaptive instance normalisation (Huang & Belongie 2017) with an "
+        "encoder trained here (no VGG); genvision stylize RUN --content IMG --style IMG",
+    ),
     "cyclegan": Entry(
         "genvision.families.gan.cyclegan:CycleGAN",
         {},
