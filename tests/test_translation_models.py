@@ -47,7 +47,9 @@ def test_cyclegan_refuses_unlabelled_data_with_one_line():
 def test_trains_briefly_and_translates(tmp_path, name, kind, extra):
     a, b = _folders(tmp_path)
     model = gv.create(name, image_size=8, **extra)
-    run = gv.train(model, data=f"{kind}:{a},{b}", out=tmp_path / "run", steps=4, progress=False)
+    run = gv.train(
+        model, data=f"{kind}:{a},{b}", out=tmp_path / "run", steps=4, progress=False, num_samples=4
+    )
     model = gv.load(run)
     src = torch.rand(2, 3, 8, 8) * 2 - 1
     out = model.translate(src)
@@ -71,10 +73,19 @@ def test_adain_output_has_the_style_channel_statistics():
 def test_adain_trains_briefly_and_stylizes(tmp_path):
     a, _ = _folders(tmp_path)
     model = gv.create("adain", image_size=8, channels=3, base_channels=4)
-    run = gv.train(model, data=f"folder:{a}", out=tmp_path / "run", steps=4, progress=False)
+    run = gv.train(model, data=f"folder:{a}", out=tmp_path / "run", steps=4, progress=False, num_samples=4)
     model = gv.load(run)
     content, style = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(1, 3, 8, 8) * 2 - 1
     out = model.stylize(content, style, alpha=0.5)
     assert out.shape == (2, 3, 8, 8) and torch.isfinite(out).all()
     with pytest.raises(ValueError, match="alpha"):
         model.stylize(content, style, alpha=2)
+    from genvision.cli import main
+
+    img = tmp_path / "a" / "000.png"
+    out = tmp_path / "styled.png"
+    argv = ["stylize", str(run), "--content", str(img), "--style", str(tmp_path / "b" / "001.png")]
+    assert main([*argv, "--alpha", "0.5", "--out", str(out)]) == 0
+    assert out.is_file() and (tmp_path / "styled_compare.png").is_file()
+    assert main([*argv, "--alpha", "2", "--out", str(tmp_path / "x.png")]) != 0
+    assert not (tmp_path / "x.png").exists()
