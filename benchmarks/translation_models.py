@@ -98,7 +98,7 @@ def main() -> None:
                 data=spec,
                 out=Path(tmp) / name,
                 minutes=minutes[name],
-                image_size=size,
+                model_config={"image_size": size},
                 progress=False,
                 num_samples=4,
             )
