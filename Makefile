@@ -96,6 +96,7 @@ bench-quick: setup-bench
 	$(PY) benchmarks/controlnet_mnist.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/anomaly.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/translation.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/translation_models.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/synthetic_data.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/detector.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/provenance.py --quick $(BENCH_ARGS)

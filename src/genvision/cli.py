@@ -25,7 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import cli_restore, cli_translate
+from . import cli_restore, cli_stylize, cli_translate
 
 #: trainer flags: CLI option -> TrainConfig field (only passed when given)
 TRAIN_FLAGS = {
@@ -222,6 +222,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_restore.add_parsers(sub)
     cli_translate.add_parsers(sub)
+    cli_stylize.add_parsers(sub)
 
     d = sub.add_parser("demo", help="train the default model on digits, sample, evaluate, write a report")
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")
@@ -645,6 +646,7 @@ COMMANDS = {
     "detect": cmd_detect,
     **cli_restore.COMMANDS,
     **cli_translate.COMMANDS,
+    **cli_stylize.COMMANDS,
 }
 
 

@@ -135,6 +135,24 @@ MODELS: dict[str, Entry] = {
         "super-resolution task model (SR3-style conditional flow matching on the enlarged low-res image, "
         "--set scale=2|4); genvision upscale RUN",
     ),
+    "adain": Entry(
+        "genvision.families.vae.adain:AdaIN",
+        {},
+        "arbitrary style transfer by adaptive instance normalisation (Huang & Belongie 2017) with an "
+        "encoder trained here (no VGG); genvision stylize RUN --content IMG --style IMG",
+    ),
+    "cyclegan": Entry(
+        "genvision.families.gan.cyclegan:CycleGAN",
+        {},
+        "unpaired two-domain translation (Zhu et al. 2017): two generators, two patch discriminators, "
+        "cycle and identity losses (--data unpaired:A_DIR,B_DIR); model.translate(images)",
+    ),
+    "pix2pix": Entry(
+        "genvision.families.diffusion.pix2pix:Pix2Pix",
+        {},
+        "paired image-to-image translation: flow matching conditioned on the source image "
+        "(--data pairs:SRC_DIR,DST_DIR); model.translate(images)",
+    ),
     "colorize": Entry(
         RESTORE + "Colorization",
         {},

@@ -37,7 +37,8 @@ def grid_array(images, nrow: int | None = None, levels: int | None = None, pad: 
     """Tile images into one uint8 array (H', W', C) with C in {1, 3}.
 
     Args:
-        images: float (N, C, H, W) in [-1, 1] (tensor or array), C = 1 or 3; clamped.
+        images: float (N, C, H, W) in [-1, 1] (tensor or array), C = 1 or 3 (2 or 6: a pair, shown
+            side by side); clamped.
         nrow: images per row; default ceil(sqrt(N)).
         levels: quantise to this many grey levels first (17 shows digits as the data has them).
         pad: pixels of grey between tiles and around the border (after scaling).
@@ -50,6 +51,8 @@ def grid_array(images, nrow: int | None = None, levels: int | None = None, pad: 
     x = x.detach().to("cpu", torch.float32)
     if x.dim() == 3:
         x = x.unsqueeze(0)
+    if x.dim() == 4 and x.shape[1] in (2, 6):  # a pairs: stack (data/pairs.py): the two side by side
+        x = torch.cat(x.chunk(2, dim=1), dim=3)
     if x.dim() != 4 or x.shape[1] not in (1, 3) or len(x) == 0:
         raise ValueError(f"need images (N >= 1, C in {{1, 3}}, H, W), got shape {tuple(x.shape)}")
     check_finite(x)

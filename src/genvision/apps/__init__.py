@@ -1,6 +1,7 @@
 """Applications: ``gv.apps.inpaint(model, images, masks)``, ``gv.apps.upscale``, ``gv.apps.colorize``
 (``restore.py``), ``gv.apps.translate``, ``gv.apps.invert`` (``translation.py``), ``gv.apps.edit``,
-``gv.apps.thickness`` (``editing.py``); each module holds
+``gv.apps.thickness`` (``editing.py``), ``gv.apps.style_transfer``, ``gv.apps.translate_trained``
+(``stylize.py``); each module holds
 one application (its API, its CLI's ``run`` and its baselines). Imported on first use. (A function
 never shares its module's name here: importing a submodule would replace the function.)"""
 
@@ -16,6 +17,8 @@ _WHERE = {
     "invert": "translation",
     "edit": "editing",
     "thickness": "editing",
+    "style_transfer": "stylize",
+    "translate_trained": "stylize",
 }
 
 

@@ -7,6 +7,8 @@ spec                       what                                              tes
 ``mnist:DIR``              the four MNIST IDX files in DIR, 256 levels       the t10k files
 ``binary-mnist:DIR``       MNIST binarised (levels 2), see below             the t10k files
 ``folder:DIR``             images in DIR (rules in ``folder.py``)            sha1(rel. path) < 10%
+``pairs:SRC,DST``          same-path pairs stacked on channels (``pairs.py``)  sha1(rel. path) < 10%
+``unpaired:A,B``           A (label 0) then B (label 1) (``pairs.py``)        each folder's own
 ``npz:FILE``               array ``images`` uint8 (N,H,W[,C]), opt. labels   sha1(str(index)) < 10%
 ``torchvision:NAME[:ROOT]``  a torchvision dataset (if installed)            its own test set
 =========================  ================================================  ======================
@@ -49,15 +51,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from . import folder, idx
+from . import folder, idx, pairs
 from .transforms import bernoulli, resize, to_float
 
 SPLITS = ("train", "val", "test")
-SPEC_HELP = "use digits, mnist:DIR, binary-mnist:DIR, folder:DIR, npz:FILE or torchvision:NAME[:ROOT]"
+SPEC_HELP = "use digits, mnist:DIR, binary-mnist:DIR, folder:DIR, pairs:SRC,DST, unpaired:A,B, npz:FILE or torchvision:NAME[:ROOT]"
 ARGUMENTS = {
     "mnist": "DIR",
     "binary-mnist": "DIR",
     "folder": "DIR",
+    "pairs": "SRC_DIR,DST_DIR",
+    "unpaired": "A_DIR,B_DIR",
     "npz": "FILE",
     "torchvision": "NAME[:ROOT]",
 }
@@ -260,6 +264,10 @@ def load(
         ds = _load_mnist(spec, arg, part, image_size, binary=kind == "binary-mnist")
     elif kind == "folder":
         ds = _load_folder(spec, arg, part, image_size, strict)
+    elif kind == "pairs":
+        ds = pairs.load_pairs(spec, arg, part, image_size, strict)
+    elif kind == "unpaired":
+        ds = pairs.load_unpaired(spec, arg, part, image_size, strict)
     elif kind == "npz":
         ds = _load_npz(spec, arg, part, image_size)
     else:

@@ -40,6 +40,7 @@ TINY = {
     "inpaint": TINY_NET,
     "sr": TINY_NET,
     "colorize": TINY_NET,  # its default channels: 3
+    "pix2pix": {**TINY_NET, "channels": 2},  # a pairs: stack of two 1-channel images
 }
 TEACHERS = {
     "ddpm-consistency": "ddpm",

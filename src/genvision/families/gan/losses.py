@@ -96,3 +96,8 @@ def clip_weights(params, c: float) -> None:
     """WGAN's Lipschitz constraint, crudely: clamp every critic parameter into [-c, c] in place."""
     for p in params:
         p.clamp_(-c, c)
+
+
+def cycle_loss(x: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
+    """Cycle-consistency (CycleGAN): mean |x - F(G(x))|; zero when the round trip is exact."""
+    return (x - back).abs().mean()
