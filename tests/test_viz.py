@@ -32,8 +32,11 @@ def test_grid_quantises_to_levels_and_keeps_colour(tmp_path):
 
 
 def test_grid_refuses_wrong_channel_counts():
-    with pytest.raises(ValueError, match="C in"):
-        viz.grid_array(torch.zeros(2, 2, 8, 8))
+    for c in (4, 5):  # 2 and 6 channels are pairs: stacks (data/pairs.py), shown side by side
+        with pytest.raises(ValueError, match="C in"):
+            viz.grid_array(torch.zeros(2, c, 8, 8))
+    pair = viz.grid_array(torch.zeros(1, 6, 8, 8), pad=0, scale=1)
+    assert pair.shape == (8, 16, 3)
 
 
 def test_plot_loss_writes_png(tmp_path):
