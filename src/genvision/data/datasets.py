@@ -265,9 +265,9 @@ def load(
     elif kind == "folder":
         ds = _load_folder(spec, arg, part, image_size, strict)
     elif kind == "pairs":
-        ds = pairs.load_pairs(spec, arg, part, image_size, strict)
+        ds = pairs.load_pairs(spec, arg, part, image_size, strict, ImageDataset)
     elif kind == "unpaired":
-        ds = pairs.load_unpaired(spec, arg, part, image_size, strict)
+        ds = pairs.load_unpaired(spec, arg, part, image_size, strict, ImageDataset)
     elif kind == "npz":
         ds = _load_npz(spec, arg, part, image_size)
     else:

@@ -51,8 +51,8 @@ def _nchw(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
 
 
-def load_pairs(spec: str, arg: str, split: str, image_size: int | None, strict: bool):
-    from .datasets import ImageDataset
+def load_pairs(spec: str, arg: str, split: str, image_size: int | None, strict: bool, ImageDataset):
+    """``ImageDataset``: the dataset class (``datasets.load`` passes its own; no import back)."""
 
     a, b = parse_two(spec, "pairs", arg)
     if Path(a).expanduser().resolve() == Path(b).expanduser().resolve():
@@ -95,8 +95,8 @@ def load_pairs(spec: str, arg: str, split: str, image_size: int | None, strict: 
     )
 
 
-def load_unpaired(spec: str, arg: str, split: str, image_size: int | None, strict: bool):
-    from .datasets import ImageDataset
+def load_unpaired(spec: str, arg: str, split: str, image_size: int | None, strict: bool, ImageDataset):
+    """``ImageDataset``: the dataset class (``datasets.load`` passes its own; no import back)."""
 
     a, b = parse_two(spec, "unpaired", arg)
     if Path(a).expanduser().resolve() == Path(b).expanduser().resolve():

@@ -15,6 +15,7 @@ contract's) translates the stored images of the first training batch (a mix of A
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -27,6 +28,7 @@ PREVIEW = 64
 
 @dataclass
 class CycleGANConfig(ModelConfig):
+    caps: ClassVar[dict[str, int]] = {"base_channels": 1024, "res_blocks": 64}  # beyond: typos, not models
     channels: int = 3
     base_channels: int = 32
     res_blocks: int = 3

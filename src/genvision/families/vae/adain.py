@@ -22,6 +22,7 @@ the AdaIN features with the content's own (0: reconstruction, 1: full style).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +51,7 @@ def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class AdaINConfig(ModelConfig):
+    caps: ClassVar[dict[str, int]] = {"base_channels": 1024}  # widths beyond this are typos, not models
     channels: int = 3
     base_channels: int = 16
     style_weight: float = 2.0
