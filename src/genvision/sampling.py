@@ -74,6 +74,8 @@ def sample(
     out: str | Path | None = None,
     batch_size: int = 256,
     device: str | torch.device = "auto",
+    ramp: bool = False,
+    on_batch=None,
     **options,
 ) -> dict:
     """Draw ``n`` images from a model directory or a loaded model; write ``out`` when given.
@@ -89,6 +91,9 @@ def sample(
             ``npz:FILE`` of maps (image k follows map k mod m).
         out: ``.png`` (grid at the model's levels) or ``.npz``; written atomically, with the record.
         batch_size: images per model call; the images do not depend on it.
+        ramp: batches of 1, 2, 4, ... up to ``batch_size``, so the first image is ready soonest.
+        on_batch: called as ``on_batch(start, images)`` when each batch is ready (the web app
+            shows images as they finish).
         device: "auto" (CUDA when torch sees it, else CPU), "cpu" or "cuda".
         **options: sampling options the family accepts (``sampler``, ``steps``, ``temperature``...);
             None values are dropped, unknown ones refused naming those it accepts.
@@ -129,6 +134,8 @@ def sample(
             options=options,
             prompts=prompts,
             controls=controls,
+            ramp=ramp,
+            on_batch=on_batch,
         )
     seconds = time.perf_counter() - t0
     labels = labels.cpu() if labels is not None else None

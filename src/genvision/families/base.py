@@ -356,17 +356,19 @@ def sample_in_batches(
     options=None,
     prompts: list[str] | None = None,
     controls: torch.Tensor | None = None,
+    ramp: bool = False,
+    on_batch=None,
 ) -> torch.Tensor:
     """``n`` samples on the CPU, float (n, C, H, W) in [-1, 1], drawn ``batch_size`` at a time.
 
     Image k uses its own generator (``seeding.image_seed(seed, k)``), so the set does not depend on
     ``batch_size``. ``labels``: (n,) int64 for a conditional model, or None; ``prompts``: n strings
-    for a text model, or None.
+    for a text model, or None. ``ramp``: batches of 1, 2, 4, ... up to ``batch_size`` (the first
+    image is ready soonest); ``on_batch(start, images)`` is called as each batch finishes.
     """
     chunks = []
     with torch.no_grad():
-        for start in range(0, n, batch_size):
-            b = min(batch_size, n - start)
+        for start, b in batch_ranges(n, batch_size, ramp):
             gens = seeding.image_generators(b, seed, model.device, start=start)
             y = labels[start : start + b] if labels is not None else None
             extra = {"prompts": list(prompts[start : start + b])} if prompts is not None else {}
@@ -375,7 +377,19 @@ def sample_in_batches(
             chunks.append(
                 model.sample(b, y=y, generator=gens, **extra, **(options or {})).detach().float().cpu()
             )
+            if on_batch is not None:
+                on_batch(start, chunks[-1])
     return torch.cat(chunks)
+
+
+def batch_ranges(n: int, batch_size: int, ramp: bool = False) -> list[tuple[int, int]]:
+    """(start, size) of each batch of ``n`` images: ``batch_size`` each, or 1, 2, 4, ... when ``ramp``."""
+    out, start, size = [], 0, 1 if ramp else batch_size
+    while start < n:
+        b = min(size, batch_size, n - start)
+        out.append((start, b))
+        start, size = start + b, size * 2
+    return out
 
 
 def check_finite_options(options: dict) -> None:

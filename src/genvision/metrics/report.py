@@ -2,7 +2,8 @@
 
 Inputs (each optional): ``config.json`` (model name, family, configs, data), ``metrics.jsonl``
 (loss curve -> ``loss.png``, final loss, throughput), ``grid.png`` and ``samples/`` (written by
-the trainer), ``metrics.json`` (written by ``genvision evaluate``). The trainer calls
+the trainer), ``metrics.json`` (written by ``genvision evaluate``), ``human_eval.json`` (the web
+app's real-or-generated quiz, :mod:`genvision.ui.quiz`). The trainer calls
 :func:`write_report` at the end of a run and ``evaluate`` calls it again after scoring a model
 directory, so the report always shows the latest of each. Images are linked relatively, so the
 directory can be moved or viewed on a forge.
@@ -39,6 +40,7 @@ def write_report(run_dir) -> Path:
     lines += _training_section(run_dir, records)
     lines += _samples_section(run_dir)
     lines += _evaluation_section(evaluation)
+    lines += _human_section(_read_json(run_dir / "human_eval.json"))
     lines += _config_section(meta)
     return io.write_text(run_dir / REPORT_FILE, "\n".join(lines).rstrip() + "\n")
 
@@ -187,6 +189,42 @@ def _evaluation_section(evaluation: dict | None) -> list[str]:
             lines += [f"![{caption}]({picture})", "", f"{key}: {caption}.", ""]
     lines += _card_lines(evaluation)
     return lines
+
+
+def _human_section(human: dict | None) -> list[str]:
+    """The quiz's human error rate beside the automatic metrics (0.5: people cannot tell)."""
+    if not isinstance(human, dict) or not human.get("judgements"):
+        return []
+    lo, hi = human["ci95"]
+    rows = [
+        (
+            "human error rate",
+            _fmt(human["error_rate"]),
+            f"95% CI [{_fmt(lo)}, {_fmt(hi)}] ({human.get('interval', 'Wilson')}); 0.5 = indistinguishable from real",
+        ),
+        (
+            "judgements",
+            str(human["judgements"]),
+            f"{human.get('sessions', '?')} quiz session(s); median response {_fmt(human.get('median_response_ms'))} ms",
+        ),
+    ]
+    for kind in ("generated", "real"):
+        if human.get(f"judgements_{kind}"):
+            rows.append(
+                (
+                    f"error on {kind} images",
+                    _fmt(human[f"error_rate_{kind}"]),
+                    f"{human[f'judgements_{kind}']} judgements",
+                )
+            )
+    return [
+        "## Human judgement",
+        "",
+        "Real-or-generated quiz (`genvision ui`, a run's quiz page).",
+        "",
+        *_table(("measure", "value", "details"), rows),
+        "",
+    ]
 
 
 def metric_rows(m: dict) -> list[tuple[str, str, str]]:

@@ -234,6 +234,8 @@ RUN_FILES = (
     "monitor.png",
     "report.md",
     "metrics.json",
+    "human_eval.jsonl",
+    "human_eval.json",
     "memorization.png",
     "reconstructions.png",
     "tensorboard",
