@@ -474,3 +474,17 @@ def test_tensor_roundtrip_helpers():
     u = to_u8(x, 256)
     assert u.shape == (2, 4, 4, 3)
     np.testing.assert_allclose(from_u8(u[0]).numpy(), x[:1].numpy(), atol=1 / 127.5)
+
+
+def test_cli_ui_refuses_a_port_in_use(ui_runs, capsys):
+    import socket
+
+    from genvision.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["ui", "--runs", str(ui_runs), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert "pick another --port" in err and len(err.strip().splitlines()) == 1

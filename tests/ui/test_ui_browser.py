@@ -188,8 +188,10 @@ def test_draw_a_mask_and_inpaint(page, server):
         for i in range(page.locator(".panel").count())
     }
     assert set(panels) == {"input", "degraded", "output"}
-    hole = panels["degraded"] == 0  # the masked pixels are shown black in the degraded panel
+    shown = panels["degraded"].astype(int)  # grey input, the painted (missing) pixels red
+    hole = (shown[..., 0] == 255) & (shown[..., 1] == 0) & (shown[..., 2] == 0)
     assert hole.any() and not hole.all()
+    assert (shown[~hole][:, 0] == shown[~hole][:, 1]).all()
     known = ~hole
     np.testing.assert_array_equal(panels["output"][known], panels["input"][known])
     shot(page, "inpaint")

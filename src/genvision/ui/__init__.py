@@ -36,6 +36,17 @@ def serve(runs="runs", host: str = "127.0.0.1", port: int = 7860, token: str | N
         raise ValueError(MISSING) from None
     if not 0 < port < 65536:
         raise ValueError(f"--port must be 1..65535 (got {port})")
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:  # a port in use: one line, before the URL is printed
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise ValueError(
+                f"cannot serve on {host}:{port} ({e.strerror}); pick another --port or --host"
+            ) from None
     token = token or security.new_token()
     app = create_app(runs, token=token, bind_host=host)
     if host not in security.LOCAL_HOSTS:

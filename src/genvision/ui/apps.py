@@ -71,12 +71,9 @@ def run(app: str, model, dataset, images: list[torch.Tensor], params: dict, cach
         if float(mask.sum()) == 0:
             raise ValueError("the mask is empty: paint the pixels to fill on the image first")
         out = apps.inpaint(model, x, mask, seed=seed, **options)
-        return {
-            "input": x,
-            "degraded": x * (1 - mask) + mask * -1.0,
-            "output": out,
-            "note": "masked pixels filled",
-        }
+        red = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1)  # the missing pixels, shown red
+        shown = x.expand(-1, 3, -1, -1) * (1 - mask) + red * mask
+        return {"input": x, "degraded": shown, "output": out, "note": f"{int(mask.sum())} pixels filled"}
     if app == "upscale":
         s = int(params.get("scale", 4))
         degrade.check_scale(model.config.image_size, s)
