@@ -121,6 +121,7 @@ bench-quick: setup-bench
 	$(PY) benchmarks/synthetic_data.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/detector.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/provenance.py --quick $(BENCH_ARGS)
+	$(PY) benchmarks/ui_latency.py --quick $(BENCH_ARGS)
 	$(PY) benchmarks/make_table.py
 
 lint: setup-test
