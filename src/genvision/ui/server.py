@@ -13,6 +13,7 @@ import contextlib
 import io as _io
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -191,6 +192,7 @@ def create_app(
     async def lifespan(app):
         yield
         ui.jobs.shutdown()  # training children save their checkpoint and exit
+        shutil.rmtree(ui.tmp, ignore_errors=True)  # the downloads written for this session
 
     app = FastAPI(title="genvision", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.ui = ui
