@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import struct
 import time
 import zlib
@@ -488,3 +489,21 @@ def test_cli_ui_refuses_a_port_in_use(ui_runs, capsys):
         assert main(["ui", "--runs", str(ui_runs), "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert "pick another --port" in err and len(err.strip().splitlines()) == 1
+
+
+def test_leaderboards_of_compare_outputs_are_listed(client, ui_runs):
+    board = ui_runs / "cmp-digits"
+    board.mkdir()
+    (board / "leaderboard.json").write_text(
+        json.dumps({"data": "digits", "models": [{"model": "ddpm"}, {"model": "vae"}]})
+    )
+    (board / "report.md").write_text(
+        "# compare\n\n| model | fid |\n|---|---|\n| ddpm | 4.2 |\n\n![grids](grids.png)\n"
+    )
+    try:
+        boards = {b["name"]: b for b in client.get("/api/leaderboards").json()["leaderboards"]}
+        b = boards["cmp-digits"]
+        assert b["models"] == ["ddpm", "vae"] and "<td>4.2</td>" in b["report_html"]
+        assert 'src="/files/cmp-digits/grids.png"' in b["report_html"]
+    finally:
+        shutil.rmtree(board)

@@ -21,8 +21,9 @@ DEFAULT_STEPS = 1000
 SKIP = {"training_state", "samples", "tensorboard", ".ui", "__pycache__"}
 
 
-def run_dirs(root: Path) -> list[Path]:
-    """Every directory under ``root`` holding a ``config.json`` (not following symlinks)."""
+def run_dirs(root: Path, marker: str = CONFIG_FILE) -> list[Path]:
+    """Every directory under ``root`` holding ``marker`` (a run's ``config.json``; a comparison's
+    ``leaderboard.json``), not following symlinks."""
     found = []
 
     def walk(d: Path, depth: int) -> None:
@@ -30,7 +31,7 @@ def run_dirs(root: Path) -> list[Path]:
             entries = sorted(d.iterdir())
         except OSError:
             return
-        if (d / CONFIG_FILE).is_file() and d != root:
+        if (d / marker).is_file() and d != root:
             found.append(d)
         if depth >= MAX_DEPTH:
             return
@@ -186,3 +187,24 @@ def detail(root: Path, run: Path, live: bool = False) -> dict:
         "evaluation": read_json(run / "metrics.json"),
         "human": read_json(run / "human_eval.json"),
     }
+
+
+def leaderboards(root: Path) -> list[dict]:
+    """The ``genvision compare`` outputs under ``root``: their leaderboard and report as HTML."""
+    out = []
+    for d in run_dirs(root, "leaderboard.json"):
+        board = read_json(d / "leaderboard.json") or {}
+        name = d.relative_to(root.resolve()).as_posix()
+        report = d / "report.md"
+        out.append(
+            {
+                "name": name,
+                "data": board.get("data"),
+                "models": [m.get("model") for m in board.get("models") or [] if isinstance(m, dict)],
+                "created": board.get("created"),
+                "report_html": markdown.render(report.read_text(errors="replace"), base=f"/files/{name}/")
+                if report.is_file()
+                else None,
+            }
+        )
+    return out

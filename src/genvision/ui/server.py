@@ -264,6 +264,10 @@ def create_app(
         path = ui.run_dir(run)
         return ui_runs.detail(ui.runs, path, run in ui.jobs.live_runs())
 
+    @app.get("/api/leaderboards")
+    async def leaderboards():
+        return {"leaderboards": ui_runs.leaderboards(ui.runs)}
+
     @app.get("/api/models")
     async def models():
         from ..registry import list_models

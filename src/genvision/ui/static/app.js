@@ -442,7 +442,16 @@ async function pageCompare(params) {
     return el("label", { style: "flex-direction:row;gap:4px" }, box, r.name);
   }));
   const table = el("div"), grids = el("div", { class: "compare" });
-  main.replaceChildren(el("h1", {}, "Compare"), el("p", { class: "muted" }, "Tick two or more runs."), list, table, grids);
+  const boards = (await api("/api/leaderboards")).leaderboards;
+  const boardList = boards.map((b) => {
+    const body = el("div", { class: "report" });
+    body.innerHTML = b.report_html || "<p>No report.</p>";
+    return el("details", { class: "leaderboard", "data-board": b.name },
+      el("summary", {}, `${b.name}: ${b.data} · ${b.models.length} models (${b.models.join(", ")})`), body);
+  });
+  main.replaceChildren(el("h1", {}, "Compare"),
+    ...(boards.length ? [el("div", {}, el("h2", {}, "Leaderboards (genvision compare)"), ...boardList)] : []),
+    el("h2", {}, "Runs side by side"), el("p", { class: "muted" }, "Tick two or more runs."), list, table, grids);
   const picked = runs.filter((r) => chosen.has(r.name));
   if (!picked.length) return;
   const details = await Promise.all(picked.map((r) => api(`/api/run?run=${encodeURIComponent(r.name)}`)));
