@@ -507,3 +507,12 @@ def test_leaderboards_of_compare_outputs_are_listed(client, ui_runs):
         assert 'src="/files/cmp-digits/grids.png"' in b["report_html"]
     finally:
         shutil.rmtree(board)
+
+
+def test_upload_without_length_or_over_the_limit_is_refused_before_reading(client):
+    r = client.post(
+        "/api/upload?run=ddpm-digits",
+        content=b"x" * 10,
+        headers={"content-type": "multipart/form-data; boundary=b", "content-length": str(10**9)},
+    )
+    assert r.status_code == 400 and "limit" in r.json()["error"]

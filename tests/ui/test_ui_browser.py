@@ -263,3 +263,20 @@ def test_bad_input_shows_the_one_line(page, server):
     page.click("#start")
     page.locator("#msg:not([hidden])").wait_for()
     assert "exists" in page.locator("#msg").inner_text()
+
+
+def test_upload_an_image_and_translate_it(page, server, tmp_path):
+    url, _ = server
+    arr = np.zeros((24, 24), np.uint8)
+    arr[4:20, 10:14] = 255  # a "1" larger than the model's 8 px: resized on the way in
+    Image.fromarray(arr).save(tmp_path / "one.png")
+    page.goto(f"{url}/#/apps?run=ddpm-digits&app=translate")
+    page.locator('#app-tabs button[data-app="translate"].primary').wait_for()
+    page.set_input_files("#upload", str(tmp_path / "one.png"))
+    page.locator("#msg.info").wait_for()
+    assert "uploaded 24×24" in page.locator("#msg").inner_text()
+    page.locator("#strength").fill("0.3")
+    page.click("#run-app")
+    page.locator("#app-status[data-done='1']").wait_for()
+    assert "strength 0.3" in page.locator("#app-status").inner_text()
+    assert page.locator('.panel[data-title="output"] img').count() == 1

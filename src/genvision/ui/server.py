@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
 
 from . import apps as ui_apps
 from . import jobs as ui_jobs
@@ -418,9 +419,21 @@ def create_app(
 
     # ---- uploads and applications
     @app.post("/api/upload")
-    async def upload(run: str, file: UploadFile = File(...)):
-        data = await file.read(security.MAX_UPLOAD_BYTES + 1)
+    async def upload(run: str, request: Request):
         model_info = ui.run_dir(run)
+        try:  # refused before the body is read: a huge upload never reaches the disk
+            length = int(request.headers.get("content-length", ""))
+        except ValueError:
+            raise ValueError("an upload needs a Content-Length header (a browser sends one)") from None
+        if length > security.MAX_UPLOAD_BYTES + 65536:
+            raise ValueError(
+                f"the upload is {length / 2**20:.1f} MiB; the limit is {security.MAX_UPLOAD_BYTES / 2**20:.0f} MiB"
+            )
+        form = await request.form(max_files=1, max_fields=1)
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise ValueError("send the image as the form field 'file'")
+        data = await file.read(security.MAX_UPLOAD_BYTES + 1)
         from ..model_dir import read_config
 
         channels = (read_config(model_info).get("model_config") or {}).get("channels", 3)
