@@ -238,17 +238,15 @@ def peer_versions() -> dict:
     return out
 
 
-def fid_against(images, spec: str, seed: int = 0, image_size: int | None = None) -> dict:
+def fid_against(images, spec: str, seed: int = 0) -> dict:
     """Domain FID of float images (N, C, H, W) in [-1, 1] against dataset ``spec``, under the
     equal-N protocol of INTERFACES.md: ``fid``, its 95% bootstrap interval ``ci`` (samples
     resampled against the fixed reference, seeded by ``seed``), ``floor`` / ``floor_std`` at
-    ``n_floor`` real images and ``equal_n`` (whether that is the samples' N). ``image_size``
-    resizes the data as ``data.load`` does (a ``folder:`` set at the size the models saw)."""
+    ``n_floor`` real images and ``equal_n`` (whether that is the samples' N)."""
     from genvision import data
     from genvision.metrics.evaluate import domain_fid_card
 
-    train, test = (data.load(spec, split, image_size=image_size) for split in ("train", "test"))
-    card = domain_fid_card(images, train, test, seed=seed)
+    card = domain_fid_card(images, data.load(spec, "train"), data.load(spec, "test"), seed=seed)
     card["n_generated"] = card.pop("n")
     return card
 

@@ -54,6 +54,7 @@ Target (issue 4): genvision's mean FID at most half the best peer's mean FID.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -152,7 +153,7 @@ def make_trainers(
     """Fresh trainers for dataset ``name``: ``names`` (default :data:`TRAINERS`), genvision's
     model ``genvision_model`` (default :data:`GENVISION_MODEL`)."""
     spec, size = spec_of(name), IMAGE_SIZE.get(name)
-    train_ds = data.load(spec, "train", image_size=size)
+    train_ds = dataset(name, "train")
     config = {"image_size": size} if size else {}
     model = genvision_model or GENVISION_MODEL[name]
     seconds = minutes * 60
@@ -211,8 +212,20 @@ def configuration_of(trainer) -> dict:
     return {"what": f"genvision's {trainer.model} (the README's model for this size), its own defaults"}
 
 
+@functools.cache
+def dataset(name: str, split: str):
+    """A split of dataset ``name`` at the size the models see (loaded once)."""
+    return data.load(spec_of(name), split, image_size=IMAGE_SIZE.get(name))
+
+
 def score(images, name: str, seed: int) -> dict:
-    return common.fid_against(images, spec_of(name), seed, IMAGE_SIZE.get(name))
+    """Domain FID card of float images (N, C, H, W) in [-1, 1] against dataset ``name`` at the
+    size the models saw (``common.fid_against``'s fields: equal-N floor, bootstrap interval)."""
+    from genvision.metrics.evaluate import domain_fid_card
+
+    card = domain_fid_card(images, dataset(name, "train"), dataset(name, "test"), seed=seed)
+    card["n_generated"] = card.pop("n")
+    return card
 
 
 def checkpoint(trainer, name: str, seed: int, n: int, fraction: float, images=None) -> dict:
@@ -583,7 +596,7 @@ def run_dataset(
         )
         grids = grids or r["grids"]
         runs.append({"seed": seed, "trainers": r["trainers"]})
-    levels = data.load(spec_of(name), "train", image_size=IMAGE_SIZE.get(name)).levels
+    levels = dataset(name, "train").levels
     picture = side_by_side(grids, levels, RESULTS / f"quality_budget-{name}{tag}{suffix}.png")
     summary = summarise(runs)
     shown = curve_trainers(summary)
