@@ -130,3 +130,26 @@ def test_side_by_side_keeps_colour_when_a_grid_has_it(tmp_path):
     path = qb.side_by_side({"a": grey}, 17, tmp_path / "grey.png")
     with Image.open(path) as im:
         assert im.mode == "L"
+
+
+@pytest.mark.slow
+def test_genvision_staged_spends_its_budget_stage_by_stage(tmp_path):
+    """genvision's ldm through genvision.train in round-robin slices: the autoencoder first, for
+    its share of the budget, then the latent model on it; samples only once that has trained."""
+    total = 2.0
+    staged = peers.GenvisionStaged("digits", 0, tmp_path, total_seconds=total)
+    staged.train_for(0.25)  # within the autoencoder's share (a quarter of the budget)
+    assert not staged.ready and set(staged.stages()) == {"ae_fraction", "autoencoder"}
+    staged.train_for(total - 0.25)
+    assert staged.ready
+    stages = staged.stages()
+    ae, ldm = stages["autoencoder"]["train_seconds"], stages["ldm"]["train_seconds"]
+    share = stages["ae_fraction"] * total
+    assert share <= ae < share + 1.0  # the trainer stops after the step that reaches its minutes
+    assert total - share <= ldm < total - share + 1.0
+    assert staged.steps == stages["autoencoder"]["steps"] + stages["ldm"]["steps"]
+    model = staged.load()
+    assert model.registry_name == "ldm" and model.parent("autoencoder").registry_name == "autoencoder"
+    images = staged.sample(3, seed=0)
+    assert images.shape == (3, 1, 8, 8) and images.min() >= -1 and images.max() <= 1
+    assert torch.equal(images, staged.sample(3, seed=0))  # per-image seeds
