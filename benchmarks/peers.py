@@ -103,9 +103,9 @@ def diffusers_settings(config: str) -> dict:
 #: convolutional networks of its benchmarks (``pythae.models.nn.benchmarks``; its README's "Using
 #: benchmark neural nets", and its example configs: latent_dim 16 for MNIST and CIFAR), which fit
 #: 1x28x28 (the MNIST nets) and 3x32x32 (the CIFAR nets) only. Each is sampled from the prior and
-#: with pythae's GaussianMixtureSampler (10 components, its README's example; the ex-post density
-#: estimation of Ghosh et al. 2020, which pythae documents as improving generation for any
-#: autoencoder); every sampler is scored and the best counts.
+#: with pythae's GaussianMixtureSampler (10 components, its README's example; its README lists it
+#: for every model and links the ex-post density estimation of Ghosh et al. 2020); every sampler
+#: is scored and the best counts.
 PYTHAE_CONFIGS = {
     "mlp": {"latent_dim": 10, "what": "pythae VAE, its default MLP networks (latent_dim 10, its default)"},
     "conv": {
