@@ -145,9 +145,12 @@ def test_genvision_staged_spends_its_budget_stage_by_stage(tmp_path):
     stages = staged.stages()
     ae, ldm = stages["autoencoder"]["train_seconds"], stages["ldm"]["train_seconds"]
     share = stages["ae_fraction"] * total
-    assert share <= ae < share + 1.0  # the trainer stops after the step that reaches its minutes
-    assert total - share <= ldm < total - share + 1.0
+    # each stage trains until its share is spent (the step that reaches it may overrun it: no upper
+    # bound on time, which a loaded machine stretches)
+    assert ae >= share and ldm >= total - share
     assert staged.steps == stages["autoencoder"]["steps"] + stages["ldm"]["steps"]
+    staged.train_for(1.0)  # past the budget: nothing more trains
+    assert staged.stages() == stages
     model = staged.load()
     assert model.registry_name == "ldm" and model.parent("autoencoder").registry_name == "autoencoder"
     images = staged.sample(3, seed=0)
