@@ -34,9 +34,7 @@ The strip picture shows each input at amounts from -A to +A.
 from __future__ import annotations
 
 import inspect
-import json
 import re
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -325,14 +323,12 @@ def run(
     device: str = "auto",
 ) -> dict:
     """The CLI's edit: direction, edited images at ``amount`` (``out``) and the strip picture."""
-    from .. import data, io, sampling
+    from .. import data, sampling
     from ..provenance import stamp
     from ..viz import save_grid
-    from .restore import read_inputs, resize
+    from .files import check_out, read_sized, write_images
 
-    out = Path(out)
-    if out.suffix not in (".png", ".npz"):
-        raise ValueError(f"--out must end in .png or .npz (got {out.name})")
+    out = check_out(out)
     if not (amount == amount and abs(amount) < 1e6):
         raise ValueError(f"--amount must be a finite number (got {amount})")
     from ..model_dir import read_config
@@ -343,15 +339,7 @@ def run(
     c = model.config
 
     def read(src):
-        x = read_inputs(src, c.channels)
-        if x.shape[-2:] != (c.image_size, c.image_size):
-            if not allow_resize:
-                raise ValueError(
-                    f"{src}: the images are {x.shape[-1]}x{x.shape[-2]}; {model.registry_name} works at "
-                    f"{c.image_size}x{c.image_size}: add --resize"
-                )
-            x = resize(x, c.image_size)
-        return x
+        return read_sized(src, c.image_size, c.channels, allow_resize, f"input {src}", model.registry_name)
 
     x = read(source)
     if from_dir or to_dir:
@@ -381,15 +369,7 @@ def run(
         "amount": amount,
         "space": space.kind,
     }
-    if out.suffix == ".npz":
-        import io as _io
-
-        buf = _io.BytesIO()
-        arr = ((edited.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        np.savez_compressed(buf, images=arr, metadata=np.array(json.dumps(record)))
-        io.write_bytes(out, buf.getvalue())
-    else:
-        save_grid(edited, out, metadata=record)
+    write_images(edited, out, record)
     strip_path = out.with_name(out.stem + "_strip.png")
     rows = torch.cat([x[:16].unsqueeze(1), strip.transpose(0, 1)], dim=1)  # (B, 1 + STRIP, C, H, W)
     save_grid(rows.flatten(0, 1), strip_path, nrow=1 + STRIP, metadata=record | {"amounts": amounts})

@@ -40,13 +40,13 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .. import seeding
 from ..data import degrade
 from . import latent_fit
+from .files import check_out, read_inputs, resize, write_images
 
 TASKS = degrade.TASKS
 ROUTES = ("auto", "task", "zero-shot")
@@ -306,73 +306,6 @@ def colourfulness(x: torch.Tensor) -> float:
 
 
 # ----------------------------------------------------------------------------- inputs and masks
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-
-
-def read_inputs(source: str, channels: int) -> torch.Tensor:
-    """Images of an image file, ``npz:FILE`` (``images`` uint8 (N, H, W[, C])) or ``folder:DIR``
-    (its image files, sorted by name) as float (N, channels, H, W) in [-1, 1], at their own size."""
-    text = str(source)
-    if text.startswith("npz:"):
-        path = Path(text[4:])
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                if "images" not in f:
-                    raise ValueError(f"{path} holds no 'images' array (uint8 (N, H, W, C))")
-                arr = f["images"]
-        except OSError as e:
-            raise ValueError(f"cannot read {path}: {e}") from None
-        if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
-            raise ValueError(
-                f"{path}: 'images' must be uint8 (N, H, W) or (N, H, W, C); got {arr.dtype} {arr.shape}"
-            )
-        x = torch.from_numpy(arr.copy()).float()
-        x = (x.unsqueeze(-1) if x.dim() == 3 else x).permute(0, 3, 1, 2)
-        return _channels(x, channels) / 127.5 - 1
-    if text.startswith("folder:"):
-        folder = Path(text[7:])
-        if not folder.is_dir():
-            raise ValueError(f"{folder} is not a folder")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-        images = [read_inputs(str(p), channels) for p in files]
-        sizes = {tuple(t.shape[-2:]) for t in images}
-        if len(sizes) > 1:
-            raise ValueError(
-                f"the images of {folder} differ in size ({sorted(sizes)}); give one size or --resize"
-            )
-        return torch.cat(images)
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(text) as im:
-            im = im.convert("RGB" if channels == 3 else "L")
-            arr = np.asarray(im, dtype=np.uint8).copy()
-    except (OSError, UnidentifiedImageError) as e:
-        raise ValueError(f"cannot read image {text}: {e}") from None
-    x = torch.from_numpy(arr).float()
-    x = (x.unsqueeze(-1) if x.dim() == 2 else x).permute(2, 0, 1).unsqueeze(0)
-    return _channels(x, channels) / 127.5 - 1
-
-
-def _channels(x: torch.Tensor, channels: int) -> torch.Tensor:
-    if x.shape[1] == channels:
-        return x
-    if channels == 1:
-        return x.mean(dim=1, keepdim=True)
-    return x.expand(-1, 3, -1, -1)
-
-
-def resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Square-resize (bilinear, antialiased) images to ``size``."""
-    if x.shape[-2:] == (size, size):
-        return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp(
-        -1, 1
-    )
-
-
 def parse_mask(spec: str, n: int, size: int, seed: int = 0) -> torch.Tensor:
     """``center`` | ``random`` | ``box:x,y,w,h`` | a mask image (white = missing), as (n, 1, size, size)."""
     if spec == "center":
@@ -422,6 +355,7 @@ def run(
     from ..provenance import stamp
     from ..viz import save_grid
 
+    check_out(out)  # before any work
     model, _ = sampling._model(run_dir, device)
     c = model.config
     size = c.image_size
@@ -463,21 +397,7 @@ def run(
         model, task, y, mask=m, scale=scale, seed=seed, resample=resample, **sample_options
     )
     record = stamp() | {"generator": "genvision", "task": task, "route": route, "model": str(run_dir)}
-    out = Path(out)
-    if out.suffix == ".npz":
-        from .. import io
-
-        arr = ((restored.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        import io as _io
-        import json
-
-        buf = _io.BytesIO()
-        np.savez_compressed(buf, images=arr, metadata=np.array(json.dumps(record)))
-        io.write_bytes(out, buf.getvalue())
-    elif out.suffix == ".png":
-        save_grid(restored, out, metadata=record)
-    else:
-        raise ValueError(f"--out must end in .png or .npz (got {out.name})")
+    out = write_images(restored, out, record)
     compare = out.with_name(out.stem + "_compare.png")
     k = min(len(restored), 16)
     shown = degrade.enlarge(y[:k], scale) if task == "sr" else y[:k]

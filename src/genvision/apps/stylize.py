@@ -12,14 +12,9 @@ and a side-by-side ``<out>_compare.png`` (rows: content, style, output).
 
 from __future__ import annotations
 
-import io as _io
-import json
-from pathlib import Path
-
-import numpy as np
 import torch
 
-from .restore import read_inputs, resize
+from .files import check_out, read_sized, write_images
 
 
 def style_transfer(model, content, style, alpha: float = 1.0) -> torch.Tensor:
@@ -42,18 +37,6 @@ def translate_trained(model, images, **options) -> torch.Tensor:
     return model.translate(images, **options)
 
 
-def _read(source: str, size: int, channels: int, allow_resize: bool, what: str) -> torch.Tensor:
-    x = read_inputs(source, channels)
-    if x.shape[-2:] != (size, size):
-        if not allow_resize:
-            raise ValueError(
-                f"the {what} image is {x.shape[-1]}x{x.shape[-2]}; the model works at {size}x{size}: "
-                "add --resize to resize it"
-            )
-        x = resize(x, size)
-    return x
-
-
 def run(
     run_dir,
     content: str,
@@ -65,17 +48,15 @@ def run(
     device: str = "auto",
 ) -> dict:
     """The CLI's stylize: read content and style, stylize, write ``out`` and ``<out>_compare.png``."""
-    from .. import io, sampling
+    from .. import sampling
     from ..provenance import stamp
     from ..viz import save_grid
 
-    out = Path(out)
-    if out.suffix not in (".png", ".npz"):
-        raise ValueError(f"--out must end in .png or .npz (got {out.name})")
+    out = check_out(out)
     model, _ = sampling._model(run_dir, device)
     c = model.config
-    x = _read(content, c.image_size, c.channels, allow_resize, "content")
-    s = _read(style, c.image_size, c.channels, allow_resize, "style")
+    x = read_sized(content, c.image_size, c.channels, allow_resize, "content image", model.registry_name)
+    s = read_sized(style, c.image_size, c.channels, allow_resize, "style image", model.registry_name)
     if len(s) not in (1, len(x)):
         raise ValueError(f"give one style image or one per content image (got {len(s)} for {len(x)})")
     y = style_transfer(model, x, s, alpha).cpu()
@@ -87,13 +68,7 @@ def run(
         "content": str(content),
         "style": str(style),
     }
-    if out.suffix == ".npz":
-        arr = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        buf = _io.BytesIO()
-        np.savez_compressed(buf, images=arr, metadata=np.array(json.dumps(record)))
-        io.write_bytes(out, buf.getvalue())
-    else:
-        save_grid(y, out, metadata=record)
+    write_images(y, out, record)
     compare = out.with_name(out.stem + "_compare.png")
     k = min(len(y), 16)
     rows = [x[:k], s.expand(len(x), -1, -1, -1)[:k], y[:k]]

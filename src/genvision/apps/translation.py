@@ -22,14 +22,13 @@ one-line error naming those that can.
 from __future__ import annotations
 
 import inspect
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import seeding
-from .restore import psnr, read_inputs, resize
+from .files import check_out, read_sized, write_images
+from .restore import psnr
 
 BATCH_SIZE = 64
 #: Euler steps of an inversion and its reconstruction (issue 22 measures at 50)
@@ -134,13 +133,11 @@ def run(
     **options,
 ) -> dict:
     """The CLI's translation: read, translate (or invert), write ``out`` and ``<out>_compare.png``."""
-    from .. import io, sampling
+    from .. import sampling
     from ..provenance import stamp
     from ..viz import save_grid
 
-    out = Path(out)
-    if out.suffix not in (".png", ".npz"):
-        raise ValueError(f"--out must end in .png or .npz (got {out.name})")
+    out = check_out(out)
     if do_invert and out.suffix != ".npz":
         raise ValueError("--invert writes the noise: give --out NAME.npz")
     if do_invert == (strength is not None):
@@ -148,22 +145,15 @@ def run(
     model, _ = sampling._model(run_dir, device)
     check_model(model)
     c = model.config
-    x = read_inputs(source, c.channels)
-    if x.shape[-2:] != (c.image_size, c.image_size):
-        if not allow_resize:
-            raise ValueError(
-                f"the input is {x.shape[-1]}x{x.shape[-2]}; {model.registry_name} works at "
-                f"{c.image_size}x{c.image_size}: add --resize to resize it"
-            )
-        x = resize(x, c.image_size)
+    x = read_sized(source, c.image_size, c.channels, allow_resize, "input", model.registry_name)
     record = stamp() | {"generator": "genvision", "model": str(run_dir), "seed": seed}
     if do_invert:
         found = invert(model, x, steps=steps or INVERT_STEPS)
         outs = found["reconstruction"]
         record |= {"task": "invert", "steps": steps or INVERT_STEPS, "sampler": "euler", "clip_x0": False}
-        arrays = {
+        extra = {
+            "key": "reconstruction",
             "noise": found["noise"].numpy().astype(np.float32),
-            "reconstruction": _uint8(outs),
             "psnr_db": found["psnr_db"].numpy(),
         }
     else:
@@ -174,15 +164,8 @@ def run(
             **({"steps": steps} if steps else {}),
             **options,
         }
-        arrays = {"images": _uint8(outs)}
-    if out.suffix == ".npz":
-        import io as _io
-
-        buf = _io.BytesIO()
-        np.savez_compressed(buf, **arrays, metadata=np.array(json.dumps(record)))
-        io.write_bytes(out, buf.getvalue())
-    else:
-        save_grid(outs, out, metadata=record)
+        extra = {}
+    write_images(outs, out, record, **extra)
     compare = out.with_name(out.stem + "_compare.png")
     k = min(len(outs), 16)
     save_grid(torch.cat([x[:k], outs[:k]]), compare, nrow=k, metadata=record)
@@ -192,7 +175,3 @@ def run(
     else:
         summary["psnr_to_input_db"] = float(psnr(outs, x).mean())
     return summary
-
-
-def _uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()

@@ -454,7 +454,7 @@ def create_app(
         task = ui_jobs.Task(app_name, 1)
 
         def work(task):
-            from ..apps.restore import resize
+            from ..apps.files import resize
 
             model, _ = ui.model(run)
             c = model.config
