@@ -87,6 +87,18 @@ def test_local_host_headers_pass(client, host):
     assert client.get("/api/runs", headers={"host": host}).status_code == 200
 
 
+def test_security_headers_on_every_response(client, bare):
+    for r in (
+        client.get("/"),
+        client.get("/api/runs"),
+        bare.get("/api/runs"),
+        client.get("/files/ddpm-digits/grid.png"),
+    ):
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert r.headers["x-content-type-options"] == "nosniff"
+
+
 def test_host_rules():
     hosts = security.allowed_hosts("127.0.0.1")
     assert security.host_ok("LOCALHOST:1", hosts)

@@ -22,6 +22,15 @@ HEADER = "x-genvision-token"
 #: applies on top of it)
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: on every response: scripts, styles, requests and pictures from the app itself only (samples
+#: come as data: URLs), never framed by another page, files never sniffed into another type
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class Forbidden(ValueError):

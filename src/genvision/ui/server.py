@@ -218,6 +218,13 @@ def create_app(
             return HTMLResponse(f"<!doctype html><title>genvision</title><p>{message}</p>", status_code=403)
         return await call_next(request)
 
+    @app.middleware("http")  # added last: the outermost, so refusals carry the headers too
+    async def _headers(request: Request, call_next):
+        r = await call_next(request)
+        for k, v in security.HEADERS.items():
+            r.headers.setdefault(k, v)
+        return r
+
     @app.exception_handler(security.Forbidden)
     async def _forbidden(request, e):
         return JSONResponse({"error": ui_jobs.error_line(e)}, status_code=403)
