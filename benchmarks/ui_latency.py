@@ -106,7 +106,7 @@ def main() -> None:
             page.fill("#seed", str(seed))
             page.evaluate("delete document.querySelector('#sample-status').dataset.firstMs")
             page.click("#go")
-            page.wait_for_function("document.querySelector('#sample-status').dataset.done === '1'")
+            page.locator("#sample-status[data-done='1']").wait_for()  # (no wait_for_function: the CSP)
             ms = float(page.evaluate("document.querySelector('#sample-status').dataset.firstMs"))
             page.evaluate("delete document.querySelector('#sample-status').dataset.done")
             return ms

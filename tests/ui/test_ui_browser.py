@@ -102,6 +102,15 @@ def shot(pg, name: str) -> None:
     pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
 
 
+def until(check, timeout: float = SLOW * 3 / 1000) -> None:
+    """Poll ``check()`` from Python (Playwright's wait_for_function evaluates a string in the page,
+    which the app's Content-Security-Policy forbids)."""
+    t0 = time.time()
+    while not check():
+        assert time.time() - t0 < timeout, "timed out"
+        time.sleep(0.05)
+
+
 def decode(url: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
 
@@ -111,8 +120,10 @@ def test_runs_page_and_a_run(page, server):
     card.wait_for()
     assert "finished" in card.inner_text()
     assert page.locator('.card[data-run="vae-digits"]').count() == 1
-    page.wait_for_function(
-        "[...document.querySelectorAll('.card img.grid')].every(i => i.complete && i.naturalWidth > 0)"
+    until(
+        lambda: page.locator(".card img.grid").evaluate_all(
+            "els => els.every(i => i.complete && i.naturalWidth > 0)"
+        )
     )
     shot(page, "runs")
     card.locator("h3 a").click()
@@ -217,9 +228,7 @@ def test_start_a_training_run_and_watch_it(page, server, ui_runs):
             break
         time.sleep(0.1)
     assert "finished" in job.inner_text(), job.inner_text()
-    page.wait_for_function(
-        "document.querySelector('.job .progress') && document.querySelector('.job .progress').dataset.fraction === '1.0000'"
-    )
+    page.locator(".job .progress[data-fraction='1.0000']").first.wait_for()
     fractions.add(1.0)
     assert len(fractions) >= 2 and max(fractions) == 1.0, fractions  # the bar moved, then filled
     shot(page, "train")
@@ -243,7 +252,7 @@ def test_quiz_records_answers(page, server, ui_runs):
     page.click("#quiz-start")
     for _ in range(4):
         page.locator("#quiz-image").wait_for()
-        page.wait_for_function("document.querySelector('#quiz-image').complete")
+        until(lambda: page.locator("#quiz-image").evaluate("i => i.complete"))
         page.click("#says-real")
     page.locator("#quiz-done").wait_for()
     assert "human error rate 0.5" in page.locator("#quiz-done").inner_text()  # two of four are real
