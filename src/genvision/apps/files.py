@@ -27,19 +27,10 @@ def read_inputs(source: str, channels: int) -> torch.Tensor:
     """Images of an image file, ``npz:FILE`` (``images`` uint8 (N, H, W[, C])) or ``folder:DIR``
     (its image files, sorted by name) as float (N, channels, H, W) in [-1, 1], at their own size."""
     text = str(source)
-    if text.startswith("npz:"):
-        path = Path(text[4:])
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                if "images" not in f:
-                    raise ValueError(f"{path} holds no 'images' array (uint8 (N, H, W, C))")
-                arr = f["images"]
-        except OSError as e:
-            raise ValueError(f"cannot read {path}: {e}") from None
-        if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
-            raise ValueError(
-                f"{path}: 'images' must be uint8 (N, H, W) or (N, H, W, C); got {arr.dtype} {arr.shape}"
-            )
+    if text.startswith("npz:"):  # the reader of npz: datasets, with its checks and one-line errors
+        from ..data.datasets import read_npz
+
+        arr, _ = read_npz(text, text[4:])
         x = torch.from_numpy(arr.copy()).float()
         x = (x.unsqueeze(-1) if x.dim() == 3 else x).permute(0, 3, 1, 2)
         return _channels(x, channels) / 127.5 - 1
@@ -57,24 +48,14 @@ def read_inputs(source: str, channels: int) -> torch.Tensor:
                 f"the images of {folder} differ in size ({sorted(sizes)}); give one size or --resize"
             )
         return torch.cat(images)
-    from PIL import Image, UnidentifiedImageError
-
-    from ..data.folder import ImageTooLarge, _reason, decode_image
+    from ..data.folder import DECODE_ERRORS, _reason, decode_image
 
     if not Path(text).is_file():
         raise ValueError(f"cannot read image {text}: no such file")
     try:  # the guarded decoder of folder: datasets (size limits before decoding, bombs refused)
         im = decode_image(text).convert("RGB" if channels == 3 else "L")
         arr = np.asarray(im, dtype=np.uint8).copy()
-    except (
-        OSError,
-        UnidentifiedImageError,
-        ImageTooLarge,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-        EOFError,
-        MemoryError,
-    ) as e:
+    except DECODE_ERRORS as e:
         raise ValueError(f"cannot read image {text}: {_reason(Path(text), e)}") from None
     x = torch.from_numpy(arr).float()
     x = (x.unsqueeze(-1) if x.dim() == 2 else x).permute(2, 0, 1).unsqueeze(0)

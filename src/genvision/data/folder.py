@@ -283,6 +283,20 @@ class ImageTooLarge(ValueError):
     """An image header past ``MAX_LONG_SIDE`` or ``MAX_ASPECT_RATIO``, refused before decoding."""
 
 
+#: what :func:`decode_image` raises for a file that is not a usable image (readers that refuse
+#: such a file in one line catch these)
+DECODE_ERRORS = (
+    OSError,
+    UnidentifiedImageError,
+    ImageTooLarge,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+    EOFError,
+    ValueError,
+    MemoryError,
+)
+
+
 def decode_image(path: str | Path) -> Image.Image:
     """Open and fully decode one file into an 8-bit PIL image of mode "L" or "RGB".
 

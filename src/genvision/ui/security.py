@@ -92,9 +92,7 @@ def safe_path(root: Path, relative: str, *, must_exist: bool = True) -> Path:
 def decode_upload(data: bytes, channels: int) -> np.ndarray:
     """An uploaded image as uint8 (H, W, channels), through the dataset loader's guarded decoder
     (size and pixel limits before decoding, corrupt files refused in one line)."""
-    from PIL import Image, UnidentifiedImageError
-
-    from ..data.folder import ImageTooLarge, _reason, decode_image
+    from ..data.folder import DECODE_ERRORS, _reason, decode_image
 
     if len(data) > MAX_UPLOAD_BYTES:
         raise ValueError(
@@ -104,16 +102,7 @@ def decode_upload(data: bytes, channels: int) -> np.ndarray:
         raise ValueError("the upload is empty; choose an image file")
     try:
         im = decode_image(io.BytesIO(data))
-    except (
-        OSError,
-        UnidentifiedImageError,
-        ImageTooLarge,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-        EOFError,
-        ValueError,
-        MemoryError,
-    ) as e:
+    except DECODE_ERRORS as e:
         raise ValueError(f"the upload is not a usable image ({_reason(Path('upload'), e)})") from None
     im = im.convert("RGB" if channels == 3 else "L")
     arr = np.asarray(im, dtype=np.uint8).copy()
