@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,24 @@ def preset_values(name: str) -> dict:
     from genvision import registry
 
     return {"num_classes": 10} if registry.resolve(name)[1].get("conditional") else {}
+
+
+def bomb_png(side: int = 60_000) -> bytes:
+    """A valid PNG header of side x side grey pixels with a tiny (wrong) body: a decompression
+    bomb's header, for tests of the guarded decoder."""
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + chunk(b"IEND", b"")
+    )

@@ -3,38 +3,19 @@
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 
 import numpy as np
 import pytest
 import torch
+from gvtest import bomb_png
 from PIL import Image
 
 from genvision.apps.files import read_inputs, read_sized, write_images
 from genvision.sampling import read_record
 
 
-def _bomb(path, side=60_000):
-    def chunk(kind, data):
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 10))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_an_oversized_or_broken_image_is_one_line(tmp_path):
-    _bomb(tmp_path / "bomb.png")
+    (tmp_path / "bomb.png").write_bytes(bomb_png())
     with pytest.raises(ValueError, match="over the size limits|pixel limit") as e:
         read_inputs(str(tmp_path / "bomb.png"), 1)
     assert len(str(e.value).splitlines()) == 1

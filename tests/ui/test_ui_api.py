@@ -9,14 +9,13 @@ import io
 import json
 import os
 import shutil
-import struct
 import time
-import zlib
 
 import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from gvtest import bomb_png
 from PIL import Image
 from ui_helpers import BASE, TOKEN, wait_task
 
@@ -177,30 +176,8 @@ def test_upload_too_large_is_refused(client):
     assert r.status_code == 400 and "limit" in r.json()["error"]
 
 
-def _bomb_png(side: int) -> bytes:
-    """A valid PNG header of side x side grey pixels, with a tiny (wrong) body: a decompression bomb's header."""
-
-    def chunk(kind, data):
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_upload_decompression_bomb_is_refused(client):
-    r = client.post(
-        "/api/upload?run=ddpm-digits", files={"file": ("bomb.png", _bomb_png(60_000), "image/png")}
-    )
+    r = client.post("/api/upload?run=ddpm-digits", files={"file": ("bomb.png", bomb_png(), "image/png")})
     assert r.status_code == 400
     assert "not a usable image" in r.json()["error"]
 

@@ -82,9 +82,13 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
 def read_sized(
     source: str, size: int, channels: int, allow_resize: bool, what: str, model: str
 ) -> torch.Tensor:
-    """:func:`read_inputs` at ``size`` x ``size``: another size is an error naming ``--resize``,
-    or resized when ``allow_resize``."""
-    x = read_inputs(source, channels)
+    """:func:`read_inputs` at ``size`` x ``size`` (:func:`fit_size`)."""
+    return fit_size(read_inputs(source, channels), size, allow_resize, what, model)
+
+
+def fit_size(x: torch.Tensor, size: int, allow_resize: bool, what: str, model: str) -> torch.Tensor:
+    """Images at ``size`` x ``size``: another size is an error naming ``--resize``, or resized when
+    ``allow_resize``."""
     if x.shape[-2:] != (size, size):
         if not allow_resize:
             raise ValueError(

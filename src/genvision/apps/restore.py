@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from .. import seeding
 from ..data import degrade
 from . import latent_fit
-from .files import check_out, read_inputs, resize, write_images
+from .files import check_out, fit_size, read_inputs, resize, write_images
 
 TASKS = degrade.TASKS
 ROUTES = ("auto", "task", "zero-shot")
@@ -381,13 +381,7 @@ def run(
             )
         scale = s
     else:
-        if x.shape[-2:] != (size, size):
-            if not allow_resize:
-                raise ValueError(
-                    f"the input is {x.shape[-1]}x{x.shape[-2]}; {model.registry_name} works at {size}x{size}: "
-                    "add --resize to resize it"
-                )
-            x = resize(x, size)
+        x = fit_size(x, size, allow_resize, "input", model.registry_name)
         original = x
         y = degrade.luminance(x) if task == "colorize" else x
     m = parse_mask(mask, len(x), size, seed) if task == "inpaint" else None
