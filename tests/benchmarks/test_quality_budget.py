@@ -52,17 +52,30 @@ def test_checkpoints_fall_at_the_end_of_slices_before_the_last():
         qb.checkpoint_slices((1.0,), 4)  # the end of the budget is scored anyway
 
 
-def _run(fids: dict) -> dict:
-    """One seed's race as race() records it: trainer -> library and FID per sampler."""
+def _run(fids: dict, seed: int = 0, recognised: bool | None = None) -> dict:
+    """One seed's race as race() records it: trainer -> library and FID per sampler (with the
+    judge's reading of the samples when ``recognised`` is given)."""
     libraries = {"genvision": "genvision", "pythae-vae": "pythae-vae"}
+    reading = (
+        {}
+        if recognised is None
+        else {
+            "recognisable": {
+                "confidence_ratio": 0.97 if recognised else 0.8,
+                "entropy_ratio": 1.02,
+                "met": recognised,
+            }
+        }
+    )
     return {
-        "seed": 0,
+        "seed": seed,
         "trainers": {
             name: {
                 "library": libraries.get(name, "diffusers"),
                 "floor": 1.0,
                 "samplers": {
-                    label: {"fid": fid, "ci": [fid - 1, fid + 1]} for label, fid in by_sampler.items()
+                    label: {"fid": fid, "ci": [fid - 1, fid + 1], **reading}
+                    for label, fid in by_sampler.items()
                 },
             }
             for name, by_sampler in fids.items()
@@ -156,3 +169,26 @@ def test_genvision_staged_spends_its_budget_stage_by_stage(tmp_path):
     images = staged.sample(3, seed=0)
     assert images.shape == (3, 1, 8, 8) and images.min() >= -1 and images.max() <= 1
     assert torch.equal(images, staged.sample(3, seed=0))  # per-image seeds
+
+
+def test_mnist_and_emoji_add_the_floor_and_recognisability_targets():
+    fids = {"genvision": {"HEUN-20": 4.0}, "diffusers-latent": {"DPM++2M-20": 10.0}}
+    digits = qb.summarise([_run(fids)], "digits")
+    assert list(digits["targets"]) == ["ratio_to_best_peer"] and digits["target_met"]
+    mnist = qb.summarise([_run(fids)], "mnist")  # 4x the floor of 1.0: the 3x target fails
+    assert mnist["targets"]["floor_multiple"]["value"] == pytest.approx(4.0)
+    assert mnist["targets"]["ratio_to_best_peer"]["met"] and not mnist["target_met"]
+    emoji = qb.summarise([_run(fids, 0, True), _run(fids, 1, True)], "emoji")  # 4x <= 5x
+    assert emoji["targets"]["recognisable"]["met"] and emoji["target_met"]
+    emoji = qb.summarise([_run(fids, 0, True), _run(fids, 1, False)], "emoji")  # one seed is not
+    assert not emoji["targets"]["recognisable"]["met"] and not emoji["target_met"]
+    assert emoji["targets"]["recognisable"]["confidence_ratio"] == [0.97, 0.8]
+    rows = qb.table_rows({"emoji": {"budget_minutes_per_trainer": 15.0, **emoji}})
+    assert "(met)" in rows[-3]["value"] and "4.00x (met)" == rows[-2]["value"]
+    assert "recognisable" in rows[-1]["figure"] and rows[-1]["value"] == "0.97 / 1.02, 0.80 / 1.02 (NOT met)"
+    # a run recorded before the judge's reading existed cannot meet the recognisability target
+    old = qb.summarise([_run(fids)], "emoji")
+    assert not old["targets"]["recognisable"]["met"]
+    assert (
+        "not recorded" in qb.table_rows({"emoji": {"budget_minutes_per_trainer": 15.0, **old}})[-1]["value"]
+    )

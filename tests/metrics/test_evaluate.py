@@ -55,6 +55,23 @@ def test_npz_of_the_test_split_scores_about_the_floor_at_equal_n(digits, tmp_pat
     assert saved["metrics"]["fid"]["value"] == f["value"]
 
 
+def test_recognisability_passes_real_images_and_fails_piled_or_overlaid_ones(digits):
+    from genvision.metrics.sample_metrics import recognisability
+
+    train, test = digits
+    x, y = data.to_float(test.images, 17), test.labels
+    real = recognisability(x, train, test)
+    assert real["confidence_ratio"] == pytest.approx(1.0) and real["entropy_ratio"] == pytest.approx(1.0)
+    assert real["met"] and sum(real["class_histogram"]["counts"]) == len(x)
+    threes = recognisability(x[y == 3], train, test)  # confident, but one class: the entropy fails
+    assert threes["confidence_ratio"] > 0.95 and threes["entropy_ratio"] < 0.2 and not threes["met"]
+    # two digits overlaid: every class still appears, but the judge hesitates
+    mixed = (x + x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))]) / 2
+    blend = recognisability(mixed, train, test)
+    assert blend["entropy_ratio"] > 0.9 and blend["confidence_ratio"] < 0.9 and not blend["met"]
+    assert recognisability(mixed, train, test, tolerance=0.2)["met"]
+
+
 def test_model_samples_are_independent_of_batch_size_and_labels_cycle(digits):
     train, _ = digits
     model = Resampler(train, conditional=True)

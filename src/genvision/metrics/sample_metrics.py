@@ -260,14 +260,44 @@ def diagnostics(inputs: Inputs) -> dict:
     extractor, logits = inputs.extractor, inputs.gen_logits
     if extractor.name != "domain" or logits is None:
         return {}
+    return judge_reading(logits, extractor.judge)
+
+
+def judge_reading(logits: torch.Tensor, judge) -> dict:
+    """What the domain judge's class logits (N, K) of generated images say, beside the test split:
+    the predicted-class histogram and its entropy, and the judge's mean top-class confidence."""
     return {
-        "class_histogram": class_histogram(logits, extractor.judge),
+        "class_histogram": class_histogram(logits, judge),
         "confidence": {
             "samples": float(logits.softmax(dim=1).max(dim=1).values.mean()),
-            "test_split": extractor.judge.meta["test_confidence"],
-            "judge_test_accuracy": extractor.judge.accuracy,
+            "test_split": judge.meta["test_confidence"],
+            "judge_test_accuracy": judge.accuracy,
         },
     }
+
+
+def recognisability(images, train_ds, test_ds, *, tolerance: float = 0.1) -> dict:
+    """Whether float ``images`` (N, C, H, W) in [-1, 1] are recognisable by class, as the domain judge
+    reads them: its mean confidence on them and the entropy of its predicted-class histogram, each
+    within ``tolerance`` (relative) of the same on the real held-back test split.
+
+    Low confidence means images the judge cannot place in a class; a low entropy means samples
+    piled into few classes, a high one (with low confidence) class-less mush. Returns
+    :func:`judge_reading`'s fields plus ``confidence_ratio`` and ``entropy_ratio`` (samples / test
+    split), ``tolerance`` and ``met``.
+    """
+    judge = domain_extractor(train_ds, test_ds).judge
+    x = quantise(torch.as_tensor(images), train_ds.levels)
+    logits = torch.cat(
+        [judge.logits(x[i : i + judges.EVAL_BATCH]) for i in range(0, len(x), judges.EVAL_BATCH)]
+    )
+    out = judge_reading(logits, judge)
+    hist, conf = out["class_histogram"], out["confidence"]
+    out["confidence_ratio"] = conf["samples"] / conf["test_split"]
+    out["entropy_ratio"] = hist["entropy_nats"] / hist["test_split_entropy_nats"]
+    out["tolerance"] = tolerance
+    out["met"] = all(abs(out[k] - 1) <= tolerance for k in ("confidence_ratio", "entropy_ratio"))
+    return out
 
 
 def class_histogram(logits: torch.Tensor, judge) -> dict:
