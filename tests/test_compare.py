@@ -30,6 +30,22 @@ class Killed(RuntimeError):
     """Stands for a kill: raised by the patched trainer call after it has returned."""
 
 
+def dies_once_after(calls: list, model: str, steps: int):
+    """The trainer call, noting (model, steps, resume) in ``calls``, that raises :class:`Killed` once
+    after training ``model`` to ``steps`` (its checkpoint written, the compare not told)."""
+    real_train, killed = runner.train_run, []
+
+    def train_then_die(name, **kw):
+        calls.append((name, kw.get("steps"), kw.get("resume")))
+        result = real_train(name, **kw)
+        if name == model and kw.get("steps") == steps and not killed:
+            killed.append(True)
+            raise Killed("killed after the checkpoint, before the compare recorded it")
+        return result
+
+    return train_then_die
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -38,20 +54,9 @@ def sha(path: Path) -> str:
 def resumed(tmp_path_factory):
     """A compare killed in the second model's training, then resumed: (out, facts noted on the way)."""
     out = tmp_path_factory.mktemp("compare") / "cmp"
-    calls = []
-    real_train = runner.train_run
-
-    def train_then_die(model, **kw):
-        calls.append((model, kw.get("steps"), kw.get("resume")))
-        result = real_train(model, **kw)
-        if model == "sngan" and kw.get("steps") == 2 and not killed:
-            killed.append(True)
-            raise Killed("killed after the checkpoint, before the compare recorded it")
-        return result
-
-    killed: list = []
+    calls: list = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner, "train_run", train_then_die)
+        mp.setattr(runner, "train_run", dies_once_after(calls, "sngan", 2))
         with pytest.raises(Killed):
             gv.compare("digits", out=out, **OPTIONS)
         state = json.loads((out / "compare.json").read_text())
@@ -167,10 +172,13 @@ DECODE_ONLY = ("autoencoder", "inpaint", "sr", "colorize", "pix2pix", "cyclegan"
 def test_all_is_every_model_that_trains_from_data_alone():
     names, skipped = cplan.select_models("all", False, labelled=True, data="digits")
     assert names == [
-        m for m in registry.MODELS if not registry.resolve(m)[0].parents and m not in DECODE_ONLY
+        m
+        for m in registry.MODELS
+        if set(registry.resolve(m)[0].parents) <= {"autoencoder"} and m not in DECODE_ONLY
     ]
     assert not skipped and "ddpm-cond" in names and "flow-matching" in names and "edm" in names
-    assert "vqvae-transformer" not in names and "ddpm-student" not in names and "ldm" not in names
+    assert "ldm" in names and "ldm-ddpm" in names  # trained in stages: the autoencoder first
+    assert "vqvae-transformer" not in names and "ddpm-student" not in names and "controlnet" not in names
     with pytest.raises(ValueError, match="no learned prior"):  # it only encodes and decodes
         cplan.select_models("autoencoder", False, labelled=True, data="digits")
     names, skipped = cplan.select_models("all", False, labelled=False, data="folder:x")
@@ -247,3 +255,42 @@ def test_the_inception_column_appears_only_when_runs_have_it():
     }
     text = report.markdown(report.leaderboard({"runs": runs}, p), p, {})
     assert "Inception FID |" not in text and "Inception FID is omitted: bad weights file." in text
+
+
+def test_a_staged_model_trains_its_autoencoder_first_and_resumes(tmp_path):
+    """``ldm`` in a compare: its autoencoder for its share of the whole budget first (1 of 4 steps
+    here), then the latent model to 1, 2 and 3 steps; killed after the latent model's second
+    segment, the resumed compare trains neither the autoencoder nor that segment again."""
+    assert cplan.staged("ldm") and cplan.trains_from_data("ldm") and not cplan.staged("ddpm")
+    out, calls = tmp_path / "cmp", []
+
+    options = dict(
+        models="ldm",
+        steps=4,
+        n=64,
+        model_config={"ldm": {"downsample": 1, "base_channels": 8}},
+        progress=False,
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "train_run", dies_once_after(calls, "ldm", 2))
+        with pytest.raises(Killed):
+            gv.compare("digits", out=out, **options)
+        assert calls == [("autoencoder", 1, False), ("ldm", 1, False), ("ldm", 2, True)]
+        result = gv.compare(out=out, resume=True, progress=False)
+    assert calls[3:] == [("ldm", 3, True)]
+    rec = result["runs"]["ldm-seed0"]
+    assert rec["status"] == "evaluated", rec.get("error")
+    run = out / rec["dir"]
+    ae = json.loads((run / "autoencoder" / "config.json").read_text())
+    assert ae["registry_name"] == "autoencoder" and ae["train_config"]["steps"] == 1
+    assert ae["model_config"]["downsample"] == 1  # the latent model's fields reach its autoencoder
+    assert json.loads((run / "config.json").read_text())["parents"]["autoencoder"]["path"] == "autoencoder"
+    first, *measured = rec["progress"]
+    assert first["fid"] is None and first["fraction"] == 0.25 and "autoencoder" in first["note"]
+    assert [p["step"] for p in measured] == [1, 2] and all(isinstance(p["fid"], float) for p in measured)
+    train = rec["result"]["train"]
+    assert train["step"] == 3 and train["stage_one"]["step"] == 1
+    assert train["elapsed"] == pytest.approx(
+        runner._stats(run)["elapsed"] + train["stage_one"]["elapsed"]
+    )  # the budget counts both stages
+    assert isinstance(rec["result"]["metrics"]["fid"]["value"], float)

@@ -1,7 +1,8 @@
 """What a compare runs: data, models, budget, seeds and evaluation size, checked before anything is written.
 
 A :class:`Plan` is the user's options made exact: the model names spelled out (``all`` means every
-registry name that trains from data alone, i.e. whose class declares no ``parents``), the seeds
+registry name that trains from data alone: its class declares no ``parents``, or only the
+``autoencoder`` that ``genvision train`` trains first as a stage of the same run), the seeds
 as integers, one training length. It is what ``compare.json`` records, so a ``--resume`` with other
 options is refused by comparing plans. Every check raises ``ValueError`` in one line naming the
 problem and the fix, before the compare directory is created.
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from .. import data as datasets
 from .. import registry
 from ..nn import text
+from ..training.run import STAGE, split_length
 
 #: ``--quick``: one representative per family, by family; a new family adds its line here
 QUICK_MODELS = {
@@ -95,15 +97,35 @@ class Plan:
             out.append((target / self.steps, {"steps": target}))
         return out
 
+    def staged_segments(self, ae_fraction: float) -> tuple[dict, list[tuple[float, dict | None]]]:
+        """A model trained in stages (:func:`staged`): the autoencoder's length (its share of the
+        whole budget, as ``genvision train`` gives it, trained first), and at each checkpoint of
+        :meth:`segments` the latent model's length so far (None while the budget so far is all
+        the autoencoder's)."""
+        ae, _ = split_length({"minutes": self.minutes, "steps": self.steps}, ae_fraction)
+        ((key, first),) = ae.items()
+        out = []
+        for fraction, length in self.segments():
+            rest = length[key] - first
+            out.append((fraction, {key: rest} if rest > 0 else None))
+        return ae, out
+
     def wants_bpd(self, family: str) -> bool:
         return not (self.quick and family in QUICK_WITHOUT_BPD)
 
 
 def trains_from_data(name: str) -> bool:
-    """Whether registry model ``name`` trains from data alone and samples it (its class declares no
-    parents, and ``sample`` draws from a learned model: not an autoencoder's decoder check)."""
+    """Whether registry model ``name`` trains from data alone and samples it: its class declares no
+    parents (or is :func:`staged`), and ``sample`` draws from a learned model (not an
+    autoencoder's decoder check)."""
     cls, _ = registry.resolve(name)
-    return not cls.parents and cls.samples_the_data
+    return (not cls.parents or staged(name)) and cls.samples_the_data
+
+
+def staged(name: str) -> bool:
+    """Whether ``name`` is built on an autoencoder only, which the run trains first from the same
+    data (``ldm`` and its kin: the run directory holds it as the sub-run ``autoencoder/``)."""
+    return set(registry.resolve(name)[0].parents) == {STAGE}
 
 
 def conditional(name: str) -> bool:

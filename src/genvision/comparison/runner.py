@@ -8,6 +8,9 @@
              budget (each segment continues the last from its checkpoint: the trainer's resume,
              bit for bit), and measure FID after each intermediate segment: the trainer's clock
              counts training only, so these evaluations are outside the budget
+           a model trained in stages (``ldm``): first its autoencoder, DIR/runs/<run>/autoencoder/,
+             for its share of the whole budget (as ``genvision train ldm`` splits it), then the
+             latent model in the segments; a checkpoint that falls in stage 1 has no FID
            evaluate: metrics.evaluate on the run, the same metrics, N and seed for every model
              (seed k of the compare samples every model with the same per-image seeds)
            sampling rate (sampling.sample after a warm-up), parameter count
@@ -40,12 +43,12 @@ from ..metrics import inception
 from ..metrics.evaluate import evaluate
 from ..model_dir import load_model_dir, read_config
 from ..sampling import resolve_device, sample
-from ..training.run import default_run_dir
+from ..training.run import AE_FIELDS, STAGE, ae_fraction, default_run_dir
 from ..training.run import train as train_run
 from ..training.trainer import TrainingError
 from ..version import __version__
 from . import report
-from .plan import Plan, family, make_plan
+from .plan import Plan, family, make_plan, staged
 
 STATE_FILE = "compare.json"
 STATE_FORMAT = 1
@@ -222,28 +225,36 @@ def train_segments(out: Path, state: dict, name: str, plan: Plan, progress: bool
     """Train run ``name`` through the budget's segments, FID after each but the last; a stopping signal or None."""
     rec = state["runs"][name]
     run_dir = out / rec["dir"]
-    segments = plan.segments()
+    config = dict(plan.model_config.get(rec["model"], {}))
+    segments: list = plan.segments()
     rec["status"] = "training"
+    if staged(rec["model"]):
+        ae_length, segments = plan.staged_segments(ae_fraction(rec["model"], config))
+        stage_one = {k: config[k] for k in AE_FIELDS if k in config}
+        stopped = train_to(run_dir / STAGE, "autoencoder", ae_length, stage_one, plan, rec, progress)
+        if stopped:
+            save_state(out, state)
+            return stopped
+        config[STAGE] = str(run_dir / STAGE)
     for i, (fraction, length) in enumerate(segments):
         last = i == len(segments) - 1
         if not last and i < len(rec["progress"]):
             continue  # trained and measured before an interruption
-        if not segment_done(run_dir, length):
-            _say(f"{name}: training to {_length(length)} ({fraction:.0%} of the budget)")
-            train_run(
-                rec["model"],
-                data=plan.data,
-                out=run_dir,
-                resume=run_dir.is_dir() and any(run_dir.iterdir()),
-                model_config=dict(plan.model_config.get(rec["model"], {})),
-                seed=rec["seed"],
-                progress=progress,
-                **length,
+        if length is None:  # a staged model's budget so far went to its autoencoder (never the last)
+            rec["progress"].append(
+                {
+                    "fraction": fraction,
+                    **training_stats(run_dir),
+                    "fid": None,
+                    "note": "training its autoencoder",
+                }
             )
-            meta = read_config(run_dir)
-            if meta.get("status") == "interrupted":
-                save_state(out, state)
-                return meta.get("stopped_by") or "SIGTERM"
+            save_state(out, state)
+            continue
+        stopped = train_to(run_dir, rec["model"], length, config, plan, rec, progress, fraction)
+        if stopped:
+            save_state(out, state)
+            return stopped
         if not last:
             rec["progress"].append(fid_point(run_dir, plan, rec, fraction, state.get("features")))
             _say(f"{name}: FID {_short(rec['progress'][-1]['fid'])} at {fraction:.0%} of the budget")
@@ -251,6 +262,37 @@ def train_segments(out: Path, state: dict, name: str, plan: Plan, progress: bool
     rec["status"] = "trained"
     save_state(out, state)
     return None
+
+
+def train_to(
+    run_dir: Path,
+    model: str,
+    length: dict,
+    config: dict,
+    plan: Plan,
+    rec: dict,
+    progress: bool,
+    fraction=None,
+) -> str | None:
+    """Train ``run_dir`` until it has trained for ``length`` (starting it, or continuing it by the
+    trainer's resume); the signal that stopped it, or None."""
+    if segment_done(run_dir, length):
+        return None
+    share = f" ({fraction:.0%} of the budget)" if fraction is not None else " (stage 1, the autoencoder)"
+    _say(f"{rec['model']}-seed{rec['seed']}: training {model} to {_length(length)}{share}")
+    train_run(
+        model,
+        data=plan.data,
+        out=run_dir,
+        resume=run_dir.is_dir() and any(p.name != STAGE for p in run_dir.iterdir()),
+        model_config=config,
+        seed=rec["seed"],
+        progress=progress,
+        stage_entries=(STAGE,) if STAGE in config else (),  # a staged model: its autoencoder stays
+        **length,
+    )
+    meta = read_config(run_dir)
+    return (meta.get("stopped_by") or "SIGTERM") if meta.get("status") == "interrupted" else None
 
 
 def segment_done(run_dir: Path, length: dict) -> bool:
@@ -326,7 +368,19 @@ def measure(run_dir: Path, plan: Plan, rec: dict, features, progress: bool) -> d
 
 
 def training_stats(run_dir: Path) -> dict:
-    """Steps, images and trainer-clock seconds so far, and images per second (``metrics.jsonl``)."""
+    """Steps, images and trainer-clock seconds so far, and images per second (``metrics.jsonl``).
+
+    A model trained in stages: ``elapsed`` adds its autoencoder's seconds (the budget counts both
+    stages), which ``stage_one`` gives apart; steps, images and their rate are the latent model's.
+    """
+    own = _stats(run_dir)
+    if not (run_dir / STAGE / "metrics.jsonl").is_file():
+        return own
+    first = _stats(run_dir / STAGE)
+    return {**own, "elapsed": (own["elapsed"] or 0.0) + (first["elapsed"] or 0.0), "stage_one": first}
+
+
+def _stats(run_dir: Path) -> dict:
     records = [r for r in io.read_jsonl(run_dir / "metrics.jsonl") if "elapsed" in r and "images" in r]
     if not records:
         return {"step": None, "images": None, "elapsed": None, "img_per_s": None}

@@ -407,7 +407,9 @@ def train_staged(
 
     ``RUN/stages.json`` holds the plan (name, data, the given settings), so ``--resume`` continues
     whichever stage stopped; each stage is an ordinary run (the first a sub-run, the parent of the
-    second).
+    second). A length given with ``--resume`` is the whole run's new length: the autoencoder keeps
+    its share of the first length and the latent model trains on to the rest
+    (:func:`extended_length`).
     """
     from ..version import __version__
 
@@ -431,13 +433,14 @@ def train_staged(
             raise ValueError(f"--resume: {out} trains on {stored_data}, not {data}; drop --data")
         data, stored_config, stored_values = stored_data, plan["model_config"], plan["train_values"]
         given_now = {k: v for k, v in train_values.items() if k in SHARED_TRAIN_KEYS}
+        longer = {k: v for k, v in train_values.items() if k in LENGTH_KEYS and v is not None}
     else:
         name, data = model, data or "digits"
         check_latent_config(name, data, model_config, train_values)
         out = Path(out) if out is not None else default_run_dir(name, data)
         prepare_dir(out, overwrite=overwrite)
         out.mkdir(parents=True, exist_ok=True)
-        stored_config, stored_values, given_now = dict(model_config), dict(train_values), {}
+        stored_config, stored_values, given_now, longer = dict(model_config), dict(train_values), {}, {}
         plan = {
             "registry_name": name,
             "genvision_version": __version__,
@@ -447,6 +450,10 @@ def train_staged(
         }
         (out / PLAN_FILE).write_text(json.dumps(plan, indent=2, default=str))
     ae_length, main_length = split_length(stored_values, ae_fraction(name, stored_config))
+    if longer:
+        main_length = extended_length(longer, ae_length)
+        plan["extended_to"] = longer  # the split stays the first length's
+        (out / PLAN_FILE).write_text(json.dumps(plan, indent=2, default=str))
     shared = {k: v for k, v in stored_values.items() if k in SHARED_TRAIN_KEYS}
     shared.update(given_now)
 
@@ -467,7 +474,8 @@ def train_staged(
     # stage 2: the latent model on it
     print(f"stage 2 of 2: training {name} on the autoencoder's latents in {out}")
     if _stage_state(out) in ("resumable", "finished"):
-        return train(name, data=None, out=out, resume=True, stage_entries=KEEP, **given_now)
+        extend = main_length if longer else {}
+        return train(name, data=None, out=out, resume=True, stage_entries=KEEP, **given_now, **extend)
     values = {k: v for k, v in stored_values.items() if k not in LENGTH_KEYS}
     values.update(given_now)
     return train(
@@ -480,6 +488,27 @@ def train_staged(
         **values,
         **main_length,
     )
+
+
+def extended_length(longer: dict, ae_length: dict) -> dict:
+    """The latent model's length when ``--resume`` gives the whole staged run a new length
+    ``longer`` (one of ``--steps`` / ``--images`` / ``--minutes``): what is left after the
+    autoencoder stage's ``ae_length``, in the same unit."""
+    key, total = next(iter(longer.items()))
+    ((ae_key, first),) = ae_length.items()
+    flag = f"--{ae_key}"
+    if key != ae_key:
+        raise ValueError(
+            f"--resume: this staged run's length is counted in {ae_key}; give {flag} (the whole run's new "
+            "length, both stages) instead of --" + key
+        )
+    if not total > first:
+        raise ValueError(
+            f"--resume: {flag} {total:g} does not reach beyond the autoencoder stage's {first:g}; give the "
+            f"whole run's new length, both stages (more than {first:g})"
+        )
+    rest = total - first
+    return {key: rest if key == "minutes" else int(rest)}
 
 
 def check_latent_config(name: str, data: str, config: dict, train_values: dict) -> None:

@@ -10,7 +10,7 @@ import torch
 from families.diffusion.tiny_configs import TINY_AE, TINY_LATENT
 
 import genvision as gv
-from genvision import data
+from genvision import data, io
 from genvision.families.diffusion import latent
 from genvision.model_dir import save_model_dir
 
@@ -81,6 +81,22 @@ def test_train_ldm_trains_its_autoencoder_first_then_resumes_and_samples(tmp_pat
     )
     assert (out / "notes.txt").read_text() == "mine"
     assert json.loads((out / "autoencoder" / "config.json").read_text())["train_config"]["steps"] == 1
+
+
+def test_a_longer_length_on_resume_extends_a_staged_runs_latent_model(tmp_path):
+    out = tmp_path / "ldm"
+    config = {**NET, "downsample": 1, "latent_channels": 2}
+    gv.train("ldm", data="digits", out=out, steps=8, batch_size=16, model_config=config, **QUIET)
+    ae_before = (out / "autoencoder" / "model.safetensors").read_bytes()
+    for bad, words in (({"steps": 2}, "beyond the autoencoder"), ({"minutes": 1.0}, "give --steps")):
+        with pytest.raises(ValueError, match=words):
+            gv.train(None, out=out, resume=True, **bad, **QUIET)
+    gv.train(None, out=out, resume=True, steps=12, **QUIET)  # the whole run: 2 + 10
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["status"] == "finished" and meta["train_config"]["steps"] == 10
+    assert json.loads((out / "stages.json").read_text())["extended_to"] == {"steps": 12}
+    assert (out / "autoencoder" / "model.safetensors").read_bytes() == ae_before
+    assert max(r.get("step", 0) for r in io.read_jsonl(out / "metrics.jsonl")) == 10
 
 
 def test_a_staged_run_interrupted_in_stage_one_resumes_there(tmp_path):
