@@ -286,12 +286,9 @@ def recognisability(images, train_ds, test_ds, *, tolerance: float = 0.1) -> dic
     :func:`judge_reading`'s fields plus ``confidence_ratio`` and ``entropy_ratio`` (samples / test
     split), ``tolerance`` and ``met``.
     """
-    judge = domain_extractor(train_ds, test_ds).judge
-    x = quantise(torch.as_tensor(images), train_ds.levels)
-    logits = torch.cat(
-        [judge.logits(x[i : i + judges.EVAL_BATCH]) for i in range(0, len(x), judges.EVAL_BATCH)]
-    )
-    out = judge_reading(logits, judge)
+    extractor = domain_extractor(train_ds, test_ds)
+    _, logits = extractor.extract(quantise(torch.as_tensor(images), train_ds.levels))
+    out = judge_reading(logits, extractor.judge)
     hist, conf = out["class_histogram"], out["confidence"]
     out["confidence_ratio"] = conf["samples"] / conf["test_split"]
     out["entropy_ratio"] = hist["entropy_nats"] / hist["test_split_entropy_nats"]
