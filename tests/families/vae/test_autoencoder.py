@@ -58,10 +58,11 @@ def test_encode_and_decode_map_images_to_latent_maps_of_side_size_over_2_to_the_
     image_size, channels, downsample, side
 ):
     model = gv.create("autoencoder", image_size=image_size, channels=channels, downsample=downsample, **SMALL)
-    assert model.latent_shape == model.noise_shape == (4, side, side)
+    maps = 4 if channels == 1 else 8  # the default latent channels: 4 for grey, 8 for RGB
+    assert model.latent_shape == model.noise_shape == (maps, side, side)
     x = images(2, channels, image_size)
     z = model.encode(x)
-    assert z.shape == (2, 4, side, side)
+    assert z.shape == (2, maps, side, side)
     mean, logvar = model.encode_dist(x)
     assert torch.equal(mean, z) and logvar.shape == z.shape
     out = model.decode(z)
@@ -69,10 +70,13 @@ def test_encode_and_decode_map_images_to_latent_maps_of_side_size_over_2_to_the_
     assert torch.equal(model.reconstruct(x), out)
 
 
-def test_the_default_config_halves_twice_with_four_latent_channels():
+def test_the_default_config_halves_twice_with_four_latent_channels_for_grey_and_eight_for_rgb():
     c = AutoencoderConfig(image_size=28)
     assert (c.latent_channels, c.downsample, c.recon_loss, c.disc_weight) == (4, 2, "l1", 0.0)
     assert gv.create("autoencoder", image_size=28).latent_shape == (4, 7, 7)
+    assert gv.create("autoencoder", image_size=32, channels=3).latent_shape == (8, 8, 8)
+    assert gv.create("autoencoder", image_size=32, channels=3, latent_channels=4).latent_shape == (4, 8, 8)
+    assert gv.create("ldm", image_size=32, channels=3).config.latent_channels == 8
 
 
 def test_encode_and_decode_refuse_the_wrong_shapes_in_one_line():

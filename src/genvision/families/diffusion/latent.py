@@ -1,7 +1,7 @@
 """Latent diffusion (Rombach et al., 2022): a diffusion-family model in an autoencoder's latent space.
 
 Stage 1 is an ``autoencoder`` (``families/vae/autoencoder.py``) that compresses an image by
-``2**downsample`` per side into ``latent_channels`` maps (28x28x1 -> 7x7x4, 32x32x3 -> 8x8x4);
+``2**downsample`` per side into ``latent_channels`` maps (28x28x1 -> 7x7x4, 32x32x3 -> 8x8x8);
 stage 2, this model, learns the latents' distribution with any objective of the family (flow
 matching for ``ldm`` / ``ldm-cond``, DDPM for ``ldm-ddpm``, EDM for ``ldm-edm``) and samples by
 decoding what its sampler returns. The autoencoder is a "sample" parent: the run layer passes it
@@ -25,6 +25,7 @@ from typing import ClassVar
 import torch
 
 from ..base import GenerativeModel
+from ..vae.autoencoder import default_latent_channels
 from .continuous import EDM, EDMConfig, FlowMatching, FlowMatchingConfig
 from .model import Diffusion, DiffusionConfig
 
@@ -36,7 +37,7 @@ ENCODE_BATCH = 500
 class LatentFields:
     """What a latent model adds to its objective's config (first base: its ``net_side`` wins)."""
 
-    latent_channels: int = 4  # must match the autoencoder's (filled from it)
+    latent_channels: int | None = None  # the autoencoder's (filled from it); None = 4 grey, 8 RGB
     downsample: int = 2  # the autoencoder's halvings per side (filled from it)
     ae_fraction: float = 0.25  # share of the run's length spent on stage 1 (`genvision train ldm`)
     clip_x0: bool = False  # latents are not in [-1, 1]: no clipping of the predicted clean latent
@@ -48,6 +49,8 @@ class LatentFields:
         return self.image_size // 2**self.downsample
 
     def check_latent(self) -> None:
+        if self.latent_channels is None:
+            self.latent_channels = default_latent_channels(self.channels)
         if self.latent_channels < 1:
             raise ValueError(f"latent_channels must be >= 1 (got {self.latent_channels}); 4 is usual")
         if not 0 <= self.downsample <= 4:

@@ -45,11 +45,16 @@ LOGVAR_RANGE = (-30.0, 20.0)
 
 
 # ----------------------------------------------------------------------------- config
+def default_latent_channels(channels: int) -> int:
+    """Latent maps per image channel count: 4 for grey, 8 for RGB (measured: docs/notes/vae.md)."""
+    return 4 if channels == 1 else 8
+
+
 @dataclass
 class AutoencoderConfig(ModelConfig):
     """Autoencoder settings; the latent map is (latent_channels, H / 2**downsample, W / 2**downsample)."""
 
-    latent_channels: int = 4
+    latent_channels: int | None = None  # None = by the image's channels: 4 grey, 8 RGB
     downsample: int = 2  # stride-2 halvings: 28x28 -> 7x7, 32x32 -> 8x8
     base_channels: int = 16  # width at full resolution, doubling at each halving
     num_res_blocks: int = 1  # residual blocks per resolution
@@ -67,6 +72,8 @@ class AutoencoderConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.latent_channels is None:
+            self.latent_channels = default_latent_channels(self.channels)
         if self.latent_channels < 1:
             raise ValueError(f"latent_channels must be >= 1 (got {self.latent_channels}); try 4")
         if self.downsample < 1:
