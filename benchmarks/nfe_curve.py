@@ -17,11 +17,18 @@ consistency student's one-step FID against its teacher's best.
 Targets (issue 18): at 10 network evaluations, FID within 10% of the same model's best at 1000;
 one-step consistency FID <= 2x its teacher's best.
 
-Full mode: digits, 1400 training steps each (the demo's length), 400 distillation steps,
-N = 650, NFE 1, 2, 4, 10, 20, 50, 1000. ``--quick``: 400 steps each, 150 distillation steps,
-N = 300, NFE 1, 2, 4, 10, 20, 50 (1000 only for DDPM's ancestral sampler and the reference).
+Datasets (``--data``): ``digits`` (default), ``mnist`` (28x28 grey) and ``emoji`` (32x32 RGB),
+the specs and sizes of ``quality_budget.py``; the models are pixel-space (distillation takes a
+pixel-space teacher). Full mode on digits: 1400 training steps each (the demo's length), 400
+distillation steps, N = 650, NFE 1, 2, 4, 10, 20, 50, 1000. On MNIST and emoji: 3000 steps each,
+1000 distillation steps, N = 2000 / 800 (quality_budget's), NFE 1 to 50 with 1000 as the
+reference; that is hours on a 2-core CPU and minutes on a GPU (``--device auto`` takes one when
+torch sees it). ``--quick``: 400 steps each, 150 distillation steps, N = 300, NFE 1, 2, 4, 10, 20,
+50 (1000 only for DDPM's ancestral sampler and the reference). ``--steps``, ``--distill-steps``,
+``--n`` override either mode.
 
     python benchmarks/nfe_curve.py --quick [--threads 1]
+    python benchmarks/nfe_curve.py --data mnist --json benchmarks/results/nfe_curve-mnist.json
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import time
 from pathlib import Path
 
 import common
+import quality_budget as qb
 import torch
 
 import genvision as gv
@@ -39,6 +47,7 @@ from genvision.families.base import sample_in_batches
 
 MEASURES = [
     "benchmarks/nfe_curve.py",
+    "benchmarks/quality_budget.py",
     "src/genvision/families/diffusion/",
     "src/genvision/nn/",
     *common.TRAINED_AND_SCORED,
@@ -47,17 +56,35 @@ OBJECTIVES = ("ddpm", "flow-matching", "edm")
 SAMPLERS = ("ddim", "dpm++2m", "euler", "heun", "edm")
 QUICK = {"steps": 400, "distill_steps": 150, "n": 300, "nfe": (1, 2, 4, 10, 20, 50)}
 FULL = {"steps": 1400, "distill_steps": 400, "n": 650, "nfe": (1, 2, 4, 10, 20, 50, 1000)}
+#: full mode on the larger images: longer training, quality_budget's N, 1000 calls for the reference only
+FULL_LARGE = {"steps": 3000, "distill_steps": 1000, "nfe": (1, 2, 4, 10, 20, 50)}
+DATASETS = ("digits", "mnist", "emoji")
 REFERENCE_NFE = 1000
 NET = {"base_channels": 32}  # the default network of every objective
 TRAIN = {"batch_size": 128, "progress": False, "sample_every": 0, "save_every": 0}
 
 
-def fid_of(model, n: int, **options) -> dict:
+def fid_of(model, n: int, data: str = "digits", **options) -> dict:
     t0 = time.perf_counter()
-    x = sample_in_batches(model, n, seed=0, batch_size=250, options=options)
+    batch = 1000 if model.device.type == "cuda" else 250  # image k's noise is its own either way
+    x = sample_in_batches(model, n, seed=0, batch_size=batch, options=options)
     seconds = time.perf_counter() - t0
-    card = common.fid_against(x, "digits", seed=0)
+    card = qb.score(x, data, seed=0)
     return {"fid": card["fid"], "ci": card.get("ci"), "floor": card["floor"], "seconds": round(seconds, 2)}
+
+
+def settings(data: str, quick: bool, args) -> dict:
+    """The mode's lengths, N and NFE grid for ``data``, with the command line's overrides."""
+    if quick:
+        mode = dict(QUICK)
+    elif data == "digits":
+        mode = dict(FULL)
+    else:
+        mode = {**FULL_LARGE, "n": qb.FID_N[data]}
+    for key in ("steps", "distill_steps", "n"):
+        if getattr(args, key) is not None:
+            mode[key] = getattr(args, key)
+    return mode
 
 
 def valid(name: str, sampler: str, nfe: int) -> bool:
@@ -65,8 +92,8 @@ def valid(name: str, sampler: str, nfe: int) -> bool:
     return not (name == "ddpm" and nfe > 1000)
 
 
-def curve(run: Path, name: str, n: int, grid: tuple[int, ...]) -> dict:
-    model = gv.load(run)
+def curve(run: Path, name: str, n: int, grid: tuple[int, ...], data: str = "digits", device="cpu") -> dict:
+    model = gv.load(run, device=device)
     rows: dict = {}
     for sampler in SAMPLERS:
         for nfe in grid:
@@ -75,16 +102,16 @@ def curve(run: Path, name: str, n: int, grid: tuple[int, ...]) -> dict:
             rows[f"{sampler}-{nfe}"] = {
                 "sampler": sampler,
                 "nfe": nfe,
-                **fid_of(model, n, sampler=sampler, steps=nfe),
+                **fid_of(model, n, data, sampler=sampler, steps=nfe),
             }
             print(f"{name} {sampler}-{nfe}: FID {rows[f'{sampler}-{nfe}']['fid']:.2f}", flush=True)
     if name == "ddpm":
-        rows["ddpm-1000"] = {"sampler": "ddpm", "nfe": 1000, **fid_of(model, n, sampler="ddpm")}
+        rows["ddpm-1000"] = {"sampler": "ddpm", "nfe": 1000, **fid_of(model, n, data, sampler="ddpm")}
     elif REFERENCE_NFE not in grid:
         rows[f"heun-{REFERENCE_NFE}"] = {
             "sampler": "heun",
             "nfe": REFERENCE_NFE,
-            **fid_of(model, n, sampler="heun", steps=REFERENCE_NFE),
+            **fid_of(model, n, data, sampler="heun", steps=REFERENCE_NFE),
         }
     return rows
 
@@ -96,21 +123,35 @@ def best(rows: dict, nfe: int) -> dict | None:
 
 def main() -> None:
     p = common.parser(__doc__.splitlines()[0], MEASURES)
+    p.add_argument("--data", choices=DATASETS, default="digits", help="dataset (default digits)")
+    p.add_argument("--steps", type=int, help="training steps of 128 images per objective")
+    p.add_argument("--distill-steps", type=int, help="consistency distillation steps")
+    p.add_argument("--n", type=int, help="images per sampler and NFE")
+    p.add_argument("--device", default="auto", help="auto (a GPU when torch sees one) | cpu | cuda")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    mode = QUICK if args.quick else FULL
+    data = args.data
+    mode = settings(data, args.quick, args)
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
+    if device == "auto":
+        device = "cpu"
+    spec, size = qb.spec_of(data), qb.IMAGE_SIZE.get(data)
+    net = {**NET, **({"image_size": size} if size else {})}
+    train = {**TRAIN, "device": device}
     start, loads = time.perf_counter(), [os.getloadavg()[0]]
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="nfe-bench-") as tmp:
         for name in OBJECTIVES:
             run = Path(tmp) / name
             t0 = time.perf_counter()
-            gv.train(name, data="digits", out=run, steps=mode["steps"], model_config=NET, **TRAIN)
-            rows = curve(run, name, mode["n"], mode["nfe"])
+            gv.train(name, data=spec, out=run, steps=mode["steps"], model_config=net, **train)
+            trained_seconds = time.perf_counter() - t0
+            rows = curve(run, name, mode["n"], mode["nfe"], data, device)
             ref, ten = best(rows, REFERENCE_NFE), best(rows, 10)
             results[name] = {
-                "train_seconds": round(time.perf_counter() - t0, 1),
+                "train_seconds": round(trained_seconds, 1),
+                "sweep_seconds": round(time.perf_counter() - t0 - trained_seconds, 1),
                 "samplers": rows,
                 "best_at_10": ten,
                 "best_at_1000": ref,
@@ -121,9 +162,9 @@ def main() -> None:
         teacher = Path(tmp) / "flow-matching"
         student = Path(tmp) / "consistency"
         t0 = time.perf_counter()
-        gv.distill(teacher, student, method="consistency", steps=mode["distill_steps"], **TRAIN)
-        model = gv.load(student)
-        one, two = fid_of(model, mode["n"]), fid_of(model, mode["n"], steps=2)
+        gv.distill(teacher, student, method="consistency", steps=mode["distill_steps"], **train)
+        model = gv.load(student, device=device)
+        one, two = fid_of(model, mode["n"], data), fid_of(model, mode["n"], data, steps=2)
         teacher_best = min(r["fid"] for r in results["flow-matching"]["samplers"].values())
         results["consistency"] = {
             "teacher": "flow-matching",
@@ -139,31 +180,35 @@ def main() -> None:
         {
             "benchmark": "nfe_curve",
             "mode": "quick" if args.quick else "full",
+            "data": data,
+            "device": device,
             "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in mode.items()},
             "results": results,
             "total_seconds": round(time.perf_counter() - start, 1),
             "load": common.load_note(loads),
-            "table": table_rows(results, mode["n"]),
+            "table": table_rows(results, mode["n"], data),
         },
         args,
     )
 
 
-def table_rows(results: dict, n: int) -> list[dict]:
+def table_rows(results: dict, n: int, data: str = "digits") -> list[dict]:
     rows = []
     for name in OBJECTIVES:
         r = results[name]
         ten, ref = r["best_at_10"], r["best_at_1000"]
         rows.append(
             {
-                "figure": f"{name}: best FID at 10 calls ({ten['sampler']}) / at 1000 ({ref['sampler']}), N = {n}",
+                "figure": f"{data} {name}: best FID at 10 calls ({ten['sampler']}) / at 1000 "
+                f"({ref['sampler']}), N = {n}",
                 "value": f"{ten['fid']:.2f} / {ref['fid']:.2f} (ratio {r['ratio_10_to_1000']:.2f}; target <= 1.10)",
             }
         )
     c = results["consistency"]
     rows.append(
         {
-            "figure": f"consistency student of flow-matching: FID in 1 / 2 calls vs teacher's best, N = {n}",
+            "figure": f"{data} consistency student of flow-matching: FID in 1 / 2 calls vs teacher's best, "
+            f"N = {n}",
             "value": f"{c['one_step']['fid']:.2f} / {c['two_steps']['fid']:.2f} vs {c['teacher_best_fid']:.2f} "
             f"(ratio {c['ratio_one_step_to_teacher_best']:.2f}; target <= 2)",
         }
