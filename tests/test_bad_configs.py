@@ -17,7 +17,7 @@ from gvtest import INF, NAN, TINY_DDPM, TINY_GAN, one_line, preset_values  # noq
 
 import genvision as gv
 import genvision.data as gdata
-from genvision import cli, registry
+from genvision import cli, model_memory, registry
 from genvision.families.base import OptimizerSpec, field_types
 from genvision.model_dir import load_model_dir, save_model_dir
 from genvision.training.config import TrainConfig, resolve_train_config
@@ -113,7 +113,7 @@ def test_a_model_too_big_for_the_memory_is_refused_before_allocation_naming_the_
 
 def test_the_memory_limit_is_half_the_available_memory(monkeypatch):
     monkeypatch.delenv("GENVISION_MODEL_MEMORY_LIMIT", raising=False)
-    limit = registry.model_memory_limit()
+    limit = model_memory.model_memory_limit()
     assert 0 < limit < 2**50
 
 

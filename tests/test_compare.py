@@ -19,8 +19,8 @@ from PIL import Image
 import genvision as gv
 from genvision import registry
 from genvision.cli import main
+from genvision.comparison import measure, report, runner
 from genvision.comparison import plan as cplan
-from genvision.comparison import report, runner
 
 TINY = {"vae": {"base_channels": 8, "hidden": 32, "latent_dim": 4}, "sngan": dict(TINY_GAN)}
 OPTIONS = dict(models="vae,sngan", steps=3, n=64, model_config=TINY, progress=False)
@@ -291,6 +291,6 @@ def test_a_staged_model_trains_its_autoencoder_first_and_resumes(tmp_path):
     train = rec["result"]["train"]
     assert train["step"] == 3 and train["stage_one"]["step"] == 1
     assert train["elapsed"] == pytest.approx(
-        runner._stats(run)["elapsed"] + train["stage_one"]["elapsed"]
+        measure._stats(run)["elapsed"] + train["stage_one"]["elapsed"]
     )  # the budget counts both stages
     assert isinstance(rec["result"]["metrics"]["fid"]["value"], float)

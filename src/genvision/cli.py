@@ -26,7 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import cli_restore, cli_stylize, cli_translate, cli_ui
+from . import cli_forensics, cli_restore, cli_sample, cli_stylize, cli_translate, cli_ui
 
 #: trainer flags: CLI option -> TrainConfig field (only passed when given)
 TRAIN_FLAGS = {
@@ -88,42 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     ds.add_argument("--data", default=None, help="dataset spec (default: the teacher's training data)")
     _trainer_flags(ds, "train.FIELD for the trainer")
 
-    s = sub.add_parser("sample", help="sample images from a model directory")
-    s.add_argument("dir", help="model directory")
-    s.add_argument("--n", type=int, default=64)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--batch-size", type=int, default=256)
-    s.add_argument("--out", help="FILE.png (grid) or FILE.npz (default DIR/samples/seed<S>_n<N>.png)")
-    lab = s.add_mutually_exclusive_group()
-    lab.add_argument("--label", type=int, help="class of every image (conditional models)")
-    lab.add_argument("--labels", help="comma-separated classes, cycled over the images")
-    lab.add_argument("--prompt", help="text models: the caption of every image")
-    lab.add_argument("--prompts-file", help="text models: one prompt per line; image k uses line k (cycled)")
-    s.add_argument(
-        "--control",
-        help="controlnet: IMG or npz:FILE of structure maps (bright = structure), image k follows map k (cycled)",
-    )
-    s.add_argument(
-        "--sampler",
-        help="diffusion: ddpm, ddim, dpm++2m, euler, heun, edm, consistency (default: the model's config)",
-    )
-    s.add_argument(
-        "--steps", type=int, help="diffusion: network calls of the sampler (1 for a consistency model)"
-    )
-    s.add_argument("--eta", type=float, help="diffusion: ddim noise, 0 deterministic")
-    s.add_argument("--guidance-scale", type=float)
-    s.add_argument("--temperature", type=float)
-    s.add_argument("--truncation", type=float)
-    s.add_argument(
-        "--style-mix",
-        metavar="SEED_A,SEED_B",
-        help="stylegan: a style-mixing picture instead: coarse styles from seed A's images (rows), fine "
-        "from seed B's (columns), sqrt(--n) of each",
-    )
-    s.add_argument("--crossover", type=int, help="--style-mix: style inputs 0..K-1 from A (default: half)")
-    s.add_argument(
-        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when torch sees it"
-    )
+    cli_sample.add_parsers(sub)
 
     e = sub.add_parser("evaluate", help="measure a model directory, npz:FILE or folder:DIR")
     e.add_argument("source")
@@ -185,42 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    sc = sub.add_parser(
-        "score",
-        help="anomaly scores per image (higher = stranger); with --anomalies: AUROC, AUPRC, FPR@95%%TPR and a ROC plot",
-        description="Methods: bpd, nll (likelihood models), recon (reconstruct), typicality, ratio (against "
-        "--background, the same model trained with --set train.pixel_noise=0.2), diffusion (denoising "
-        "change). Default: the first of diffusion, bpd, recon the model has (ratio with --background).",
-    )
-    sc.add_argument("dir", help="model directory")
-    sc.add_argument("--data", required=True, help="normal images: a dataset spec (its test split by default)")
-    sc.add_argument("--anomalies", help="a dataset spec whose images (all splits) count as anomalies")
-    sc.add_argument("--method", help="bpd, nll, recon, typicality, ratio or diffusion")
-    sc.add_argument("--background", help="ratio's background model directory")
-    sc.add_argument("--split", default="test", choices=["test", "train", "all"], help="split of --data")
-    sc.add_argument("--n", type=int, help="score at most N images of each set")
-    sc.add_argument("--seed", type=int, default=0)
-    sc.add_argument("--out", default="scores.csv", help="CSV of scores (ROC plot beside it as *_roc.png)")
-
-    dt = sub.add_parser(
-        "detect",
-        help="train a real-vs-generated detector and report its AUROC on unseen generators, clean and after JPEG",
-        description="SRC: a model directory (sampled), npz:FILE or folder:DIR; several separated by commas.",
-    )
-    dt.add_argument("--train-real", required=True, help="dataset spec of real training images (train split)")
-    dt.add_argument("--train-fake", required=True, help="generated training sources, SRC[,SRC...]")
-    dt.add_argument("--test-real", required=True, help="dataset spec of real test images (test split)")
-    dt.add_argument("--test-fake", required=True, help="generated test sources, SRC[,SRC...]")
-    dt.add_argument("--n", type=int, default=1000, help="images per class for training and for testing")
-    dt.add_argument("--jpeg-quality", type=int, default=75)
-    dt.add_argument("--seed", type=int, default=0)
-
-    ins = sub.add_parser(
-        "inspect",
-        help="print the provenance record genvision stored in a .png or .npz, and look for the watermark",
-    )
-    ins.add_argument("file", help="a .png or .npz written by genvision")
-
+    cli_forensics.add_parsers(sub)
     cli_restore.add_parsers(sub)
     cli_translate.add_parsers(sub)
     cli_stylize.add_parsers(sub)
@@ -302,37 +232,6 @@ def _split_sets(items: list[str]) -> tuple[dict, dict]:
     return model_cfg, train_cfg
 
 
-def _labels(args, n: int):
-    import torch
-
-    if args.label is not None:
-        return torch.full((n,), args.label, dtype=torch.long)
-    if args.labels:
-        try:
-            values = [int(v) for v in args.labels.split(",") if v.strip()]
-        except ValueError:
-            raise UsageError(f"--labels must be integers separated by commas (got {args.labels!r})") from None
-        if not values:
-            raise UsageError("--labels is empty")
-        return torch.tensor([values[k % len(values)] for k in range(n)], dtype=torch.long)
-    return None
-
-
-def _prompts(args, n: int) -> list[str] | None:
-    if args.prompt is not None:
-        return [args.prompt] * n
-    if args.prompts_file:
-        try:
-            lines = Path(args.prompts_file).read_text(encoding="utf-8").splitlines()
-        except OSError as e:
-            raise UsageError(f"cannot read --prompts-file {args.prompts_file}: {e.strerror or e}") from None
-        lines = [line.strip() for line in lines if line.strip()]
-        if not lines:
-            raise UsageError(f"--prompts-file {args.prompts_file} holds no prompt (one per line)")
-        return [lines[k % len(lines)] for k in range(n)]
-    return None
-
-
 #: exit status of a training run stopped by a signal (checkpoint saved, resumable): 128 + signal
 STOPPED = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -397,74 +296,6 @@ def cmd_distill(args) -> int:
         **_trainer_values(args, train_cfg),
     )
     return _finished(out)
-
-
-def cmd_sample(args) -> int:
-    from . import sample
-
-    if args.n < 1:
-        raise UsageError(f"--n must be >= 1 (got {args.n})")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1 (got {args.batch_size})")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0 (got {args.seed})")
-    if args.style_mix is not None:
-        return _style_mix(args)
-    if args.crossover is not None:
-        raise UsageError("--crossover goes with --style-mix SEED_A,SEED_B")
-    out = Path(args.out) if args.out else Path(args.dir) / "samples" / f"seed{args.seed}_n{args.n}.png"
-    if out.suffix not in (".png", ".npz"):
-        raise UsageError(f"--out must end in .png or .npz (got {out.name})")
-    options = {
-        k: getattr(args, k)
-        for k in ("sampler", "steps", "eta", "guidance_scale", "temperature", "truncation")
-    }
-    result = sample(
-        args.dir,
-        args.n,
-        seed=args.seed,
-        labels=_labels(args, args.n),
-        prompts=_prompts(args, args.n),
-        control=args.control,
-        out=out,
-        batch_size=args.batch_size,
-        device=args.device,
-        **options,
-    )
-    images, seconds = result["images"], result["seconds"]
-    print(f"start: {result['start']}")
-    print(f"output: {tuple(images.shape)} float in [{images.min():.3f}, {images.max():.3f}]")
-    print(f"wrote {result['path']}")
-    print(f"ok: {args.n} images in {seconds:.1f}s ({args.n / max(seconds, 1e-9):.1f} img/s)")
-    return 0
-
-
-def _style_mix(args) -> int:
-    from .sampling import style_mix
-
-    given = [
-        f for f in ("label", "labels", "prompt", "prompts_file", "control") if getattr(args, f) is not None
-    ]
-    if given:
-        raise UsageError(f"--style-mix takes no --{given[0].replace('_', '-')}")
-    try:
-        seed_a, seed_b = (int(v) for v in args.style_mix.split(","))
-    except ValueError:
-        raise UsageError(f"--style-mix takes two seeds, SEED_A,SEED_B (got {args.style_mix!r})") from None
-    out = args.out or Path(args.dir) / "samples" / f"style_mix_{seed_a}_{seed_b}.png"
-    result = style_mix(
-        args.dir,
-        seed_a,
-        seed_b,
-        crossover=args.crossover,
-        n=args.n,
-        out=out,
-        device=args.device,
-        truncation=args.truncation,
-    )
-    print(result["record"]["images"])
-    print(f"wrote {result['path']}")
-    return 0
 
 
 def cmd_evaluate(args) -> int:
@@ -535,98 +366,6 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def cmd_score(args) -> int:
-    from .apps.anomaly import score_run
-
-    if args.n is not None and args.n < 1:
-        raise UsageError(f"--n must be >= 1 (got {args.n})")
-    r = score_run(
-        args.dir,
-        args.data,
-        anomalies=args.anomalies,
-        method=args.method,
-        background=args.background,
-        split=args.split,
-        n=args.n,
-        out=args.out,
-        seed=args.seed,
-        progress=True,
-    )
-    normal = r["scores"]["normal"]
-    print(f"{r['method']} ({r['what']}): normal mean {normal.mean():.4g} over {len(normal)} images")
-    if r["summary"] is not None:
-        s = r["summary"]
-        print(
-            f"anomalies mean {r['scores']['anomalies'].mean():.4g} over {s['n_anomalous']}: AUROC {s['auroc']:.4f}, "
-            f"AUPRC {s['auprc']:.4f}, FPR at 95% TPR {s['fpr_at_95_tpr']:.4f}"
-        )
-    print(f"wrote {r['csv']}" + (f" and {r['plot']}" if r["plot"] else ""))
-    return 0
-
-
-def cmd_detect(args) -> int:
-    from .apps.detect import detect
-
-    r = detect(
-        args.train_real,
-        args.train_fake,
-        args.test_real,
-        args.test_fake,
-        n=args.n,
-        seed=args.seed,
-        jpeg_quality=args.jpeg_quality,
-    )
-    q = r["jpeg_quality"]
-    print(f"detector: {r['n']['train_real']} real + {r['n']['train_fake']} generated training images")
-    for src, a in r["per_source"].items():
-        print(f"  {src}: AUROC {a['clean']:.4f} clean, {a['jpeg']:.4f} after JPEG {q}")
-    print(
-        f"AUROC {r['auroc']['clean']:.4f} clean, {r['auroc']['jpeg']:.4f} after JPEG {q} ({r['n']['test_real']} real, {r['n']['test_fake']} generated test images)"
-    )
-    return 0
-
-
-def cmd_inspect(args) -> int:
-    import json
-
-    from .sampling import read_record
-
-    path = Path(args.file)
-    mark = _watermark_line(path)
-    try:
-        record = read_record(path)
-    except ValueError as e:
-        if "no genvision record" not in str(e):
-            raise
-        print(
-            f"{path}: no genvision record (not written by genvision, written before records, or re-saved by a tool that drops PNG text chunks)"
-        )
-        if mark:
-            print(mark)
-        return 1
-    print(json.dumps(record, indent=2))
-    if mark:
-        print(mark)
-    return 0
-
-
-def _watermark_line(path: Path) -> str | None:
-    """``inspect``'s watermark line for an image file (None for .npz: never marked)."""
-    if path.suffix.lower() == ".npz":
-        return "watermark: none (npz outputs are never marked)"
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    from . import watermark
-
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
-    except (OSError, UnidentifiedImageError):
-        return None  # read_record says what is wrong with the file
-    return watermark.describe(watermark.detect(arr))
-
-
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -638,14 +377,12 @@ COMMANDS = {
     "models": cmd_models,
     "train": cmd_train,
     "distill": cmd_distill,
-    "sample": cmd_sample,
+    **cli_sample.COMMANDS,
     "evaluate": cmd_evaluate,
     "demo": cmd_demo,
     "interpolate": cmd_interpolate,
     "compare": cmd_compare,
-    "score": cmd_score,
-    "inspect": cmd_inspect,
-    "detect": cmd_detect,
+    **cli_forensics.COMMANDS,
     **cli_restore.COMMANDS,
     **cli_translate.COMMANDS,
     **cli_stylize.COMMANDS,

@@ -458,7 +458,7 @@ def test_cli_ui_refuses_a_missing_runs_folder(tmp_path, capsys):
 
 
 def test_tensor_roundtrip_helpers():
-    from genvision.ui.server import from_u8, to_u8
+    from genvision.ui.web import from_u8, to_u8
 
     x = torch.linspace(-1, 1, 2 * 3 * 4 * 4).reshape(2, 3, 4, 4)
     u = to_u8(x, 256)

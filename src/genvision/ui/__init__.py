@@ -5,7 +5,9 @@
 Pages: Runs, Run (report, evaluate, resume, quiz), Sample, Apps, Train, Compare. The server binds
 127.0.0.1 unless told otherwise, serves only files inside the runs folder, and every request needs
 the session token printed in the start URL (:mod:`genvision.ui.security`). Modules: ``server``
-(routes), ``runs`` (cards and progress), ``jobs`` (training processes, sampling tasks), ``apps``
+(the app, its guards, the page and run routes), ``api_images`` (sampling, uploads, applications),
+``api_jobs`` (train, resume, evaluate as child processes), ``api_quiz`` (the quiz routes), ``web``
+(request fields, the worker thread, PNG data URLs), ``runs`` (cards and progress), ``jobs`` (training processes, sampling tasks), ``apps``
 (the applications page), ``quiz`` (human judgement), ``markdown`` (reports as HTML),
 ``static/`` (the page and its script).
 """
