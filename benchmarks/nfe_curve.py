@@ -44,6 +44,7 @@ import torch
 
 import genvision as gv
 from genvision.families.base import sample_in_batches
+from genvision.sampling import resolve_device
 
 MEASURES = [
     "benchmarks/nfe_curve.py",
@@ -133,9 +134,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     data = args.data
     mode = settings(data, args.quick, args)
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
-    if device == "auto":
-        device = "cpu"
+    device = str(resolve_device(args.device))  # auto: a GPU when torch sees one
     spec, size = qb.spec_of(data), qb.IMAGE_SIZE.get(data)
     net = {**NET, **({"image_size": size} if size else {})}
     train = {**TRAIN, "device": device}
