@@ -394,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     import shlex
 
     from . import provenance
+    from .errors import one_line
 
     args = _parser().parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -404,8 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (ValueError, OSError, TrainingError) as e:  # OSError: missing files, a full disk, no permission
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"genvision {args.command}: error: {message}", file=sys.stderr)
+        print(f"genvision {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"genvision {args.command}: interrupted", file=sys.stderr)

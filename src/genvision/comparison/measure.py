@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .. import io
+from ..errors import one_line
 from ..families.base import has
 from ..metrics import inception
 from ..metrics.evaluate import evaluate
@@ -169,9 +170,3 @@ def _slim(entry) -> dict:
                 v = [float(x) if isinstance(x, (int, float)) and math.isfinite(x) else str(x) for x in v]
             out[k] = v
     return out
-
-
-def one_line(e: Exception) -> str:
-    """The first line of an error's message (its type's name when it has none)."""
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

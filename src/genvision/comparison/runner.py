@@ -35,13 +35,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import io
+from ..errors import one_line
 from ..model_dir import read_config
 from ..training.run import AE_FIELDS, STAGE, ae_fraction, default_run_dir
 from ..training.run import train as train_run
 from ..training.trainer import TrainingError
 from ..version import __version__
 from . import report
-from .measure import fid_point, measure, one_line, training_stats
+from .measure import fid_point, measure, training_stats
 from .plan import Plan, family, make_plan, staged
 
 STATE_FILE = "compare.json"

@@ -22,13 +22,9 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..errors import one_line
+
 _ids = itertools.count(1)
-
-
-def error_line(e: BaseException) -> str:
-    """The CLI's one line for an error (its first line, or the exception's name)."""
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 class ProcessJob:
@@ -168,10 +164,10 @@ class Jobs:
                 self.set_threads()
                 fn(task)
             except (ValueError, OSError, RuntimeError) as e:
-                task.error = error_line(e)
+                task.error = one_line(e)
             except Exception as e:  # a bug: the line, and the traceback on the server's terminal
                 traceback.print_exc()
-                task.error = f"internal error: {error_line(e)}"
+                task.error = f"internal error: {one_line(e)}"
             finally:
                 task.done = True
 

@@ -21,6 +21,7 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from ..errors import one_line
 from . import api_images, api_jobs, api_quiz, security
 from . import apps as ui_apps
 from . import jobs as ui_jobs
@@ -144,19 +145,19 @@ def create_app(
 
     @app.exception_handler(security.Forbidden)
     async def _forbidden(request, e):
-        return JSONResponse({"error": ui_jobs.error_line(e)}, status_code=403)
+        return JSONResponse({"error": one_line(e)}, status_code=403)
 
     @app.exception_handler(FileNotFoundError)
     async def _missing(request, e):
-        return JSONResponse({"error": ui_jobs.error_line(e)}, status_code=404)
+        return JSONResponse({"error": one_line(e)}, status_code=404)
 
     @app.exception_handler(ValueError)
     async def _bad(request, e):
-        return JSONResponse({"error": ui_jobs.error_line(e)}, status_code=400)
+        return JSONResponse({"error": one_line(e)}, status_code=400)
 
     @app.exception_handler(OSError)
     async def _os(request, e):
-        return JSONResponse({"error": ui_jobs.error_line(e)}, status_code=400)
+        return JSONResponse({"error": one_line(e)}, status_code=400)
 
     # ---- pages and files
     @app.get("/", response_class=HTMLResponse)
