@@ -132,12 +132,12 @@ def pythae_arch(channels: int, image_size: int) -> str:
 
 
 # ----------------------------------------------------------------------------- two-stage budgets
-def ae_fraction(model: str = "ldm") -> float:
-    """genvision's default share of a staged model's budget spent on its autoencoder."""
-    from genvision import registry
+def ae_fraction(spec: str, model: str = "ldm", model_config: dict | None = None) -> float:
+    """genvision's share of a staged model's budget spent on its autoencoder on dataset ``spec``
+    (the function ``genvision train ldm`` splits its length with)."""
+    from genvision.training.run import ae_fraction as genvision_fraction
 
-    cls, preset = registry.resolve(model)
-    return float(preset.get("ae_fraction", cls.config_class.ae_fraction))
+    return genvision_fraction(model, spec, dict(model_config or {}))
 
 
 def stage_targets(spent: float, total: float, fraction: float) -> tuple[float, float]:
@@ -296,7 +296,7 @@ class GenvisionStaged:
         model: str = "ldm",
     ):
         config = dict(model_config or {})
-        self.model, self.total, self.fraction = model, float(total_seconds), ae_fraction(model)
+        self.model, self.total, self.fraction = model, float(total_seconds), ae_fraction(spec, model, config)
         self.ae = Genvision(spec, seed, Path(out) / "autoencoder", model="autoencoder", model_config=config)
         self.main = Genvision(
             spec,
@@ -561,10 +561,10 @@ class DiffusersLatent:
         from diffusers import AutoencoderKL
 
         self.dataset, self.seed, self.total = dataset, seed, float(total_seconds)
-        self.fraction = ae_fraction("ldm") if fraction is None else fraction
         ae = gv.create("autoencoder", image_size=dataset.image_size, channels=dataset.channels).config
         self.ae_widths = tuple(ae.base_channels * 2**i for i in range(ae.downsample + 1))
         ldm = gv.create("ldm", image_size=dataset.image_size, channels=dataset.channels).config
+        self.fraction = ldm.ae_fraction if fraction is None else fraction  # genvision's split on this data
         self.unet_widths = tuple(ldm.base_channels * m for m in ldm.channel_mults)
         torch.manual_seed(seed)
         levels = len(self.ae_widths)

@@ -21,8 +21,8 @@ from genvision.training.run import split_length  # noqa: E402
 
 
 def test_the_peers_split_a_budget_as_genvision_train_ldm_does():
-    fraction = peers.ae_fraction("ldm")
-    assert fraction == gv.create("ldm", image_size=28, channels=1).config.ae_fraction
+    fraction = peers.ae_fraction("digits")
+    assert fraction == gv.create("ldm", image_size=8, channels=1).config.ae_fraction == 0.25
     ae, main = split_length({"minutes": 15.0}, fraction)  # what `genvision train ldm --minutes 15` runs
     total = 15 * 60
     assert peers.stage_targets(total, total, fraction) == pytest.approx(

@@ -211,7 +211,7 @@ def train_segments(out: Path, state: dict, name: str, plan: Plan, progress: bool
     segments: list = plan.segments()
     rec["status"] = "training"
     if staged(rec["model"]):
-        ae_length, segments = plan.staged_segments(ae_fraction(rec["model"], config))
+        ae_length, segments = plan.staged_segments(ae_fraction(rec["model"], plan.data, config))
         stage_one = {k: config[k] for k in AE_FIELDS if k in config}
         stopped = train_to(run_dir / STAGE, "autoencoder", ae_length, stage_one, plan, rec, progress)
         if stopped:

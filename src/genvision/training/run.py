@@ -26,7 +26,7 @@ import torch
 from .. import data as gdata
 from .. import registry
 from ..data import captions
-from ..families.base import GenerativeModel, field_types, parse_field, parse_value
+from ..families.base import GenerativeModel, field_types, parse_value
 from ..model_dir import build, load_parents, parent_dir, parent_ref, read_config, write_config
 from . import checkpoint, distributed, validation
 from .config import LENGTH_KEYS, TrainConfig, resolve_train_config
@@ -338,6 +338,7 @@ def check_model_fits_data(model: GenerativeModel, dataset) -> None:
 # ----------------------------------------------------------------------------- staged training
 STAGE = "autoencoder"  # the parent role trained as a first stage, and its sub-run's folder
 PLAN_FILE = "stages.json"
+LEGACY_AE_FRACTION = 0.25  # the split of plans written before stages.json recorded it
 KEEP = (STAGE, PLAN_FILE)
 #: trainer settings both stages share (the rest are each model's own: lr, batch size, EMA...)
 SHARED_TRAIN_KEYS = (
@@ -432,11 +433,12 @@ def train_staged(
         if data not in (None, stored_data):
             raise ValueError(f"--resume: {out} trains on {stored_data}, not {data}; drop --data")
         data, stored_config, stored_values = stored_data, plan["model_config"], plan["train_values"]
+        fraction = float(plan.get("ae_fraction", LEGACY_AE_FRACTION))
         given_now = {k: v for k, v in train_values.items() if k in SHARED_TRAIN_KEYS}
         longer = {k: v for k, v in train_values.items() if k in LENGTH_KEYS and v is not None}
     else:
         name, data = model, data or "digits"
-        check_latent_config(name, data, model_config, train_values)
+        fraction = check_latent_config(name, data, model_config, train_values).ae_fraction
         out = Path(out) if out is not None else default_run_dir(name, data)
         prepare_dir(out, overwrite=overwrite)
         out.mkdir(parents=True, exist_ok=True)
@@ -447,9 +449,10 @@ def train_staged(
             "data": data,
             "model_config": stored_config,
             "train_values": stored_values,
+            "ae_fraction": fraction,
         }
         (out / PLAN_FILE).write_text(json.dumps(plan, indent=2, default=str))
-    ae_length, main_length = split_length(stored_values, ae_fraction(name, stored_config))
+    ae_length, main_length = split_length(stored_values, fraction)
     if longer:
         main_length = extended_length(longer, ae_length)
         plan["extended_to"] = longer  # the split stays the first length's
@@ -484,7 +487,7 @@ def train_staged(
         out,
         overwrite=True,
         stage_entries=KEEP,
-        model_config={**stored_config, STAGE: str(ae_out)},
+        model_config={**stored_config, "ae_fraction": fraction, STAGE: str(ae_out)},
         **values,
         **main_length,
     )
@@ -511,25 +514,19 @@ def extended_length(longer: dict, ae_length: dict) -> dict:
     return {key: rest if key == "minutes" else int(rest)}
 
 
-def check_latent_config(name: str, data: str, config: dict, train_values: dict) -> None:
-    """Build the latent model's config on the data's fields before stage 1 spends any time."""
+def check_latent_config(name: str, data: str, config: dict, train_values: dict):
+    """Build the latent model's config on the data's fields before stage 1 spends any time; return it."""
     registry.check_config(name, config)
     image_size = config.get("image_size")
     image_size = parse_value(int, str(image_size), "image_size") if image_size is not None else None
     dataset = gdata.load(data, "train", strict=bool(train_values.get("strict", False)), image_size=image_size)
-    registry.config_for(name, **{**{k: getattr(dataset, k) for k in DATA_FIELDS}, **config})
+    return registry.config_for(name, **{**{k: getattr(dataset, k) for k in DATA_FIELDS}, **config})
 
 
-def ae_fraction(name: str, config: dict) -> float:
-    """The run's ``ae_fraction`` (given, or the config's default), checked before anything trains."""
-    cls, preset = registry.resolve(name)
-    value = config.get("ae_fraction", preset.get("ae_fraction"))
-    if value is None:
-        return cls.config_class.ae_fraction
-    value = parse_field(cls.config_class, "ae_fraction", value) if isinstance(value, str) else float(value)
-    if not 0 < value < 1:
-        raise ValueError(f"ae_fraction must be in (0, 1) (got {value}); 0.25 is usual")
-    return value
+def ae_fraction(name: str, data: str, config: dict) -> float:
+    """The share of a staged run spent on its autoencoder: ``ae_fraction`` given in ``config``, the
+    preset's, or the default for the data's channels (a quarter grey, 0.4 colour); checked."""
+    return check_latent_config(name, data, config, {}).ae_fraction
 
 
 def _stage_state(directory: Path) -> str:

@@ -61,6 +61,7 @@ def test_train_ldm_trains_its_autoencoder_first_then_resumes_and_samples(tmp_pat
     gv.train("ldm", data="digits", out=out, steps=8, batch_size=16, model_config=config, **QUIET)
     plan = json.loads((out / "stages.json").read_text())
     assert plan["registry_name"] == "ldm" and plan["train_values"]["steps"] == 8
+    assert plan["ae_fraction"] == 0.25  # grey: a quarter, recorded with the plan
     ae_meta = json.loads((out / "autoencoder" / "config.json").read_text())
     meta = json.loads((out / "config.json").read_text())
     assert ae_meta["registry_name"] == "autoencoder" and ae_meta["train_config"]["steps"] == 2  # a quarter
@@ -88,6 +89,10 @@ def test_a_longer_length_on_resume_extends_a_staged_runs_latent_model(tmp_path):
     config = {**NET, "downsample": 1, "latent_channels": 2}
     gv.train("ldm", data="digits", out=out, steps=8, batch_size=16, model_config=config, **QUIET)
     ae_before = (out / "autoencoder" / "model.safetensors").read_bytes()
+    # a plan written before stages.json recorded the split resumes with the quarter it used then
+    plan = json.loads((out / "stages.json").read_text())
+    del plan["ae_fraction"]
+    (out / "stages.json").write_text(json.dumps(plan))
     for bad, words in (({"steps": 2}, "beyond the autoencoder"), ({"minutes": 1.0}, "give --steps")):
         with pytest.raises(ValueError, match=words):
             gv.train(None, out=out, resume=True, **bad, **QUIET)

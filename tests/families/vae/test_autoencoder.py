@@ -77,6 +77,10 @@ def test_the_default_config_halves_twice_with_four_latent_channels_for_grey_and_
     assert gv.create("autoencoder", image_size=32, channels=3).latent_shape == (8, 8, 8)
     assert gv.create("autoencoder", image_size=32, channels=3, latent_channels=4).latent_shape == (4, 8, 8)
     assert gv.create("ldm", image_size=32, channels=3).config.latent_channels == 8
+    # a two-stage run gives colour's decoder a longer stage 1
+    assert gv.create("ldm", image_size=28).config.ae_fraction == 0.25
+    assert gv.create("ldm", image_size=32, channels=3).config.ae_fraction == 0.4
+    assert gv.create("ldm", image_size=32, channels=3, ae_fraction=0.3).config.ae_fraction == 0.3
 
 
 def test_encode_and_decode_refuse_the_wrong_shapes_in_one_line():

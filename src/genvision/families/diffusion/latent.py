@@ -25,7 +25,7 @@ from typing import ClassVar
 import torch
 
 from ..base import GenerativeModel
-from ..vae.autoencoder import default_latent_channels
+from ..vae.autoencoder import default_ae_fraction, default_latent_channels
 from .continuous import EDM, EDMConfig, FlowMatching, FlowMatchingConfig
 from .model import Diffusion, DiffusionConfig
 
@@ -39,7 +39,9 @@ class LatentFields:
 
     latent_channels: int | None = None  # the autoencoder's (filled from it); None = 4 grey, 8 RGB
     downsample: int = 2  # the autoencoder's halvings per side (filled from it)
-    ae_fraction: float = 0.25  # share of the run's length spent on stage 1 (`genvision train ldm`)
+    ae_fraction: float | None = (
+        None  # share of the run's length on stage 1 (`genvision train ldm`); None = 0.25 grey, 0.4 RGB
+    )
     clip_x0: bool = False  # latents are not in [-1, 1]: no clipping of the predicted clean latent
     base_channels: int = 64  # a 7x7 or 8x8 latent affords a wider network than the pixels did
 
@@ -60,8 +62,12 @@ class LatentFields:
                 f"image_size {self.image_size} must be divisible by 2**downsample = {2**self.downsample}; "
                 "resize the data (--set image_size=...) or lower downsample"
             )
+        if self.ae_fraction is None:
+            self.ae_fraction = default_ae_fraction(self.channels)
         if not 0 < self.ae_fraction < 1:
-            raise ValueError(f"ae_fraction must be in (0, 1) (got {self.ae_fraction}); 0.25 is usual")
+            raise ValueError(
+                f"ae_fraction must be in (0, 1) (got {self.ae_fraction}); 0.25 grey, 0.4 RGB are usual"
+            )
 
 
 @dataclass

@@ -50,6 +50,12 @@ def default_latent_channels(channels: int) -> int:
     return 4 if channels == 1 else 8
 
 
+def default_ae_fraction(channels: int) -> float:
+    """Share of a two-stage run (``genvision train ldm``) spent on the autoencoder: a quarter for
+    grey, 0.4 for colour, whose decoder needs the longer stage 1 (measured: docs/notes/diffusion.md)."""
+    return 0.25 if channels == 1 else 0.4
+
+
 @dataclass
 class AutoencoderConfig(ModelConfig):
     """Autoencoder settings; the latent map is (latent_channels, H / 2**downsample, W / 2**downsample)."""
