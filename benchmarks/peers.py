@@ -135,7 +135,7 @@ def pythae_arch(channels: int, image_size: int) -> str:
 def ae_fraction(spec: str, model: str = "ldm", model_config: dict | None = None) -> float:
     """genvision's share of a staged model's budget spent on its autoencoder on dataset ``spec``
     (the function ``genvision train ldm`` splits its length with)."""
-    from genvision.training.run import ae_fraction as genvision_fraction
+    from genvision.training.staged import ae_fraction as genvision_fraction
 
     return genvision_fraction(model, spec, dict(model_config or {}))
 

@@ -46,7 +46,7 @@ def load(directory, device="cpu"):
 
 def train(model, data="digits", out=None, **train_config):
     """Train ``model`` (a model or registry name) on dataset spec ``data``; returns the run directory."""
-    from .training.run import train as _train
+    from .training.staged import train as _train
 
     return _train(model, data=data, out=out, **train_config)
 

@@ -17,7 +17,7 @@ import peers  # noqa: E402
 import quality_budget as qb  # noqa: E402
 
 import genvision as gv  # noqa: E402
-from genvision.training.run import split_length  # noqa: E402
+from genvision.training.staged import split_length  # noqa: E402
 
 
 def test_the_peers_split_a_budget_as_genvision_train_ldm_does():

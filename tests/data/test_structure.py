@@ -130,5 +130,25 @@ def test_read_images_from_png_and_npz_resized_and_one_line_on_errors(tmp_path):
     with pytest.raises(ValueError, match="cannot read image"):
         structure.read_images(str(tmp_path / "none.png"), 1, 8)
     np.savez(tmp_path / "bad.npz", pictures=pic)
-    with pytest.raises(ValueError, match="holds no 'images' array"):
+    with pytest.raises(ValueError, match="no 'images' array"):
         structure.read_images(f"npz:{tmp_path / 'bad.npz'}", 1, 8)
+
+
+def test_read_images_refuses_a_bomb_in_one_line_and_reads_a_folder(tmp_path):
+    """Control maps come in through the applications' reader (``data/inputs.py``): the guarded
+    decoder of folder datasets, and ``folder:DIR`` of same-size maps."""
+    import numpy as np
+    from gvtest import bomb_png
+    from PIL import Image
+
+    (tmp_path / "bomb.png").write_bytes(bomb_png())
+    with pytest.raises(ValueError, match="over the size limits|pixel limit") as e:
+        structure.read_images(str(tmp_path / "bomb.png"), 1, 8)
+    assert len(str(e.value).splitlines()) == 1
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for k in range(3):
+        Image.fromarray(np.full((16, 16), 60 * k, np.uint8)).save(maps / f"{k}.png")
+    x = structure.read_images(f"folder:{maps}", 1, 8)
+    assert x.shape == (3, 1, 8, 8)
+    assert torch.allclose(x[:, 0, 0, 0], torch.tensor([60.0 * k / 127.5 - 1 for k in range(3)]), atol=1e-5)

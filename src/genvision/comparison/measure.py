@@ -22,7 +22,7 @@ from ..metrics import inception
 from ..metrics.evaluate import evaluate
 from ..model_dir import load_model_dir
 from ..sampling import resolve_device, sample
-from ..training.run import STAGE
+from ..training.staged import STAGE
 from .plan import Plan
 
 #: the full evaluation's metrics; bits/dim is added for models with a likelihood

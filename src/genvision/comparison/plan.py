@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from .. import data as datasets
 from .. import registry
 from ..nn import text
-from ..training.run import STAGE, split_length
+from ..training.staged import STAGE, split_length
 
 #: ``--quick``: one representative per family, by family; a new family adds its line here
 QUICK_MODELS = {

@@ -37,8 +37,9 @@ from pathlib import Path
 from .. import io
 from ..errors import one_line
 from ..model_dir import read_config
-from ..training.run import AE_FIELDS, STAGE, ae_fraction, default_run_dir
+from ..training.run import default_run_dir
 from ..training.run import train as train_run
+from ..training.staged import AE_FIELDS, STAGE, ae_fraction
 from ..training.trainer import TrainingError
 from ..version import __version__
 from . import report

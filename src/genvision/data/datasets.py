@@ -13,6 +13,9 @@ spec                       what                                              tes
 ``torchvision:NAME[:ROOT]``  a torchvision dataset (if installed)            its own test set
 =========================  ================================================  ======================
 
+Here: the specs, ``load``, the validation slice and the class filter; each kind's loader is in
+``sources.py`` (``pairs.py`` for the two-folder kinds), the dataset class in ``image_dataset.py``.
+
 Binary MNIST (Salakhutdinov & Murray, 2008, dynamic binarisation): the train split keeps raw
 intensities 0..255 with ``binarize=True``, and every ``batch`` draws x ~ Bernoulli(intensity/255)
 afresh; the test split is binarised once, with ``torch.Generator().manual_seed(0)``, and stores 0/1.
@@ -41,18 +44,16 @@ score another.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from . import folder, idx, pairs
-from .transforms import bernoulli, resize, to_float
+from . import folder, pairs, sources
+from .image_dataset import ImageDataset
+from .sources import DIGIT_NAMES, read_npz  # noqa: F401 (re-exported: captions, evaluate, inputs)
+from .transforms import bernoulli
 
 SPLITS = ("train", "val", "test")
 SPEC_HELP = "use digits, mnist:DIR, binary-mnist:DIR, folder:DIR, pairs:SRC,DST, unpaired:A,B, npz:FILE or torchvision:NAME[:ROOT]"
@@ -68,127 +69,6 @@ ARGUMENTS = {
 
 
 #: the class names of the digit sets (digits, mnist, binary-mnist)
-DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-
-
-# ----------------------------------------------------------------------------- the dataset
-class ImageDataset(Dataset):
-    """One split of a dataset, in memory.
-
-    Attributes:
-        images: uint8 (N, C, H, W) level indices 0..levels-1, or raw intensities 0..255 when
-            ``binarize`` is True.
-        labels: int64 (N,), class index or -1 for unlabeled images.
-        levels: grey levels of what ``batch`` returns (17 digits, 256 8-bit, 2 binary).
-        num_classes: number of classes, 0 if unlabeled.
-        spec, split: the spec string given to :func:`load` and "train" / "test".
-        binarize: draw x ~ Bernoulli(images / 255) at every ``batch`` (binary-mnist train).
-        skipped: paths of files a folder scan could not read (the whole folder's, in both splits).
-        files: relative paths of the images for ``folder:`` specs, else None.
-        keys: train splits: each image's key for the validation rule (``folder.in_val_split``).
-        class_names: the name of each class (digits' "zero".."nine", a folder's class folders), or
-            None where the source names none.
-    """
-
-    def __init__(
-        self,
-        images,
-        labels=None,
-        *,
-        levels,
-        num_classes,
-        spec,
-        split,
-        binarize=False,
-        skipped=(),
-        files=None,
-        keys=None,
-        class_names=None,
-    ):
-        if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.dim() == 4):
-            raise ValueError("images must be a uint8 tensor (N, C, H, W)")
-        n = len(images)
-        labels = torch.full((n,), -1, dtype=torch.long) if labels is None else torch.as_tensor(labels).long()
-        if labels.shape != (n,):
-            raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
-        if binarize and levels != 2:
-            raise ValueError(f"binarize=True needs levels=2 (got {levels})")
-        self.images, self.labels = images, labels
-        self.levels, self.num_classes = int(levels), int(num_classes)
-        self.spec, self.split, self.binarize = spec, split, bool(binarize)
-        self.skipped, self.files, self.keys = list(skipped), files, keys
-        self.class_names = list(class_names) if class_names else None
-
-    @property
-    def image_size(self) -> int:
-        return self.images.shape[2]
-
-    @property
-    def channels(self) -> int:
-        return self.images.shape[1]
-
-    @property
-    def storage_levels(self) -> int:
-        """Levels of the stored ``images`` (256 for a binarize split, else ``levels``)."""
-        return 256 if self.binarize else self.levels
-
-    @functools.cached_property
-    def identity(self) -> str:
-        """Stable hex id: sha1 of spec kind, split, shape facts, image bytes and labels (not the path)."""
-        kind = self.spec.partition(":")[0]
-        h = hashlib.sha1(
-            f"{kind}|{self.split}|{self.image_size}|{self.channels}|{self.levels}|{self.binarize}".encode()
-        )
-        h.update(self.images.contiguous().numpy())
-        h.update(self.labels.contiguous().numpy())
-        return h.hexdigest()
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        """Image i as float32 (C, H, W) in [-1, 1] and its label (binarize: drawn from the global RNG)."""
-        x, y = self.batch(torch.tensor([i]))
-        return x[0], int(y[0])
-
-    def batch(self, idx, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The images and labels at ``idx``.
-
-        Args:
-            idx: LongTensor (B,) of indices (a list or array works too).
-            generator: randomness of the Bernoulli draw when ``binarize`` (global RNG if None);
-                unused otherwise.
-
-        Returns:
-            x: float32 (B, C, H, W) in [-1, 1] (exactly -1 / 1 when binary).
-            y: int64 (B,).
-        """
-        idx = torch.as_tensor(idx, dtype=torch.long)
-        images = self.images[idx]
-        if self.binarize:
-            return bernoulli(images, generator).to(torch.float32) * 2 - 1, self.labels[idx]
-        return to_float(images, self.levels), self.labels[idx]
-
-    def describe(self) -> dict:
-        """JSON-able summary, stored in run directories and metric reports."""
-        return {
-            "spec": self.spec,
-            "split": self.split,
-            "n": len(self),
-            "image_size": self.image_size,
-            "channels": self.channels,
-            "num_classes": self.num_classes,
-            "levels": self.levels,
-            "binarize": self.binarize,
-            "identity": self.identity,
-            "skipped": len(self.skipped),
-        }
-
-    def __repr__(self) -> str:
-        return (
-            f"ImageDataset({self.spec!r}, split={self.split!r}, n={len(self)}, "
-            f"shape={tuple(self.images.shape[1:])}, levels={self.levels}, num_classes={self.num_classes})"
-        )
 
 
 # ----------------------------------------------------------------------------- specs
@@ -259,19 +139,19 @@ def load(
     spec, image_size = spec.strip(), None if image_size is None else int(image_size)
     part = "test" if split == "test" else "train"
     if kind == "digits":
-        ds = _load_digits(spec, part, image_size)
+        ds = sources.load_digits(spec, part, image_size)
     elif kind in ("mnist", "binary-mnist"):
-        ds = _load_mnist(spec, arg, part, image_size, binary=kind == "binary-mnist")
+        ds = sources.load_mnist(spec, arg, part, image_size, binary=kind == "binary-mnist")
     elif kind == "folder":
-        ds = _load_folder(spec, arg, part, image_size, strict)
+        ds = sources.load_folder(spec, arg, part, image_size, strict)
     elif kind == "pairs":
-        ds = pairs.load_pairs(spec, arg, part, image_size, strict, ImageDataset)
+        ds = pairs.load_pairs(spec, arg, part, image_size, strict)
     elif kind == "unpaired":
-        ds = pairs.load_unpaired(spec, arg, part, image_size, strict, ImageDataset)
+        ds = pairs.load_unpaired(spec, arg, part, image_size, strict)
     elif kind == "npz":
-        ds = _load_npz(spec, arg, part, image_size)
+        ds = sources.load_npz(spec, arg, part, image_size)
     else:
-        ds = _load_torchvision(spec, arg, part, image_size)
+        ds = sources.load_torchvision(spec, arg, part, image_size)
     if split == "val" or validation and split == "train":
         ds = _carve(ds, split)
     if classes is not None:
@@ -316,19 +196,7 @@ def _keep_classes(ds: ImageDataset, classes: tuple[int, ...], spec: str) -> Imag
     if unknown:
         raise ValueError(f"{spec}: no class {unknown[0]}; its classes are 0-{ds.num_classes - 1}")
     keep = torch.isin(torch.as_tensor(ds.labels), torch.tensor(classes))
-    return ImageDataset(
-        ds.images[keep],
-        ds.labels[keep],
-        levels=ds.levels,
-        num_classes=ds.num_classes,
-        spec=spec,
-        split=ds.split,
-        binarize=ds.binarize,
-        skipped=ds.skipped,
-        files=None if ds.files is None else [f for f, k in zip(ds.files, keep.tolist()) if k],
-        keys=None if ds.keys is None else [key for key, k in zip(ds.keys, keep.tolist()) if k],
-        class_names=ds.class_names,
-    )
+    return ds.subset(keep, spec=spec)
 
 
 def _carve(ds: ImageDataset, split: str) -> ImageDataset:
@@ -338,197 +206,4 @@ def _carve(ds: ImageDataset, split: str) -> ImageDataset:
     images, binarize = ds.images[keep], ds.binarize
     if binarize and split == "val":  # one fixed draw, so every validation sees the same images
         images, binarize = bernoulli(images, torch.Generator().manual_seed(0)).to(torch.uint8), False
-    return ImageDataset(
-        images,
-        ds.labels[keep],
-        levels=ds.levels,
-        num_classes=ds.num_classes,
-        spec=ds.spec,
-        split=split,
-        binarize=binarize,
-        skipped=ds.skipped,
-        files=None if ds.files is None else [f for f, k in zip(ds.files, keep.tolist()) if k],
-        keys=[key for key, k in zip(ds.keys, keep.tolist()) if k],
-        class_names=ds.class_names,
-    )
-
-
-# ----------------------------------------------------------------------------- sources
-def _nchw(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W) or (N, H, W, C) array -> uint8 (N, C, H, W) tensor (a copy)."""
-    x = torch.from_numpy(np.array(images, dtype=np.uint8, copy=True))
-    return x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()
-
-
-@functools.lru_cache(maxsize=1)
-def _digits_arrays():
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    images, labels = d.images.astype(np.uint8), d.target.astype(np.int64)  # (1797, 8, 8) 0..16, (1797,)
-    index = np.arange(len(labels))
-    train, test = train_test_split(index, test_size=0.25, random_state=0, stratify=labels)
-    return images, labels, {"train": train, "test": test}
-
-
-def _load_digits(spec, split, image_size):
-    images, labels, index = _digits_arrays()
-    i = index[split]
-    x = resize(_nchw(images[i]), image_size, 16)
-    keys = [str(k) for k in i]
-    return ImageDataset(
-        x,
-        labels[i].copy(),
-        levels=17,
-        num_classes=10,
-        spec=spec,
-        split=split,
-        keys=keys,
-        class_names=DIGIT_NAMES,
-    )
-
-
-def _load_mnist(spec, arg, split, image_size, *, binary):
-    try:
-        images, labels = idx.load_mnist(arg, split)  # (N, 28, 28), (N,) uint8, cached per process
-    except (FileNotFoundError, ValueError) as e:
-        raise type(e)(f"{spec}: {e}") from None
-    x = resize(_nchw(images), image_size, 255)
-    if binary and split == "test":  # one fixed draw, so every evaluation sees the same test set
-        x = bernoulli(x, torch.Generator().manual_seed(0)).to(torch.uint8)
-    return ImageDataset(
-        x,
-        labels.astype(np.int64),
-        levels=2 if binary else 256,
-        num_classes=10,
-        spec=spec,
-        split=split,
-        binarize=binary and split == "train",
-        keys=[str(k) for k in range(len(x))],
-        class_names=DIGIT_NAMES,
-    )
-
-
-def _load_folder(spec, arg, split, image_size, strict):
-    scan = folder.scan_folder(arg, strict=strict, image_size=image_size)
-    test = scan.test_mask()
-    keep = test if split == "test" else ~test
-    return ImageDataset(
-        _nchw(scan.images[keep]),
-        scan.labels[keep],
-        levels=256,
-        num_classes=len(scan.classes),
-        spec=spec,
-        split=split,
-        skipped=scan.skipped,
-        files=[f for f, k in zip(scan.files, keep) if k],
-        keys=[f for f, k in zip(scan.files, keep) if k],
-        class_names=scan.classes,
-    )
-
-
-def read_npz(spec: str, arg: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """``images`` uint8 (N, H, W[, C]) and ``labels`` int64 (N,) or None of the npz file ``arg``.
-
-    One-line errors (naming ``spec``) for a missing, corrupt or ``.npy`` file and bad arrays; the
-    training loader and ``genvision evaluate npz:FILE`` both read through it.
-    """
-    path = Path(arg).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{spec}: no such file; give a .npz holding 'images' uint8 (N, H, W, C)")
-    try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):  # np.load reads a .npy as a bare array
-            raise ValueError("a .npy array, not a .npz archive")
-        with z:
-            if "images" not in z:
-                found = ", ".join(z.files) or "nothing"
-                raise KeyError(f"no 'images' array (found: {found})")
-            images = z["images"]
-            labels = z["labels"] if "labels" in z else None
-    except KeyError as e:
-        raise ValueError(f"{spec}: {e.args[0]}; save with np.savez(FILE, images=..., labels=...)") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{spec}: not a readable .npz ({e}); save with np.savez(FILE, images=...)") from None
-    return _check_arrays(spec, images, labels)
-
-
-def _load_npz(spec, arg, split, image_size):
-    images, labels = read_npz(spec, arg)
-    if image_size is None and images.shape[1] != images.shape[2]:
-        image_size = min(images.shape[1:3])  # square crop at the native scale
-    test = np.array([folder.in_test_split(str(i)) for i in range(len(images))], dtype=bool)
-    keep = test if split == "test" else ~test
-    num_classes = int(labels.max()) + 1 if labels is not None and labels.size and labels.max() >= 0 else 0
-    labels = None if labels is None else labels[keep]
-    x = resize(_nchw(images[keep]), image_size, 255)
-    keys = [str(k) for k in np.nonzero(keep)[0]]
-    return ImageDataset(x, labels, levels=256, num_classes=num_classes, spec=spec, split=split, keys=keys)
-
-
-def _check_arrays(spec, images, labels):
-    """Validate ``images`` uint8 (N, H, W[, C]) with C in {1, 3} and ``labels`` int (N,) >= -1."""
-    if images.dtype != np.uint8:
-        raise ValueError(f"{spec}: 'images' has dtype {images.dtype}; store uint8 0..255 (N, H, W, C)")
-    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3)):
-        raise ValueError(
-            f"{spec}: 'images' has shape {images.shape}; store (N, H, W, C) with C = 1 or 3, or (N, H, W)"
-        )
-    if labels is not None:
-        if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (len(images),):
-            raise ValueError(
-                f"{spec}: 'labels' must be integers of shape ({len(images)},), "
-                f"got {labels.dtype} {labels.shape}"
-            )
-        if labels.size and labels.min() < -1:
-            raise ValueError(f"{spec}: 'labels' must be class indices >= 0, or -1 for unlabeled")
-        labels = labels.astype(np.int64)
-    return images, labels
-
-
-def _load_torchvision(spec, arg, split, image_size):
-    name, _, root = arg.partition(":")
-    try:
-        import torchvision.datasets as tvd
-    except ImportError:
-        raise ValueError(
-            f"{spec} needs torchvision, which is not installed; pip install genvision[vision]"
-        ) from None
-    known = {n.lower(): n for n in dir(tvd) if isinstance(getattr(tvd, n), type) and not n.startswith("_")}
-    if name.lower() not in known:
-        raise ValueError(
-            f"{spec}: torchvision has no dataset {name!r}; use a class of torchvision.datasets, e.g. CIFAR10"
-        )
-    cls = getattr(tvd, known[name.lower()])
-    root = Path(
-        root or Path(os.environ.get("GENVISION_CACHE", "~/.cache/genvision")) / "torchvision"
-    ).expanduser()
-    try:
-        try:
-            ds = cls(str(root), train=split == "train", download=False)
-        except TypeError:  # datasets with split= (SVHN, STL10, ...)
-            ds = cls(str(root), split=split, download=False)
-    except RuntimeError:
-        raise FileNotFoundError(
-            f"{spec}: {cls.__name__} not found under {root}; fetch it once with "
-            f"torchvision.datasets.{cls.__name__}({str(root)!r}, download=True)"
-        ) from None
-    data = np.asarray(getattr(ds, "data", np.zeros(0)))
-    targets = getattr(ds, "targets", getattr(ds, "labels", None))
-    if (
-        data.dtype == np.uint8
-        and (data.ndim == 3 or (data.ndim == 4 and data.shape[-1] in (1, 3)))
-        and targets is not None
-    ):
-        images, labels = data, np.asarray(targets, dtype=np.int64)
-    else:  # generic path: decode every item
-        items = [ds[i] for i in range(len(ds))]
-        images = np.stack(
-            [np.asarray(im.convert("L" if im.mode in ("1", "L") else "RGB")) for im, _ in items]
-        )
-        labels = np.asarray([int(t) for _, t in items], dtype=np.int64)
-    num_classes = len(getattr(ds, "classes", None) or []) or int(labels.max()) + 1
-    x = resize(_nchw(images), image_size, 255)
-    keys = [str(k) for k in range(len(x))]
-    return ImageDataset(x, labels, levels=256, num_classes=num_classes, spec=spec, split=split, keys=keys)
+    return ds.subset(keep, images=images, split=split, binarize=binarize)

@@ -50,6 +50,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..errors import one_line
+
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
@@ -218,7 +220,7 @@ def _scan(root, name, entries, classes, *, strict, image_size) -> FolderScan:
             if side > cap:  # bound memory: nothing is ever needed above `cap`
                 im = _resize_shorter(im, cap)
         except Exception as e:  # any failure means "not a usable image" (MemoryError included)
-            failures[rel] = _reason(root / rel, e)
+            failures[rel] = unreadable_reason(root / rel, e)
             continue
         decoded.append((rel, label, im))
         sides.append(side)
@@ -229,7 +231,7 @@ def _scan(root, name, entries, classes, *, strict, image_size) -> FolderScan:
         try:
             kept.append(_centre_crop(_resize_shorter(im, size), size))
         except Exception as e:
-            failures[rel] = _reason(root / rel, e)
+            failures[rel] = unreadable_reason(root / rel, e)
             continue
         labels.append(label)
         files.append(rel)
@@ -258,7 +260,7 @@ def _scan(root, name, entries, classes, *, strict, image_size) -> FolderScan:
     )
 
 
-def _reason(path: Path, e: Exception) -> str:
+def unreadable_reason(path: Path, e: Exception) -> str:
     """A few words on why ``path`` failed, for the one-line report."""
     if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return "over Pillow's pixel limit"
@@ -268,7 +270,7 @@ def _reason(path: Path, e: Exception) -> str:
         return "out of memory"
     if isinstance(e, UnidentifiedImageError):
         return "empty file" if path.is_file() and path.stat().st_size == 0 else "not an image"
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    text = one_line(e)
     if "truncated" in text or isinstance(e, EOFError):
         return "truncated"
     return text if len(text) <= 40 else text[:37] + "..."

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from . import folder
+from .image_dataset import ImageDataset, nchw
 
 
 def parse_two(spec: str, kind: str, arg: str) -> tuple[str, str]:
@@ -47,13 +48,8 @@ def _scan_both(spec: str, a: str, b: str, strict: bool, image_size: int | None):
     return sa, sb, ia, ib
 
 
-def _nchw(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-
-
-def load_pairs(spec: str, arg: str, split: str, image_size: int | None, strict: bool, ImageDataset):
-    """``ImageDataset``: the dataset class (``datasets.load`` passes its own; no import back)."""
-
+def load_pairs(spec: str, arg: str, split: str, image_size: int | None, strict: bool) -> ImageDataset:
+    """One split of ``pairs:SRC,DST`` (module docstring)."""
     a, b = parse_two(spec, "pairs", arg)
     if Path(a).expanduser().resolve() == Path(b).expanduser().resolve():
         raise ValueError(
@@ -82,7 +78,7 @@ def load_pairs(spec: str, arg: str, split: str, image_size: int | None, strict: 
     kb = np.array([index_b[f] for f in keep], dtype=np.int64)
     images = np.concatenate([ia[ka], ib[kb]], axis=-1)
     return ImageDataset(
-        _nchw(images),
+        nchw(images),
         sa.labels[ka],
         levels=256,
         num_classes=len(sa.classes),
@@ -95,9 +91,8 @@ def load_pairs(spec: str, arg: str, split: str, image_size: int | None, strict: 
     )
 
 
-def load_unpaired(spec: str, arg: str, split: str, image_size: int | None, strict: bool, ImageDataset):
-    """``ImageDataset``: the dataset class (``datasets.load`` passes its own; no import back)."""
-
+def load_unpaired(spec: str, arg: str, split: str, image_size: int | None, strict: bool) -> ImageDataset:
+    """One split of ``unpaired:A,B`` (module docstring)."""
     a, b = parse_two(spec, "unpaired", arg)
     if Path(a).expanduser().resolve() == Path(b).expanduser().resolve():
         raise ValueError(f"dataset spec {spec!r}: A and B are the same folder; give one folder per domain")
@@ -111,7 +106,7 @@ def load_unpaired(spec: str, arg: str, split: str, image_size: int | None, stric
     if names[0] == names[1]:
         names = ["A", "B"]
     return ImageDataset(
-        _nchw(images),
+        nchw(images),
         labels,
         levels=256,
         num_classes=2,

@@ -229,42 +229,9 @@ def fidelity(kind: str, control: torch.Tensor, outputs) -> dict:
 
 # ----------------------------------------------------------------------------- reading
 def read_images(source: str, channels: int, size: int) -> torch.Tensor:
-    """Images of ``source`` (an image file, or ``npz:FILE`` with ``images`` uint8 (N, H, W[, C])) as
-    float (N, channels, size, size) in [-1, 1], resized (bilinear) where their size differs."""
-    from pathlib import Path
+    """Structure maps from ``source`` (an image file, ``npz:FILE`` or ``folder:DIR``: what
+    ``inputs.read_inputs`` reads) as float (N, channels, size, size) in [-1, 1], resized (bilinear,
+    antialiased) where their size differs."""
+    from .inputs import read_inputs, resize
 
-    import numpy as np
-
-    text = str(source)
-    if text.startswith("npz:"):
-        path = Path(text[4:])
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                if "images" not in f:
-                    raise ValueError(f"{path} holds no 'images' array (uint8 (N, H, W, C))")
-                arr = f["images"]
-        except OSError as e:
-            raise ValueError(f"cannot read {path}: {e}") from None
-        if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
-            raise ValueError(
-                f"{path}: 'images' must be uint8 (N, H, W) or (N, H, W, C); got {arr.dtype} {arr.shape}"
-            )
-        x = torch.from_numpy(arr.copy()).float()
-        x = x.unsqueeze(-1) if x.dim() == 3 else x
-        x = x.permute(0, 3, 1, 2)
-    else:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(text) as im:
-                im = im.convert("RGB" if channels == 3 else "L")
-                x = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).float()
-        except (OSError, UnidentifiedImageError) as e:
-            raise ValueError(f"cannot read image {text}: {e}") from None
-        x = (x.unsqueeze(-1) if x.dim() == 2 else x).permute(2, 0, 1).unsqueeze(0)
-    if x.shape[1] != channels:
-        x = x.mean(dim=1, keepdim=True) if channels == 1 else x.expand(-1, 3, -1, -1)
-    x = x / 127.5 - 1
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return x.clamp(-1, 1)
+    return resize(read_inputs(source, channels), size)

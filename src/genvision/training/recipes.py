@@ -11,7 +11,7 @@
   Sampling a student never needs the teacher; resuming its training does.
 
 Staged training (``genvision train ldm``: the autoencoder first, then the latent model) is the run
-layer's own (``run.train_staged``): it is how one run directory is trained, not a new model.
+layer's own (``staged.train_staged``): it is how one run directory is trained, not a new model.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """The run layer: build or resume a run directory, then fit, then report.
 
-    genvision.train(MODEL | model, data, out, resume=...)
+    train(MODEL | model, data, out, resume=...)   (genvision.train: through staged.train)
       -> new run:  data.load -> model_dir.build (registry + parents) -> TrainConfig -> out/config.json
       -> resume:   out/config.json -> the same data, model (parents by hash) and settings
       -> Fit(...).run()  (trainer.py: the optimisation, with its hooks)
       -> config.json status, report.md (metrics/report.py)
 
 A model trained in stages (``ldm``) is one run directory holding its first stage as a sub-run
-(:func:`train_staged`). A run directory is a model directory (``model_dir.py``). A model built on others records them as
+(``staged.py``). A run directory is a model directory (``model_dir.py``). A model built on others records them as
 parent references in ``config.json`` (path relative to the run, sha256 of their weights) and
 gets them back, checked, on resume. Recipes that train one model from another (few-step
 distillation: ``recipes.py``) build the child here and fit it like any other model.
@@ -63,10 +63,9 @@ def train(
     stage_entries: tuple[str, ...] = (),
     **train_values,
 ) -> Path:
-    """Train ``model`` (a registry name, or a model built with ``genvision.create``) on ``data``.
-
-    A model trained in stages (``ldm``: its autoencoder first, unless ``autoencoder=DIR`` is
-    given) goes through :func:`train_staged`, which calls back here for each stage.
+    """Train ``model`` (a registry name, or a model built with ``genvision.create``) on ``data``:
+    one run. ``genvision.train`` comes through ``staged.train``, which trains a model with an
+    autoencoder to train first (``ldm``) in two such runs.
 
     Args:
         model: a registry name (then built with fields from the data and ``model_config``, where a
@@ -81,16 +80,6 @@ def train(
     Returns:
         The run directory (a model directory ``genvision.load`` accepts).
     """
-    if not stage_entries and is_staged(model, out, resume, model_config or {}):
-        return train_staged(
-            model,
-            data,
-            out,
-            resume=resume,
-            overwrite=overwrite,
-            model_config=model_config or {},
-            **train_values,
-        )
     if resume and out is not None and Path(out).is_dir() and not checkpoint.state_path(out).is_file():
         if model is None:
             raise ValueError(
@@ -336,35 +325,7 @@ def check_model_fits_data(model: GenerativeModel, dataset) -> None:
 
 
 # ----------------------------------------------------------------------------- staged training
-STAGE = "autoencoder"  # the parent role trained as a first stage, and its sub-run's folder
-PLAN_FILE = "stages.json"
-LEGACY_AE_FRACTION = 0.25  # the split of plans written before stages.json recorded it
-KEEP = (STAGE, PLAN_FILE)
-#: trainer settings both stages share (the rest are each model's own: lr, batch size, EMA...)
-SHARED_TRAIN_KEYS = (
-    "seed",
-    "device",
-    "precision",
-    "strict",
-    "progress",
-    "tensorboard",
-    "save_every",
-    "sample_every",
-    "log_every",
-    "num_samples",
-)
-#: config fields of a latent model that its autoencoder must share
-AE_FIELDS = ("latent_channels", "downsample", "image_size")
-
-
-def is_staged(model, out, resume: bool, model_config: dict) -> bool:
-    """Whether this ``train`` call is a staged run: a model whose autoencoder is not given."""
-    if isinstance(model, str):
-        cls, _ = registry.resolve(model)
-        return STAGE in cls.parents and STAGE not in model_config
-    return model is None and resume and out is not None and (Path(out) / PLAN_FILE).is_file()
-
-
+STAGE = "autoencoder"  # the parent role a staged run trains first (staged.py), and its sub-run's folder
 #: fields a control branch takes from its base (``base=DIR``): it must condition as the base does
 BASE_FIELDS = ("conditional", "num_classes")
 
@@ -386,160 +347,4 @@ def fill_from_parents(name: str, given: dict) -> dict:
     return filled
 
 
-def split_length(train_values: dict, fraction: float) -> tuple[dict, dict]:
-    """The run's length (``--minutes`` / ``--steps`` / ``--images``, default 1000 steps) in two parts."""
-    key = next((k for k in LENGTH_KEYS if train_values.get(k) is not None), None)
-    if key is None:
-        key, total = "steps", 1000
-    else:
-        total = train_values[key]
-    first = total * fraction
-    if key != "minutes":
-        first, rest = max(1, round(first)), max(1, total - round(first))
-    else:
-        rest = total - first
-    return {key: first}, {key: rest}
-
-
-def train_staged(
-    model, data, out, *, resume: bool, overwrite: bool, model_config: dict, **train_values
-) -> Path:
-    """Train the autoencoder (``RUN/autoencoder``), then the latent model on it, in one run directory.
-
-    ``RUN/stages.json`` holds the plan (name, data, the given settings), so ``--resume`` continues
-    whichever stage stopped; each stage is an ordinary run (the first a sub-run, the parent of the
-    second). A length given with ``--resume`` is the whole run's new length: the autoencoder keeps
-    its share of the first length and the latent model trains on to the rest
-    (:func:`extended_length`).
-    """
-    from ..version import __version__
-
-    if resume:
-        if out is None:
-            raise ValueError("--resume needs --out DIR (the run to continue)")
-        out = Path(out)
-        plan_path = out / PLAN_FILE
-        if not plan_path.is_file():  # a latent model given its autoencoder: an ordinary run
-            return train(
-                model, data, out, resume=True, model_config=model_config, stage_entries=KEEP, **train_values
-            )
-        try:
-            plan = json.loads(plan_path.read_text())
-            name, stored_data = plan["registry_name"], plan["data"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise ValueError(f"{plan_path} is damaged; start the run again with --overwrite") from None
-        if model is not None and model != name:
-            raise ValueError(f"--resume: {out} trains {name}, not {model}")
-        if data not in (None, stored_data):
-            raise ValueError(f"--resume: {out} trains on {stored_data}, not {data}; drop --data")
-        data, stored_config, stored_values = stored_data, plan["model_config"], plan["train_values"]
-        fraction = float(plan.get("ae_fraction", LEGACY_AE_FRACTION))
-        given_now = {k: v for k, v in train_values.items() if k in SHARED_TRAIN_KEYS}
-        longer = {k: v for k, v in train_values.items() if k in LENGTH_KEYS and v is not None}
-    else:
-        name, data = model, data or "digits"
-        fraction = check_latent_config(name, data, model_config, train_values).ae_fraction
-        out = Path(out) if out is not None else default_run_dir(name, data)
-        prepare_dir(out, overwrite=overwrite)
-        out.mkdir(parents=True, exist_ok=True)
-        stored_config, stored_values, given_now, longer = dict(model_config), dict(train_values), {}, {}
-        plan = {
-            "registry_name": name,
-            "genvision_version": __version__,
-            "data": data,
-            "model_config": stored_config,
-            "train_values": stored_values,
-            "ae_fraction": fraction,
-        }
-        (out / PLAN_FILE).write_text(json.dumps(plan, indent=2, default=str))
-    ae_length, main_length = split_length(stored_values, fraction)
-    if longer:
-        main_length = extended_length(longer, ae_length)
-        plan["extended_to"] = longer  # the split stays the first length's
-        (out / PLAN_FILE).write_text(json.dumps(plan, indent=2, default=str))
-    shared = {k: v for k, v in stored_values.items() if k in SHARED_TRAIN_KEYS}
-    shared.update(given_now)
-
-    # stage 1: the autoencoder
-    ae_out = out / STAGE
-    ae_config = {k: stored_config[k] for k in AE_FIELDS if k in stored_config}
-    state = _stage_state(ae_out)
-    if state != "finished":
-        print(f"stage 1 of 2: training the autoencoder in {ae_out}")
-        if state == "resumable":
-            train("autoencoder", data=None, out=ae_out, resume=True, **given_now)
-        else:
-            train("autoencoder", data, ae_out, overwrite=True, model_config=ae_config, **shared, **ae_length)
-        if _stage_state(ae_out) != "finished":
-            print(f"the autoencoder stage stopped early; continue with --resume --out {out}")
-            return out
-
-    # stage 2: the latent model on it
-    print(f"stage 2 of 2: training {name} on the autoencoder's latents in {out}")
-    if _stage_state(out) in ("resumable", "finished"):
-        extend = main_length if longer else {}
-        return train(name, data=None, out=out, resume=True, stage_entries=KEEP, **given_now, **extend)
-    values = {k: v for k, v in stored_values.items() if k not in LENGTH_KEYS}
-    values.update(given_now)
-    return train(
-        name,
-        data,
-        out,
-        overwrite=True,
-        stage_entries=KEEP,
-        model_config={**stored_config, "ae_fraction": fraction, STAGE: str(ae_out)},
-        **values,
-        **main_length,
-    )
-
-
-def extended_length(longer: dict, ae_length: dict) -> dict:
-    """The latent model's length when ``--resume`` gives the whole staged run a new length
-    ``longer`` (one of ``--steps`` / ``--images`` / ``--minutes``): what is left after the
-    autoencoder stage's ``ae_length``, in the same unit."""
-    key, total = next(iter(longer.items()))
-    ((ae_key, first),) = ae_length.items()
-    flag = f"--{ae_key}"
-    if key != ae_key:
-        raise ValueError(
-            f"--resume: this staged run's length is counted in {ae_key}; give {flag} (the whole run's new "
-            "length, both stages) instead of --" + key
-        )
-    if not total > first:
-        raise ValueError(
-            f"--resume: {flag} {total:g} does not reach beyond the autoencoder stage's {first:g}; give the "
-            f"whole run's new length, both stages (more than {first:g})"
-        )
-    rest = total - first
-    return {key: rest if key == "minutes" else int(rest)}
-
-
-def check_latent_config(name: str, data: str, config: dict, train_values: dict):
-    """Build the latent model's config on the data's fields before stage 1 spends any time; return it."""
-    registry.check_config(name, config)
-    image_size = config.get("image_size")
-    image_size = parse_value(int, str(image_size), "image_size") if image_size is not None else None
-    dataset = gdata.load(data, "train", strict=bool(train_values.get("strict", False)), image_size=image_size)
-    return registry.config_for(name, **{**{k: getattr(dataset, k) for k in DATA_FIELDS}, **config})
-
-
-def ae_fraction(name: str, data: str, config: dict) -> float:
-    """The share of a staged run spent on its autoencoder: ``ae_fraction`` given in ``config``, the
-    preset's, or the default for the data's channels (a quarter grey, 0.4 colour); checked."""
-    return check_latent_config(name, data, config, {}).ae_fraction
-
-
-def _stage_state(directory: Path) -> str:
-    """ "finished", "resumable" (a checkpoint to continue) or "new" for a stage's run directory."""
-    if not (directory / "config.json").is_file():
-        return "new"
-    try:
-        meta = read_config(directory)
-    except ValueError:
-        return "new"
-    if meta.get("status") == "finished" and (directory / "model.safetensors").is_file():
-        return "finished"
-    return "resumable" if checkpoint.state_path(directory).is_file() else "new"
-
-
-__all__ = ["train", "train_staged", "default_run_dir", "LENGTH_KEYS", "TrainConfig"]
+__all__ = ["train", "default_run_dir", "LENGTH_KEYS", "TrainConfig"]

@@ -92,7 +92,7 @@ def safe_path(root: Path, relative: str, *, must_exist: bool = True) -> Path:
 def decode_upload(data: bytes, channels: int) -> np.ndarray:
     """An uploaded image as uint8 (H, W, channels), through the dataset loader's guarded decoder
     (size and pixel limits before decoding, corrupt files refused in one line)."""
-    from ..data.folder import DECODE_ERRORS, _reason, decode_image
+    from ..data.folder import DECODE_ERRORS, decode_image, unreadable_reason
 
     if len(data) > MAX_UPLOAD_BYTES:
         raise ValueError(
@@ -103,7 +103,9 @@ def decode_upload(data: bytes, channels: int) -> np.ndarray:
     try:
         im = decode_image(io.BytesIO(data))
     except DECODE_ERRORS as e:
-        raise ValueError(f"the upload is not a usable image ({_reason(Path('upload'), e)})") from None
+        raise ValueError(
+            f"the upload is not a usable image ({unreadable_reason(Path('upload'), e)})"
+        ) from None
     im = im.convert("RGB" if channels == 3 else "L")
     arr = np.asarray(im, dtype=np.uint8).copy()
     return arr[..., None] if arr.ndim == 2 else arr

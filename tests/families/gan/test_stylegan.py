@@ -128,8 +128,10 @@ def test_style_mixing_with_crossover_0_or_full_gives_the_pure_b_or_a_images():
 def test_image_k_depends_only_on_seed_and_k():
     model = noisy(tiny())
     whole = model.sample(5, seed=7)
-    assert torch.allclose(model.sample(2, seed=7), whole[:2], atol=1e-6)
-    assert torch.allclose(sample_in_batches(model, 5, seed=7, batch_size=2), whole, atol=1e-6)
+    # float32 convolutions sum in an order that can depend on the batch size (1.2e-6 apart on an
+    # AMD EPYC): 1e-5 allows that, a wrong noise draw moves images by O(1)
+    assert torch.allclose(model.sample(2, seed=7), whole[:2], atol=1e-5)
+    assert torch.allclose(sample_in_batches(model, 5, seed=7, batch_size=2), whole, atol=1e-5)
     assert not torch.allclose(model.sample(5, seed=8), whole)
     # and the noise inputs matter (the image is not fixed by z alone)
     for layer in model.synthesis.convs:

@@ -23,7 +23,7 @@ import torch
 from ... import seeding
 from ...nn.unet import UNet
 from ..base import GenerativeModel, ModelConfig
-from . import samplers
+from . import samplers, schedules
 from .guidance import with_guidance
 
 #: the most denoiser calls a continuous-time model's sampler may take
@@ -402,7 +402,7 @@ class Denoiser(GenerativeModel):
         scale = c.guidance_scale if guidance_scale is None else guidance_scale
         steps = steps or c.steps
         self.check_steps("euler", steps)
-        levels = samplers._levels(self.sampling_levels("euler", steps))[::-1]  # 0 first
+        levels = schedules.level_list(self.sampling_levels("euler", steps))[::-1]  # 0 first
         with self.eval_mode():
             cond = prompts if prompts is not None else labels
             denoise = self.denoiser(cond, scale, clip_x0=False)

@@ -9,7 +9,10 @@ of per-image levels) holds the parameterisation (eps / v / x0), clipping and gui
 sampler knows about them. Randomness comes only from ``generators``: one ``torch.Generator``,
 a list of per-image generators (see :mod:`genvision.seeding`) or None (the global RNG).
 :data:`SAMPLERS` is the table ``Diffusion.sample`` dispatches through; :func:`grid` builds a
-sampler's levels from a discrete model's training levels.
+sampler's levels from a discrete model's training levels. Here: the stochastic and multistep
+samplers of the VP chain (DDPM, DDIM, DPM-Solver++(2M), RePaint) and the table; the ODE samplers
+and consistency sampling are in ``ode.py``, the level grids (Karras, flow) in ``schedules.py``,
+all reached as ``samplers.NAME``.
 
 Notation (Ho et al., 2020; Song et al., 2021; Karras et al., 2022):
 
@@ -24,7 +27,6 @@ Notation (Ho et al., 2020; Song et al., 2021; Karras et al., 2022):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,17 +34,20 @@ import torch
 
 from ... import seeding
 from . import schedules
+from .ode import (  # noqa: F401 (the ODE samplers, reached as samplers.NAME like the rest)
+    COORDINATES,
+    Denoiser,
+    consistency,
+    edm_heun,
+    euler,
+    heun,
+    heun_intervals,
+    heun_plan,
+    to_coordinates,
+)
+from .schedules import flow_levels, karras_levels  # noqa: F401 (level grids, as samplers.NAME)
 
-Denoiser = Callable[[torch.Tensor, "float | torch.Tensor"], torch.Tensor]
 VARIANCES = ("posterior", "beta")
-
-
-def _levels(noise_levels: torch.Tensor) -> list[float]:
-    """The grid as Python floats (exact float64 values), after checking its shape and order."""
-    levels = torch.as_tensor(noise_levels, dtype=torch.float64).flatten()
-    if len(levels) < 2 or levels[-1] != 0 or bool((levels[1:] >= levels[:-1]).any()):
-        raise ValueError("noise_levels must decrease strictly to 0 (at least one step)")
-    return levels.tolist()
 
 
 def _a(sigma: float) -> torch.Tensor:
@@ -78,7 +83,7 @@ def ddpm(
     """
     if variance not in VARIANCES:
         raise ValueError(f"unknown ddpm variance {variance!r}; known: {', '.join(VARIANCES)}")
-    levels = _levels(noise_levels)
+    levels = schedules.level_list(noise_levels)
     for sigma, sigma_next in zip(levels, levels[1:]):
         a, a_next = _a(sigma), _a(sigma_next)
         beta = 1 - a / a_next
@@ -117,7 +122,7 @@ def ddim(
     """
     if eta < 0:
         raise ValueError(f"eta must be >= 0 (got {eta})")
-    levels = _levels(noise_levels)
+    levels = schedules.level_list(noise_levels)
     for sigma, sigma_next in zip(levels, levels[1:]):
         a, a_next = _a(sigma), _a(sigma_next)
         x0 = denoise(x, sigma)
@@ -157,7 +162,7 @@ def dpm_solver_pp_2m(
         (B, C, H, W) samples x_0 (not clamped).
     """
     del generators
-    levels = _levels(noise_levels)
+    levels = schedules.level_list(noise_levels)
     x0_prev, h_prev = None, None
     for sigma, sigma_next in zip(levels, levels[1:]):
         x0 = denoise(x, sigma)
@@ -264,121 +269,6 @@ def ode_segment(
     return x
 
 
-# ----------------------------------------------------------------------------- ODE coordinates
-# The probability-flow ODE in two coordinate systems where it reads ``dx/dtau = (x - x0) / tau``
-# (x0 the denoiser's prediction): the variance-exploding one of Karras et al. (2022),
-# ``x = x_0 + sigma eps`` with ``tau = sigma``, and the flow-matching (rectified flow) one,
-# ``x = (1 - t) x_0 + t eps`` with ``tau = t = sigma / (1 + sigma)``. A VP-scaled ``x`` (this
-# module's convention) becomes ``scale * x`` there. Euler steps are the same in both (DDIM);
-# second-order steps differ, because the ODE's curvature does: docs/notes/diffusion.md.
-COORDINATES = ("ve", "flow")
-
-
-def to_coordinates(coords: str, sigma: float) -> tuple[float, float]:
-    """``(scale, tau)`` of level ``sigma``: the VP-scaled ``x`` times ``scale`` is ``x`` in ``coords``."""
-    if coords == "ve":
-        return math.sqrt(1 + sigma**2), sigma
-    if coords == "flow":
-        return math.sqrt(1 + sigma**2) / (1 + sigma), sigma / (1 + sigma)
-    raise ValueError(f"unknown coordinates {coords!r}; known: {', '.join(COORDINATES)}")
-
-
-def heun_plan(intervals: int, calls: int | None) -> list[bool]:
-    """Which of ``intervals`` steps take Heun's correction (a second call) for ``calls`` calls in all.
-
-    The last step (to the clean end) is always an Euler step, as in Karras et al. (2022), Algorithm
-    1; every other step is second order unless the budget is one call short, in which case the
-    first (noisiest) step is Euler too. ``calls`` None: as many corrections as there are steps.
-    """
-    full = 2 * intervals - 1
-    calls = full if calls is None else calls
-    if not full - 1 <= calls <= full or calls < 1:
-        raise ValueError(f"{intervals} steps take {full - 1} or {full} calls, not {calls}")
-    plan = [True] * (intervals - 1) + [False]
-    if calls == full - 1:
-        plan[0] = False
-    return plan
-
-
-def heun_intervals(calls: int) -> int:
-    """Steps of a second-order sampler spending exactly ``calls`` denoiser calls (see :func:`heun_plan`)."""
-    if calls < 1:
-        raise ValueError(f"calls must be >= 1 (got {calls})")
-    return calls // 2 + 1
-
-
-def _ode(coords: str, second_order: bool):
-    """A deterministic sampler: Euler (or Heun) steps of ``dx/dtau = (x - x0) / tau`` in ``coords``."""
-
-    def sample(
-        denoise: Denoiser,
-        x: torch.Tensor,
-        noise_levels: torch.Tensor,
-        generators: seeding.Generators = None,
-        *,
-        calls: int | None = None,
-    ) -> torch.Tensor:
-        del generators  # deterministic
-        levels = _levels(noise_levels)
-        plan = heun_plan(len(levels) - 1, calls) if second_order else [False] * (len(levels) - 1)
-        scale, tau = to_coordinates(coords, levels[0])
-        x = x * scale  # into the ODE's coordinates
-        for (sigma, sigma_next), correct in zip(zip(levels, levels[1:]), plan):
-            scale, tau = to_coordinates(coords, sigma)
-            scale_next, tau_next = to_coordinates(coords, sigma_next)
-            x0 = denoise(x / scale, sigma)
-            d = (x - x0) / tau
-            x_next = x + (tau_next - tau) * d
-            if correct and sigma_next > 0:
-                d_next = (x_next - denoise(x_next / scale_next, sigma_next)) / tau_next
-                x_next = x + (tau_next - tau) * 0.5 * (d + d_next)
-            x = x_next
-        return x  # at sigma = 0 the coordinates are x_0 itself
-
-    return sample
-
-
-euler = _ode("flow", second_order=False)
-euler.__doc__ = """Euler steps of the flow-matching ODE ``dx/dt = v`` (Liu et al., 2023; Lipman et al., 2023).
-
-One denoiser call per level. On any grid it equals deterministic :func:`ddim` (both hold the
-predicted x0 constant over a step); it is listed under the name flow-matching users know.
-"""
-heun = _ode("flow", second_order=True)
-heun.__doc__ = """Heun's second-order method on the flow-matching ODE (in ``t = sigma / (1 + sigma)``).
-
-``calls`` denoiser calls in all (:func:`heun_plan`: the last step, and the first when the
-budget is even, are Euler steps). On a flow-matching model's straight-ish paths this is the
-sampler of choice; it runs on any model of this family.
-"""
-edm_heun = _ode("ve", second_order=True)
-edm_heun.__doc__ = """The deterministic sampler of Karras et al. (2022), Algorithm 1: Heun steps in ``sigma``.
-
-The ODE ``dx/dsigma = (x - x0) / sigma`` of ``x = x_0 + sigma eps``, on the EDM level grid
-(:func:`karras_levels`), ``calls`` denoiser calls in all (:func:`heun_plan`).
-"""
-
-
-def consistency(
-    denoise: Denoiser,
-    x: torch.Tensor,
-    noise_levels: torch.Tensor,
-    generators: seeding.Generators = None,
-) -> torch.Tensor:
-    """Multistep consistency sampling (Song et al., 2023, Algorithm 1), one call per level.
-
-    ``denoise`` is a consistency function (it maps a noisy image straight to the clean end). The
-    first call maps the start noise to an image; each later level re-noises that image to
-    ``sigma`` with fresh noise from ``generators`` and maps it back.
-    """
-    levels = _levels(noise_levels)[:-1]
-    x0 = denoise(x, levels[0])
-    for sigma in levels[1:]:
-        noise = seeding.randn(x.shape, generators, x.device, x.dtype)
-        x0 = denoise((x0 + sigma * noise) / math.sqrt(1 + sigma**2), sigma)
-    return x0
-
-
 # ----------------------------------------------------------------------------- level grids
 def from_strength(noise_levels: torch.Tensor, strength: float) -> torch.Tensor:
     """The tail of a sampler's grid for SDEdit at ``strength`` in [0, 1]: from the highest level at
@@ -392,36 +282,6 @@ def from_strength(noise_levels: torch.Tensor, strength: float) -> torch.Tensor:
     if not bool(keep[:-1].any()):
         return levels[-1:]
     return levels[int(keep.nonzero()[0]) :]
-
-
-def karras_levels(sigma_min: float, sigma_max: float, intervals: int, rho: float = 7.0) -> torch.Tensor:
-    """(intervals + 1,) float64 levels evenly spaced in ``sigma^(1/rho)`` from sigma_max to sigma_min, then 0.
-
-    Karras et al. (2022), eq. 5: rho = 7 spends the steps near the clean end, where the ODE bends.
-    """
-    if not 0 < sigma_min < sigma_max:
-        raise ValueError(f"need 0 < sigma_min < sigma_max (got {sigma_min}, {sigma_max})")
-    if intervals < 1:
-        raise ValueError(f"intervals must be >= 1 (got {intervals})")
-    if intervals == 1:
-        return torch.tensor([sigma_max, 0.0], dtype=torch.float64)
-    ramp = torch.linspace(0, 1, intervals, dtype=torch.float64)
-    hi, lo = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
-    levels = (hi + ramp * (lo - hi)) ** rho
-    return torch.cat([levels, levels.new_zeros(1)])
-
-
-def flow_levels(t_max: float, intervals: int) -> torch.Tensor:
-    """(intervals + 1,) float64 levels evenly spaced in flow time ``t`` from ``t_max`` to 0, as sigma.
-
-    ``sigma = t / (1 - t)``; ``t_max < 1`` keeps the start level finite.
-    """
-    if not 0 < t_max < 1:
-        raise ValueError(f"t_max must be in (0, 1) (got {t_max})")
-    if intervals < 1:
-        raise ValueError(f"intervals must be >= 1 (got {intervals})")
-    t = torch.linspace(t_max, 0, intervals + 1, dtype=torch.float64)
-    return t / (1 - t)
 
 
 # ----------------------------------------------------------------------------- the table
@@ -448,7 +308,7 @@ def repaint(
     """
     if resample < 0:
         raise ValueError(f"resample must be >= 0 (got {resample})")
-    levels = _levels(noise_levels)
+    levels = schedules.level_list(noise_levels)
     for sigma, sigma_next in zip(levels[:-1], levels[1:]):
         a, a_next = _a(sigma), _a(sigma_next)
         for r in range(resample + 1):

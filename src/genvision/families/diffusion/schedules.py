@@ -70,3 +70,42 @@ def timesteps(T: int, steps: int) -> list[int]:
     if not 1 <= steps <= T:
         raise ValueError(f"steps must be in 1..{T} (got {steps})")
     return torch.linspace(T - 1, 0, steps, dtype=torch.float64).round().long().tolist()
+
+
+# ----------------------------------------------------------------------------- samplers' level grids
+def level_list(noise_levels: torch.Tensor) -> list[float]:
+    """A sampler's grid of noise levels as Python floats (exact float64 values), after checking its shape and order."""
+    levels = torch.as_tensor(noise_levels, dtype=torch.float64).flatten()
+    if len(levels) < 2 or levels[-1] != 0 or bool((levels[1:] >= levels[:-1]).any()):
+        raise ValueError("noise_levels must decrease strictly to 0 (at least one step)")
+    return levels.tolist()
+
+
+def karras_levels(sigma_min: float, sigma_max: float, intervals: int, rho: float = 7.0) -> torch.Tensor:
+    """(intervals + 1,) float64 levels evenly spaced in ``sigma^(1/rho)`` from sigma_max to sigma_min, then 0.
+
+    Karras et al. (2022), eq. 5: rho = 7 spends the steps near the clean end, where the ODE bends.
+    """
+    if not 0 < sigma_min < sigma_max:
+        raise ValueError(f"need 0 < sigma_min < sigma_max (got {sigma_min}, {sigma_max})")
+    if intervals < 1:
+        raise ValueError(f"intervals must be >= 1 (got {intervals})")
+    if intervals == 1:
+        return torch.tensor([sigma_max, 0.0], dtype=torch.float64)
+    ramp = torch.linspace(0, 1, intervals, dtype=torch.float64)
+    hi, lo = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    levels = (hi + ramp * (lo - hi)) ** rho
+    return torch.cat([levels, levels.new_zeros(1)])
+
+
+def flow_levels(t_max: float, intervals: int) -> torch.Tensor:
+    """(intervals + 1,) float64 levels evenly spaced in flow time ``t`` from ``t_max`` to 0, as sigma.
+
+    ``sigma = t / (1 - t)``; ``t_max < 1`` keeps the start level finite.
+    """
+    if not 0 < t_max < 1:
+        raise ValueError(f"t_max must be in (0, 1) (got {t_max})")
+    if intervals < 1:
+        raise ValueError(f"intervals must be >= 1 (got {intervals})")
+    t = torch.linspace(t_max, 0, intervals + 1, dtype=torch.float64)
+    return t / (1 - t)
