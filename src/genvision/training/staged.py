@@ -121,6 +121,9 @@ def train_staged(
         try:
             plan = json.loads(plan_path.read_text())
             name, stored_data = plan["registry_name"], plan["data"]
+            fraction = float(plan.get("ae_fraction", LEGACY_AE_FRACTION))
+            if not 0 < fraction < 1:
+                raise ValueError(fraction)
         except (OSError, ValueError, KeyError, TypeError):
             raise ValueError(f"{plan_path} is damaged; start the run again with --overwrite") from None
         if model is not None and model != name:
@@ -128,7 +131,6 @@ def train_staged(
         if data not in (None, stored_data):
             raise ValueError(f"--resume: {out} trains on {stored_data}, not {data}; drop --data")
         data, stored_config, stored_values = stored_data, plan["model_config"], plan["train_values"]
-        fraction = float(plan.get("ae_fraction", LEGACY_AE_FRACTION))
         given_now = {k: v for k, v in train_values.items() if k in SHARED_TRAIN_KEYS}
         longer = {k: v for k, v in train_values.items() if k in LENGTH_KEYS and v is not None}
     else:

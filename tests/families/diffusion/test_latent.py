@@ -89,8 +89,13 @@ def test_a_longer_length_on_resume_extends_a_staged_runs_latent_model(tmp_path):
     config = {**NET, "downsample": 1, "latent_channels": 2}
     gv.train("ldm", data="digits", out=out, steps=8, batch_size=16, model_config=config, **QUIET)
     ae_before = (out / "autoencoder" / "model.safetensors").read_bytes()
-    # a plan written before stages.json recorded the split resumes with the quarter it used then
+    # a damaged split is a one-line error, not a traceback
     plan = json.loads((out / "stages.json").read_text())
+    for bad in ("abc", 5):
+        (out / "stages.json").write_text(json.dumps({**plan, "ae_fraction": bad}))
+        with pytest.raises(ValueError, match="stages.json is damaged"):
+            gv.train(None, out=out, resume=True, steps=12, **QUIET)
+    # a plan written before stages.json recorded the split resumes with the quarter it used then
     del plan["ae_fraction"]
     (out / "stages.json").write_text(json.dumps(plan))
     for bad, words in (({"steps": 2}, "beyond the autoencoder"), ({"minutes": 1.0}, "give --steps")):
