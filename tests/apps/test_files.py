@@ -10,7 +10,8 @@ import torch
 from gvtest import bomb_png
 from PIL import Image
 
-from genvision.apps.files import read_inputs, read_sized, write_images
+from genvision.apps.files import read_sized, write_images
+from genvision.data.inputs import read_inputs
 from genvision.sampling import read_record
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.inputs import IMAGE_SUFFIXES, read_inputs, resize  # noqa: F401 (the applications' readers)
+from ..data.inputs import read_inputs, resize
 
 SUFFIXES = (".png", ".npz")
 

@@ -45,8 +45,9 @@ import torch.nn.functional as F
 
 from .. import seeding
 from ..data import degrade
+from ..data.inputs import read_inputs, resize
 from . import latent_fit
-from .files import check_out, fit_size, read_inputs, resize, write_images
+from .files import check_out, fit_size, write_images
 
 TASKS = degrade.TASKS
 ROUTES = ("auto", "task", "zero-shot")

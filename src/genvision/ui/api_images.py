@@ -157,7 +157,7 @@ def add_routes(app: FastAPI, ui: UI) -> None:
         task = ui_jobs.Task(app_name, 1)
 
         def work(task):
-            from ..apps.files import resize
+            from ..data.inputs import resize
 
             model, _ = ui.model(run)
             c = model.config

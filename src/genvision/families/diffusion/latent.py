@@ -39,9 +39,8 @@ class LatentFields:
 
     latent_channels: int | None = None  # the autoencoder's (filled from it); None = 4 grey, 8 RGB
     downsample: int = 2  # the autoencoder's halvings per side (filled from it)
-    ae_fraction: float | None = (
-        None  # share of the run's length on stage 1 (`genvision train ldm`); None = 0.25 grey, 0.4 RGB
-    )
+    #: share of the run's length on stage 1 (`genvision train ldm`); None = 0.25 grey, 0.4 RGB
+    ae_fraction: float | None = None
     clip_x0: bool = False  # latents are not in [-1, 1]: no clipping of the predicted clean latent
     base_channels: int = 64  # a 7x7 or 8x8 latent affords a wider network than the pixels did
 
