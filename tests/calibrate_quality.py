@@ -319,7 +319,9 @@ FAMILIES = {
         ddpm_text,
         restoration,
     )
-    + tuple(_diffusion(n) for n in ("flow_matching", "edm", "ldm", "consistency", "reflow"))
+    + tuple(
+        _diffusion(n) for n in ("flow_matching", "edm", "ldm", "consistency", "reflow", "ldm_consistency")
+    )
 }
 
 

@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=("progressive", "consistency", "reflow"),
         default="progressive",
         help="progressive: a K-step DDIM student of a ddpm (default); consistency: a consistency model "
-        "of a ddpm, flow-matching or edm, sampled in 1 or a few steps; reflow: a flow-matching student "
+        "of a ddpm, flow-matching, edm or latent model (ldm ...), sampled in 1 or a few steps; reflow: a flow-matching student "
         "of a flow-matching teacher on the teacher's own noise-image pairs",
     )
     ds.add_argument(

@@ -118,6 +118,22 @@ MODELS: dict[str, Entry] = {
         {},
         "latent diffusion with the EDM objective on the latents",
     ),
+    "ldm-consistency": Entry(
+        "genvision.families.diffusion.consistency:LatentFlowConsistency",
+        {"sampler": "consistency", "steps": 1, "clip_x0": False},
+        "consistency model distilled from an ldm / ldm-cond teacher: one call on the latents, then the "
+        "teacher's decoder (genvision distill --method consistency)",
+    ),
+    "ldm-ddpm-consistency": Entry(
+        "genvision.families.diffusion.consistency:LatentDiffusionConsistency",
+        {"sampler": "consistency", "steps": 1, "clip_x0": False},
+        "consistency model distilled from an ldm-ddpm teacher (genvision distill --method consistency)",
+    ),
+    "ldm-edm-consistency": Entry(
+        "genvision.families.diffusion.consistency:LatentEDMConsistency",
+        {"sampler": "consistency", "steps": 1, "clip_x0": False},
+        "consistency model distilled from an ldm-edm teacher (genvision distill --method consistency)",
+    ),
     "inpaint": Entry(
         RESTORE + "Inpainting",
         {},

@@ -69,6 +69,9 @@ def test_families_with_log_likelihood_names_likelihood_families_and_no_gan():
         "ldm-ddpm",
         "ldm-edm",
         "ldm-text",
+        "ldm-consistency",  # a latent student decodes through its teacher's autoencoder
+        "ldm-ddpm-consistency",
+        "ldm-edm-consistency",
     }
     assert ev.families_with("no_such_capability") == "none registered"
     assert set(CAPABILITIES) >= {"log_likelihood", "elbo", "reconstruct"}

@@ -44,7 +44,8 @@ def distill(
         teacher: a trained diffusion model directory.
         out: the student's run directory (default ``runs/<name>-distill<K>-<data>-<time>``).
         method: "progressive" (a K-step DDIM student of a ``ddpm`` teacher), "consistency" (a
-            consistency model of a ``ddpm``, ``flow-matching`` or ``edm`` teacher) or "reflow"
+            consistency model of a ``ddpm``, ``flow-matching``, ``edm`` or latent (``ldm``,
+            ``ldm-cond``, ``ldm-ddpm``, ``ldm-edm``) teacher) or "reflow"
             (a flow-matching student of a ``flow-matching`` teacher).
         sampling_steps: the student's default sampling calls (progressive: K DDIM steps,
             default 10; consistency: default 1; reflow: Euler steps, default 2).
@@ -77,10 +78,15 @@ def distill(
     name = meta.get("registry_name")
     if name in (STUDENT, *STUDENT_NAMES):
         raise ValueError(f"{teacher} holds a distilled student; distil its teacher instead")
-    if meta.get("family") != "diffusion" or name in LATENT_NAMES:
+    if meta.get("family") != "diffusion":
         raise ValueError(
-            f"{teacher} holds a {name} ({meta.get('family')}); distillation needs a diffusion model in "
-            "pixel space (genvision train ddpm / flow-matching / edm ...)"
+            f"{teacher} holds a {name} ({meta.get('family')}); distillation needs a diffusion model "
+            "(genvision train ddpm / flow-matching / edm / ldm ...)"
+        )
+    if name in LATENT_NAMES and method != "consistency":
+        raise ValueError(
+            f"{teacher} holds a {name}, a latent model; {method} distillation needs a diffusion model in "
+            "pixel space (genvision train ddpm / flow-matching / edm); --method consistency distils latent models"
         )
     teacher_calls_given = teacher_calls is not None
     teacher_calls = 4 if teacher_calls is None else teacher_calls
@@ -106,12 +112,16 @@ def distill(
         student_name = consistency.STUDENTS.get(type(model))
         if student_name is None:
             raise ValueError(
-                f"{teacher} holds a {name}; consistency distillation takes ddpm, flow-matching or edm"
+                f"{teacher} holds a {name}; consistency distillation takes ddpm, flow-matching, edm "
+                "or their latent forms (ldm, ldm-cond, ldm-ddpm, ldm-edm)"
             )
         fields = consistency.student_config(model)
         if sampling_steps is not None:
             fields["steps"] = sampling_steps
-        student = registry.create(student_name, parents={"teacher": model}, **fields)
+        parents = {"teacher": model}
+        if model.has_parent("autoencoder"):  # a latent student decodes with its teacher's autoencoder
+            parents["autoencoder"] = model.parent("autoencoder")
+        student = registry.create(student_name, parents=parents, **fields)
         tag = "consistency"
     else:
         from ..families.diffusion.distill import student_config
@@ -132,5 +142,13 @@ def distill(
     return train(student, data=data, out=out, overwrite=overwrite, **train_values)
 
 
-STUDENT_NAMES = ("ddpm-consistency", "flow-matching-consistency", "edm-consistency", "flow-matching-reflow")
-LATENT_NAMES = ("ldm", "ldm-cond", "ldm-ddpm", "ldm-edm")
+STUDENT_NAMES = (
+    "ddpm-consistency",
+    "flow-matching-consistency",
+    "edm-consistency",
+    "ldm-consistency",
+    "ldm-ddpm-consistency",
+    "ldm-edm-consistency",
+    "flow-matching-reflow",
+)
+LATENT_NAMES = ("ldm", "ldm-cond", "ldm-ddpm", "ldm-edm", "ldm-text")

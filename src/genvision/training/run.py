@@ -69,7 +69,8 @@ def train(
 
     Args:
         model: a registry name (then built with fields from the data and ``model_config``, where a
-            parent role such as ``vqvae=DIR`` names a parent directory) or a ``GenerativeModel``.
+            parent role such as ``vqvae=DIR`` names a parent directory) or a ``GenerativeModel``
+            (the data is resized to its ``image_size``, as ``--resume`` resizes it to the stored one).
         data: dataset spec (INTERFACES.md), train split.
         out: run directory; default ``runs/<model>-<data>-<time>``.
         resume: continue the run in ``out`` from its last checkpoint.
@@ -102,6 +103,8 @@ def train(
     image_size = None
     if isinstance(model, str) and "image_size" in given:  # only an explicit size resizes the data
         image_size = parse_value(int, str(given["image_size"]), "image_size")
+    elif not isinstance(model, str):  # a built model's size is explicit (a student's: its teacher's)
+        image_size = model.config.image_size  # as --resume resizes to the stored size
     dataset = gdata.load(data, "train", strict=bool(train_values.get("strict", False)), image_size=image_size)
     if isinstance(model, str):
         given = fill_from_parents(model, given)

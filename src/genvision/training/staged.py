@@ -74,10 +74,11 @@ def train(
 
 
 def is_staged(model, out, resume: bool, model_config: dict) -> bool:
-    """Whether this ``train`` call is a staged run: a model whose autoencoder is not given."""
+    """Whether this ``train`` call is a staged run: a model whose one parent, its autoencoder, is
+    not given (a latent consistency student has a teacher too: ``genvision distill`` trains it)."""
     if isinstance(model, str):
         cls, _ = registry.resolve(model)
-        return STAGE in cls.parents and STAGE not in model_config
+        return set(cls.parents) == {STAGE} and STAGE not in model_config
     return model is None and resume and out is not None and (Path(out) / PLAN_FILE).is_file()
 
 

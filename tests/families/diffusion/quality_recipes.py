@@ -17,7 +17,14 @@ from genvision.metrics.evaluate import domain_fid, evaluate
 QUIET = {"progress": False, "sample_every": 0, "save_every": 0}
 NET = {"base_channels": 16, "num_res_blocks": 1}
 #: training steps of each run, and the samples measured
-STEPS = {"flow_matching": 400, "edm": 400, "ldm": 600, "consistency": 150, "reflow": 150}
+STEPS = {
+    "flow_matching": 400,
+    "edm": 400,
+    "ldm": 600,
+    "consistency": 150,
+    "reflow": 150,
+    "ldm_consistency": 150,
+}
 N = 500
 
 
@@ -67,9 +74,9 @@ def edm(out: Path, seed: int = 0) -> dict:
     return {"fid": _fid(out)}
 
 
-def ldm(out: Path, seed: int = 0) -> dict:
+def train_ldm(out: Path, seed: int = 0) -> Path:
     """Staged: the autoencoder on a quarter of the steps (8x8 -> 4x4x4), flow matching on the latents."""
-    gv.train(
+    return gv.train(
         "ldm",
         data="digits",
         out=out,
@@ -81,6 +88,14 @@ def ldm(out: Path, seed: int = 0) -> dict:
         model_config={**NET, "downsample": 1, "steps": 10},
         **QUIET,
     )
+
+
+def ldm(out: Path, seed: int = 0) -> dict:
+    """The ldm run's samples and its decoder's reconstructions."""
+    return ldm_figures(train_ldm(out, seed))
+
+
+def ldm_figures(out: Path) -> dict:
     result = evaluate(out, data="digits", n=N, metrics=["fid", "reconstruction"])["metrics"]
     return {"fid": result["fid"]["value"], "reconstruction_fid": result["reconstruction"]["fid"]["value"]}
 
@@ -94,6 +109,23 @@ def consistency(out: Path, seed: int = 0, teacher: Path | None = None) -> dict:
         out,
         method="consistency",
         steps=STEPS["consistency"],
+        batch_size=64,
+        lr=5e-4,
+        seed=seed,
+        **QUIET,
+    )
+    return {"fid": _fid(out), "fid_2_steps": _fid(out, steps=2), "teacher_fid": _fid(teacher)}
+
+
+def ldm_consistency(out: Path, seed: int = 0, teacher: Path | None = None) -> dict:
+    """A one-step consistency student of the ldm run (``teacher``: that run, already trained with
+    this seed): it learns on the teacher's latents and decodes with its autoencoder."""
+    teacher = teacher or train_ldm(out.parent / "teacher", seed)
+    gv.distill(
+        teacher,
+        out,
+        method="consistency",
+        steps=STEPS["ldm_consistency"],
         batch_size=64,
         lr=5e-4,
         seed=seed,

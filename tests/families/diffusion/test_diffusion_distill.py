@@ -196,3 +196,14 @@ def test_a_conditional_teacher_distils_and_the_student_takes_labels(tmp_path):
     assert student.config.conditional and student.config.steps == 3
     x = student.sample(4, y=[0, 1, 2, 3], seed=0)
     assert x.shape == (4, 1, 8, 8) and torch.isfinite(x).all()
+
+
+def test_a_teacher_trained_on_resized_data_distils_on_it_resized_alike(tmp_path):
+    """A run on data resized with --set image_size (digits 8x8 at 16x16 here, emoji 64x64 at 32x32
+    in use) distils on the same data at the same size, not at the data's native one."""
+    quiet = {"progress": False, "sample_every": 0, "save_every": 0}
+    config = {**TINY, "image_size": 16}
+    gv.train("ddpm", data="digits", out=tmp_path / "t", steps=2, batch_size=16, model_config=config, **quiet)
+    out = gv.distill(tmp_path / "t", tmp_path / "s", method="consistency", steps=1, batch_size=16, **quiet)
+    assert read_config(out)["data"]["image_size"] == 16
+    assert gv.load(out).sample(2, seed=0).shape == (2, 1, 16, 16)

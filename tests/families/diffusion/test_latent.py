@@ -143,3 +143,60 @@ def test_a_given_autoencoder_fixes_the_latent_fields(autoencoder_dir, tmp_path):
     config = json.loads((out / "config.json").read_text())["model_config"]
     assert config["latent_channels"] == 2 and config["downsample"] == 1
     assert not (out / "autoencoder").exists()
+
+
+def test_an_ldm_run_distils_to_a_one_step_latent_consistency_student(tmp_path):
+    """``genvision distill RUN --method consistency`` on an ldm run: the student learns on the
+    teacher's latents at the teacher's scale, decodes with the teacher's autoencoder (its parent
+    for sampling; the teacher is needed only to train), and samples in one or two calls."""
+    import math
+
+    from genvision.families.diffusion import consistency
+    from genvision.model_dir import parent_dir
+
+    run = tmp_path / "ldm"
+    config = {**NET, "downsample": 1, "latent_channels": 2}
+    gv.train("ldm", data="digits", out=run, steps=8, batch_size=16, model_config=config, **QUIET)
+    with pytest.raises(
+        ValueError, match="a latent model; progressive distillation needs a diffusion model in pixel"
+    ):
+        gv.distill(run, tmp_path / "p", steps=1)
+    out = gv.distill(run, tmp_path / "s", method="consistency", steps=3, batch_size=16, **QUIET)
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["registry_name"] == "ldm-consistency"
+    assert parent_dir(out, "teacher", meta["parents"]["teacher"]) == run.resolve()
+    assert parent_dir(out, "autoencoder", meta["parents"]["autoencoder"]) == (run / "autoencoder").resolve()
+    teacher, student = gv.load(run), gv.load(out)
+    assert not student.has_parent("teacher")  # sampling needs the autoencoder only
+    assert student.latent_scale.item() == teacher.latent_scale.item() != 1.0
+    # f(z, sigma_min) = z on the latents (VE form), whatever the network says
+    lo = student.sigma_range()[0]
+    z = torch.randn(3, *student.noise_shape)
+    assert torch.allclose(student.denoise_x0(z, lo), z * math.sqrt(1 + lo**2), atol=1e-5)
+    calls = {"n": 0}
+    forward = student.net.forward
+
+    def counting(*a, **k):
+        calls["n"] += 1
+        return forward(*a, **k)
+
+    student.net.forward = counting
+    one, two = student.sample(4, seed=0), student.sample(4, seed=0, steps=2)
+    assert calls["n"] == 3 and one.shape == two.shape == (4, 1, 8, 8) and not torch.equal(one, two)
+    assert torch.equal(student.sample(4, seed=0), one)
+    # a student built on another autoencoder than its teacher's is refused
+    other = gv.create("autoencoder", levels=17, **TINY_AE)
+    with pytest.raises(ValueError, match="not the teacher's"):
+        gv.create(
+            "ldm-consistency",
+            parents={"teacher": teacher, "autoencoder": other},
+            **consistency.student_config(teacher, intervals=4),
+        )
+
+
+def test_latent_edm_preconditions_for_unit_variance_latents():
+    """EDM's c_in scales by 1 / sqrt(sigma^2 + sigma_data^2): sigma_data is the data's std, 1 for
+    the scaled latents (0.5 for images in [-1, 1])."""
+    from genvision.registry import config_for
+
+    assert config_for("ldm-edm").sigma_data == 1.0 and config_for("edm").sigma_data == 0.5

@@ -2,7 +2,8 @@
 
 ``ddpm`` and ``ddpm-cond`` use ``gvtest.TINY_DDPM`` (set in the walk itself). Models built on
 others get a tiny untrained parent saved by ``prepare`` and named by its directory: the
-students' teacher (their fields copied from it), the latent models' autoencoder.
+students' teacher (their fields copied from it), the latent models' autoencoder (a latent
+student's both: its teacher's autoencoder is its own).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ TINY = {
     "flow-matching-consistency": {},
     "edm-consistency": {},
     "flow-matching-reflow": {},
+    "ldm-consistency": {},
+    "ldm-ddpm-consistency": {},
+    "ldm-edm-consistency": {},
     "ldm": TINY_LATENT,
     "ldm-cond": TINY_LATENT,
     "ldm-ddpm": {**TINY_LATENT, "num_train_timesteps": 50},
@@ -46,6 +50,9 @@ TEACHERS = {
     "ddpm-consistency": "ddpm",
     "flow-matching-consistency": "flow-matching",
     "edm-consistency": "edm",
+    "ldm-consistency": "ldm",
+    "ldm-ddpm-consistency": "ldm-ddpm",
+    "ldm-edm-consistency": "ldm-edm",
 }
 
 
@@ -59,10 +66,13 @@ def prepare(name: str, tmp_path) -> dict:
             **student_config(teacher, sampling_steps=3, teacher_calls=2),
         }
     if name in TEACHERS:
-        teacher = gv.create(TEACHERS[name], num_classes=10, levels=17, **TINY.get(TEACHERS[name], TINY_DDPM))
+        parent = prepare(TEACHERS[name], tmp_path)  # a latent teacher's autoencoder
+        teacher = gv.create(
+            TEACHERS[name], num_classes=10, levels=17, **TINY.get(TEACHERS[name], TINY_DDPM), **parent
+        )
         save_model_dir(teacher, tmp_path / "teacher")
         fields = consistency.student_config(teacher, intervals=4)
-        return {"teacher": str(tmp_path / "teacher"), **fields}
+        return {"teacher": str(tmp_path / "teacher"), **parent, **fields}
     if name == "flow-matching-reflow":
         teacher = gv.create("flow-matching", num_classes=10, levels=17, **TINY_NET)
         save_model_dir(teacher, tmp_path / "teacher")

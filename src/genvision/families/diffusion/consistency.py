@@ -16,6 +16,12 @@ Song & Dhariwal, 2024) and the distance is the pseudo-Huber one of that paper.
 
 Sampling (``samplers.consistency``): one call maps the start noise straight to an image; with more
 ``steps`` the image is re-noised to lower levels of the same grid and mapped again.
+
+A latent teacher (``ldm``, ``ldm-cond``, ``ldm-ddpm``, ``ldm-edm``) gets a latent student
+(``ldm-consistency``, ``ldm-ddpm-consistency``, ``ldm-edm-consistency``): the same function on the
+teacher's scaled latents, decoded by the teacher's own autoencoder (a second parent, the one
+sampling needs), at the teacher's latent scale, with ``sigma_data`` 1 in ``c_skip`` (the latents
+have unit variance).
 """
 
 from __future__ import annotations
@@ -31,6 +37,16 @@ from ..base import GenerativeModel
 from . import samplers
 from .continuous import EDM, EDMConfig, FlowMatching, FlowMatchingConfig
 from .denoiser import Denoiser
+from .latent import (
+    LatentDiffusion,
+    LatentDiffusionConfig,
+    LatentEDM,
+    LatentEDMConfig,
+    LatentFlowConfig,
+    LatentFlowMatching,
+    LatentMixin,
+    weights_key,
+)
 from .model import Diffusion, DiffusionConfig
 
 #: trainer settings consistency distillation trains with (docs/notes/diffusion.md)
@@ -77,6 +93,21 @@ class EDMConsistencyConfig(ConsistencyFields, EDMConfig):
     pass
 
 
+@dataclass
+class LatentFlowConsistencyConfig(ConsistencyFields, LatentFlowConfig):
+    pass
+
+
+@dataclass
+class LatentDiffusionConsistencyConfig(ConsistencyFields, LatentDiffusionConfig):
+    pass
+
+
+@dataclass
+class LatentEDMConsistencyConfig(ConsistencyFields, LatentEDMConfig):
+    pass
+
+
 def student_config(teacher: Denoiser, intervals: int = 18) -> dict:
     """The config fields of a consistency student of ``teacher`` (one-step sampling by default)."""
     config = teacher.config.to_dict()
@@ -91,6 +122,8 @@ class ConsistencyMixin:
     capability_notes = {"log_likelihood": "a consistency model has no likelihood bound; measure its teacher"}
     start_note: ClassVar[str] = "mapped to an image by the consistency function"
     teacher_class: ClassVar[type] = Denoiser
+    #: the data's standard deviation in ``c_skip``: 0.5 for images in [-1, 1]
+    skip_sigma_data: ClassVar[float] = SIGMA_DATA
 
     def __init__(self, config, **parents: GenerativeModel):
         super().__init__(config, **parents)
@@ -129,7 +162,8 @@ class ConsistencyMixin:
 
     def c_skip(self, sigma: torch.Tensor) -> torch.Tensor:
         lo = self.sigma_range()[0]
-        return SIGMA_DATA**2 / ((sigma - lo) ** 2 + SIGMA_DATA**2)
+        sd2 = self.skip_sigma_data**2
+        return sd2 / ((sigma - lo) ** 2 + sd2)
 
     def denoise_x0(self, x: torch.Tensor, sigma, y: torch.Tensor | None = None) -> torch.Tensor:
         """``f(x, sigma)`` of the VP-scaled ``x``: the clean image in one call."""
@@ -222,5 +256,56 @@ class EDMConsistency(ConsistencyMixin, EDM):
     teacher_class = EDM
 
 
+class LatentConsistencyMixin(ConsistencyMixin):
+    """A consistency student of a latent teacher: on its latents, decoded by its autoencoder."""
+
+    parents = {"teacher": "train", "autoencoder": "sample"}
+    start_note: ClassVar[str] = "mapped to a clean latent by the consistency function, then decoded"
+    skip_sigma_data: ClassVar[float] = 1.0  # the latents are scaled to unit variance
+
+    def _check_teacher(self, teacher: GenerativeModel) -> None:
+        super()._check_teacher(teacher)
+        mine, theirs = (
+            m.parent("autoencoder") if m.has_parent("autoencoder") else None for m in (self, teacher)
+        )
+        if mine is not None and theirs is not None and weights_key(mine) != weights_key(theirs):
+            raise ValueError(
+                "the autoencoder is not the teacher's; the student decodes with the one its teacher "
+                "was trained on (`genvision distill TEACHER_DIR --method consistency` passes it)"
+            )
+
+    def scale_of(self, latents: torch.Tensor) -> float:
+        """The teacher's latent scale: the one its network (this student's start) was trained at."""
+        return float(self.parent("teacher").latent_scale)
+
+
+class LatentFlowConsistency(LatentConsistencyMixin, LatentMixin, FlowMatching):
+    """A consistency student of an ``ldm`` / ``ldm-cond`` teacher."""
+
+    config_class = LatentFlowConsistencyConfig
+    teacher_class = LatentFlowMatching
+
+
+class LatentDiffusionConsistency(LatentConsistencyMixin, LatentMixin, Diffusion):
+    """A consistency student of an ``ldm-ddpm`` teacher."""
+
+    config_class = LatentDiffusionConsistencyConfig
+    teacher_class = LatentDiffusion
+
+
+class LatentEDMConsistency(LatentConsistencyMixin, LatentMixin, EDM):
+    """A consistency student of an ``ldm-edm`` teacher."""
+
+    config_class = LatentEDMConsistencyConfig
+    teacher_class = LatentEDM
+
+
 #: teacher class -> the registry name of its consistency student
-STUDENTS = {Diffusion: "ddpm-consistency", FlowMatching: "flow-matching-consistency", EDM: "edm-consistency"}
+STUDENTS = {
+    Diffusion: "ddpm-consistency",
+    FlowMatching: "flow-matching-consistency",
+    EDM: "edm-consistency",
+    LatentFlowMatching: "ldm-consistency",
+    LatentDiffusion: "ldm-ddpm-consistency",
+    LatentEDM: "ldm-edm-consistency",
+}

@@ -90,6 +90,7 @@ class LatentDiffusionConfig(LatentFields, DiffusionConfig):
 @dataclass
 class LatentEDMConfig(LatentFields, EDMConfig):
     caps: ClassVar[dict[str, int]] = {"latent_channels": 64}
+    sigma_data: float = 1.0  # the latents are scaled to unit variance (images in [-1, 1]: 0.5)
 
     def __post_init__(self):
         super().__post_init__()
@@ -196,9 +197,12 @@ class LatentMixin:
                 )
                 tmp.replace(cache)
         if not validation:
-            std = latents.float().std()
-            self.latent_scale.fill_(1.0 / float(std.clamp(min=1e-6)))
+            self.latent_scale.fill_(self.scale_of(latents))
         return LatentDataset(dataset, latents * self.latent_scale.cpu(), dataset.labels)
+
+    def scale_of(self, latents: torch.Tensor) -> float:
+        """The factor that brings the training latents to unit variance: 1 / their std."""
+        return 1.0 / float(latents.float().std().clamp(min=1e-6))
 
     @torch.no_grad()
     def encode_dataset(self, dataset) -> torch.Tensor:
