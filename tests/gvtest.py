@@ -105,3 +105,16 @@ def bomb_png(side: int = 60_000) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\0" * 100))
         + chunk(b"IEND", b"")
     )
+
+
+def count_net_calls(model) -> dict:
+    """Wrap ``model.net.forward`` to count its calls: the returned dict's ``"n"``."""
+    calls = {"n": 0}
+    forward = model.net.forward
+
+    def counting(*a, **k):
+        calls["n"] += 1
+        return forward(*a, **k)
+
+    model.net.forward = counting
+    return calls

@@ -103,33 +103,23 @@ def ldm_figures(out: Path) -> dict:
 def consistency(out: Path, seed: int = 0, teacher: Path | None = None) -> dict:
     """A one-step consistency student of the flow_matching run (teacher and student both seeded;
     ``teacher``: that run, already trained with this seed)."""
-    teacher = teacher or train_flow_matching(out.parent / "teacher", seed)
-    gv.distill(
-        teacher,
-        out,
-        method="consistency",
-        steps=STEPS["consistency"],
-        batch_size=64,
-        lr=5e-4,
-        seed=seed,
-        **QUIET,
+    return _consistency_student(
+        teacher or train_flow_matching(out.parent / "teacher", seed), out, seed, "consistency"
     )
-    return {"fid": _fid(out), "fid_2_steps": _fid(out, steps=2), "teacher_fid": _fid(teacher)}
 
 
 def ldm_consistency(out: Path, seed: int = 0, teacher: Path | None = None) -> dict:
     """A one-step consistency student of the ldm run (``teacher``: that run, already trained with
     this seed): it learns on the teacher's latents and decodes with its autoencoder."""
-    teacher = teacher or train_ldm(out.parent / "teacher", seed)
+    return _consistency_student(
+        teacher or train_ldm(out.parent / "teacher", seed), out, seed, "ldm_consistency"
+    )
+
+
+def _consistency_student(teacher: Path, out: Path, seed: int, recipe: str) -> dict:
+    """Distil ``teacher`` into a one-step consistency student in ``out``; its FIDs and the teacher's."""
     gv.distill(
-        teacher,
-        out,
-        method="consistency",
-        steps=STEPS["ldm_consistency"],
-        batch_size=64,
-        lr=5e-4,
-        seed=seed,
-        **QUIET,
+        teacher, out, method="consistency", steps=STEPS[recipe], batch_size=64, lr=5e-4, seed=seed, **QUIET
     )
     return {"fid": _fid(out), "fid_2_steps": _fid(out, steps=2), "teacher_fid": _fid(teacher)}
 

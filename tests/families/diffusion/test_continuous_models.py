@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from families.diffusion.tiny_configs import TINY_NET
+from gvtest import count_net_calls
 
 import genvision as gv
 from genvision.families.diffusion import consistency, samplers
@@ -91,14 +92,7 @@ def test_time_sampling_and_levels_follow_the_config(name):
 def test_every_sampler_runs_on_every_objective_with_exact_calls(name, sampler):
     overrides = {"num_train_timesteps": 50} if name == "ddpm" else {}
     model = tiny(name, **overrides)
-    calls = {"n": 0}
-    forward = model.net.forward
-
-    def counting(*a, **k):
-        calls["n"] += 1
-        return forward(*a, **k)
-
-    model.net.forward = counting
+    calls = count_net_calls(model)
     x = model.sample(3, seed=0, sampler=sampler, steps=6)
     assert x.shape == (3, 1, 8, 8) and torch.isfinite(x).all()
     assert calls["n"] == 6

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 from families.diffusion.tiny_configs import TINY_AE, TINY_LATENT
+from gvtest import count_net_calls
 
 import genvision as gv
 from genvision import data, io
@@ -173,14 +174,7 @@ def test_an_ldm_run_distils_to_a_one_step_latent_consistency_student(tmp_path):
     lo = student.sigma_range()[0]
     z = torch.randn(3, *student.noise_shape)
     assert torch.allclose(student.denoise_x0(z, lo), z * math.sqrt(1 + lo**2), atol=1e-5)
-    calls = {"n": 0}
-    forward = student.net.forward
-
-    def counting(*a, **k):
-        calls["n"] += 1
-        return forward(*a, **k)
-
-    student.net.forward = counting
+    calls = count_net_calls(student)
     one, two = student.sample(4, seed=0), student.sample(4, seed=0, steps=2)
     assert calls["n"] == 3 and one.shape == two.shape == (4, 1, 8, 8) and not torch.equal(one, two)
     assert torch.equal(student.sample(4, seed=0), one)
