@@ -236,19 +236,9 @@ def train_objectives(tmp: Path, data: str, mode: dict, latent: bool, train: dict
     if latent:  # the latent models' own default width; digits' 8x8 halved once (4x4 latents)
         ae_config = {**sized, **({"downsample": 1} if data == "digits" else {})}
         t0 = time.perf_counter()
-        ae = tmp / "autoencoder"
-        gv.train(
-            "autoencoder",
-            data=spec,
-            out=ae,
-            steps=max(1, mode["steps"] // 3),
-            model_config=ae_config,
-            **train,
-        )
-        results["autoencoder"] = {
-            "steps": max(1, mode["steps"] // 3),
-            "train_seconds": round(time.perf_counter() - t0, 1),
-        }
+        ae, ae_steps = tmp / "autoencoder", max(1, mode["steps"] // 3)
+        gv.train("autoencoder", data=spec, out=ae, steps=ae_steps, model_config=ae_config, **train)
+        results["autoencoder"] = {"steps": ae_steps, "train_seconds": round(time.perf_counter() - t0, 1)}
         net = {**sized, "autoencoder": str(ae)}
     runs = {}
     for name in LATENT_OBJECTIVES if latent else OBJECTIVES:

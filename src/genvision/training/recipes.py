@@ -83,7 +83,7 @@ def distill(
             f"{teacher} holds a {name} ({meta.get('family')}); distillation needs a diffusion model "
             "(genvision train ddpm / flow-matching / edm / ldm ...)"
         )
-    if name in LATENT_NAMES and method != "consistency":
+    if method != "consistency" and latent(name):
         raise ValueError(
             f"{teacher} holds a {name}, a latent model; {method} distillation needs a diffusion model in "
             "pixel space (genvision train ddpm / flow-matching / edm); --method consistency distils latent models"
@@ -151,4 +151,10 @@ STUDENT_NAMES = (
     "ldm-edm-consistency",
     "flow-matching-reflow",
 )
-LATENT_NAMES = ("ldm", "ldm-cond", "ldm-ddpm", "ldm-edm", "ldm-text")
+
+
+def latent(name: str) -> bool:
+    """Whether the registry name ``name`` is a latent model (its class works on an autoencoder's latents)."""
+    from ..families.diffusion.latent import LatentMixin
+
+    return name in registry.MODELS and issubclass(registry.resolve(name)[0], LatentMixin)
