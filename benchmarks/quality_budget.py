@@ -54,6 +54,7 @@ Target (issue 4): genvision's mean FID at most half the best peer's mean FID.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -706,6 +707,12 @@ def main() -> None:
         "--n", type=int, help="generated images per FID (default: 650 digits, 2000 MNIST, 800 emoji)"
     )
     p.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep every trainer's files (runs, checkpoints) in this folder, e.g. to sweep genvision's "
+        "run with nfe_curve.py --model afterwards (default: a temporary folder, deleted at the end)",
+    )
+    p.add_argument(
         "--merge", nargs="+", metavar="JSON", help="do not train: pool the seeds of these results into one"
     )
     args = p.parse_args()
@@ -724,7 +731,13 @@ def main() -> None:
     loads = [os.getloadavg()[0]]
     peak = common.matmul_peak_gflops()
     datasets, code_path_checks = {}, {}
-    with tempfile.TemporaryDirectory(prefix="gv-quality-") as tmp:
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    with (
+        contextlib.nullcontext(args.workdir)
+        if args.workdir
+        else tempfile.TemporaryDirectory(prefix="gv-quality-") as tmp
+    ):
         for name, minutes in budgets.items():
             datasets[name] = run_dataset(name, minutes, seeds, args, Path(tmp), loads, slices, marks)
         for name, minutes in checks.items():
