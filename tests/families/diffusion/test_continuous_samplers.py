@@ -122,6 +122,16 @@ def test_level_grids():
     assert torch.allclose(t[:-1] - t[1:], torch.full((10,), 0.0999, dtype=torch.float64))
     with pytest.raises(ValueError, match="t_max"):
         samplers.flow_levels(1.0, 4)
+    # the time shift keeps both ends, stays strictly decreasing and moves every inner level noisier:
+    # u -> s u / (1 + (s - 1) u), so u = 1/2 lands at t_max * 2/3 for s = 2
+    g = samplers.flow_levels(0.999, 10, shift=2.0)
+    tg = g / (1 + g)
+    assert len(g) == 11 and g[-1] == 0 and tg[0] == pytest.approx(0.999)
+    assert bool((g[1:] < g[:-1]).all()) and bool((tg[1:-1] > t[1:-1]).all())
+    assert tg[5] == pytest.approx(0.999 * 2 / 3)
+    assert torch.equal(samplers.flow_levels(0.999, 10, shift=1.0), f)
+    with pytest.raises(ValueError, match="shift"):
+        samplers.flow_levels(0.999, 4, shift=0.0)
     with pytest.raises(ValueError, match="sigma_min"):
         samplers.karras_levels(1.0, 0.5, 4)
 

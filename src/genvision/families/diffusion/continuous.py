@@ -106,11 +106,11 @@ class FlowMatching(Denoiser):
         return t_min / (1 - t_min), self.config.t_max / (1 - self.config.t_max)
 
     def sampling_levels(self, sampler: str, steps: int) -> torch.Tensor:
-        """Evenly spaced in t from ``t_max`` (the EDM grid for ``edm``)."""
+        """In t from ``t_max``, evenly spaced or with the sampler's time shift (the EDM grid for ``edm``)."""
         spec = samplers.SAMPLERS[sampler]
         if spec.spacing == "karras":
             return self.karras_levels(steps, sampler)
-        return samplers.flow_levels(self.config.t_max, spec.intervals(steps))
+        return samplers.flow_levels(self.config.t_max, spec.intervals(steps), spec.flow_shift)
 
 
 # ----------------------------------------------------------------------------- EDM

@@ -98,14 +98,20 @@ def karras_levels(sigma_min: float, sigma_max: float, intervals: int, rho: float
     return torch.cat([levels, levels.new_zeros(1)])
 
 
-def flow_levels(t_max: float, intervals: int) -> torch.Tensor:
-    """(intervals + 1,) float64 levels evenly spaced in flow time ``t`` from ``t_max`` to 0, as sigma.
+def flow_levels(t_max: float, intervals: int, shift: float = 1.0) -> torch.Tensor:
+    """(intervals + 1,) float64 levels in flow time ``t`` from ``t_max`` down to 0, as sigma.
 
-    ``sigma = t / (1 - t)``; ``t_max < 1`` keeps the start level finite.
+    ``sigma = t / (1 - t)``; ``t_max < 1`` keeps the start level finite. ``shift`` 1: evenly spaced
+    in ``t``; ``shift`` s > 1 maps each evenly spaced ``u`` in [0, 1] to ``s u / (1 + (s - 1) u)``
+    (then times ``t_max``), which spends more of the steps at high noise (the time shift of Esser
+    et al., 2024; why second-order samplers use 2 here: docs/notes/diffusion.md).
     """
     if not 0 < t_max < 1:
         raise ValueError(f"t_max must be in (0, 1) (got {t_max})")
     if intervals < 1:
         raise ValueError(f"intervals must be >= 1 (got {intervals})")
-    t = torch.linspace(t_max, 0, intervals + 1, dtype=torch.float64)
+    if not shift > 0:
+        raise ValueError(f"shift must be > 0 (got {shift})")
+    u = torch.linspace(1, 0, intervals + 1, dtype=torch.float64)
+    t = t_max * shift * u / (1 + (shift - 1) * u)
     return t / (1 - t)
