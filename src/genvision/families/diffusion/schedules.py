@@ -103,8 +103,8 @@ def flow_levels(t_max: float, intervals: int, shift: float = 1.0) -> torch.Tenso
 
     ``sigma = t / (1 - t)``; ``t_max < 1`` keeps the start level finite. ``shift`` 1: evenly spaced
     in ``t``; ``shift`` s > 1 maps each evenly spaced ``u`` in [0, 1] to ``s u / (1 + (s - 1) u)``
-    (then times ``t_max``), which spends more of the steps at high noise (the time shift of Esser
-    et al., 2024; why second-order samplers use 2 here: docs/notes/diffusion.md).
+    (then times ``t_max``), which spends more of the steps at high noise (s < 1: at low noise; the
+    time shift of Esser et al., 2024; why second-order samplers use 2 here: docs/notes/diffusion.md).
     """
     if not 0 < t_max < 1:
         raise ValueError(f"t_max must be in (0, 1) (got {t_max})")
