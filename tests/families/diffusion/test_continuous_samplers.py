@@ -129,7 +129,8 @@ def test_level_grids():
     assert len(g) == 11 and g[-1] == 0 and tg[0] == pytest.approx(0.999)
     assert bool((g[1:] < g[:-1]).all()) and bool((tg[1:-1] > t[1:-1]).all())
     assert tg[5] == pytest.approx(0.999 * 2 / 3)
-    assert torch.equal(samplers.flow_levels(0.999, 10, shift=1.0), f)
+    even = torch.linspace(0.999, 0, 11, dtype=torch.float64)
+    assert torch.allclose(samplers.flow_levels(0.999, 10, shift=1.0), even / (1 - even))
     with pytest.raises(ValueError, match="shift"):
         samplers.flow_levels(0.999, 4, shift=0.0)
     with pytest.raises(ValueError, match="sigma_min"):
