@@ -52,6 +52,12 @@ from .model import Diffusion, DiffusionConfig
 #: trainer settings consistency distillation trains with (docs/notes/diffusion.md)
 CONSISTENCY_TRAIN_DEFAULTS = {"batch_size": 128, "ema_half_life": 2000, "warmup": 0}
 SIGMA_DATA = 0.5
+#: the top of a new student's grid: above it the noisy input is noise to within 1/GRID_TOP of the
+#: data's scale, and a flow teacher's top (999) would spend a third of the grid there
+#: (docs/notes/diffusion.md, "the consistency student's grid")
+GRID_TOP = 80.0
+#: a new student's learning rate (its teacher's is usually 1e-3; docs/notes/diffusion.md)
+STUDENT_LR = 2e-4
 
 
 @dataclass
@@ -60,6 +66,7 @@ class ConsistencyFields:
     config: its field defaults and ``__post_init__`` come before the teacher config's)."""
 
     intervals: int = 18  # steps of the EDM grid the student is trained across
+    grid_top: float = 0.0  # the grid's highest level; 0 = the teacher's (new students: GRID_TOP)
     huber_c: float = 0.0  # pseudo-Huber constant; 0 = 0.00054 * sqrt(pixels) (Song & Dhariwal, 2024)
     sampler: str = "consistency"
     steps: int = 1
@@ -70,6 +77,8 @@ class ConsistencyFields:
         super().__post_init__()  # the teacher config's checks
         if self.intervals < 2:
             raise ValueError(f"intervals must be >= 2 (got {self.intervals}); 18 is usual")
+        if self.grid_top < 0:
+            raise ValueError(f"grid_top must be >= 0 (got {self.grid_top}); 0 uses the teacher's top level")
         if self.huber_c < 0:
             raise ValueError(f"huber_c must be >= 0 (got {self.huber_c}); 0 picks it from the image size")
         if self.sampler != "consistency":
@@ -108,10 +117,18 @@ class LatentEDMConsistencyConfig(ConsistencyFields, LatentEDMConfig):
     pass
 
 
-def student_config(teacher: Denoiser, intervals: int = 18) -> dict:
+def student_config(teacher: Denoiser, intervals: int = 18, grid_top: float = GRID_TOP) -> dict:
     """The config fields of a consistency student of ``teacher`` (one-step sampling by default)."""
     config = teacher.config.to_dict()
-    config.update(sampler="consistency", steps=1, eta=0.0, clip_x0=False, intervals=intervals)
+    config.update(
+        sampler="consistency",
+        steps=1,
+        eta=0.0,
+        clip_x0=False,
+        intervals=intervals,
+        grid_top=grid_top,
+        lr=STUDENT_LR,
+    )
     return config
 
 
@@ -129,6 +146,11 @@ class ConsistencyMixin:
         super().__init__(config, **parents)
         if self.has_parent("teacher"):
             self._check_teacher(self.parent("teacher"))
+        lo = self.sigma_range()[0]
+        if self.config.grid_top and self.config.grid_top <= lo:
+            raise ValueError(
+                f"grid_top must be above the lowest level {lo:g} (got {self.config.grid_top}); 80 is usual"
+            )
 
     def _check_teacher(self, teacher: GenerativeModel) -> None:
         """One-line errors for a teacher this student cannot learn from."""
@@ -156,8 +178,11 @@ class ConsistencyMixin:
 
     # -- the consistency function -----------------------------------------------------
     def grid(self) -> torch.Tensor:
-        """(intervals + 1,) float64 EDM grid (rho = 7) over the trained range, ending at 0."""
+        """(intervals + 1,) float64 EDM grid (rho = 7) from ``grid_top`` (or the teacher's top level,
+        whichever is lower) down to the teacher's lowest level, then 0."""
         lo, hi = self.sigma_range()
+        if self.config.grid_top:
+            hi = min(hi, self.config.grid_top)
         return samplers.karras_levels(lo, hi, self.config.intervals)
 
     def c_skip(self, sigma: torch.Tensor) -> torch.Tensor:
