@@ -137,6 +137,29 @@ def test_consistency_loss_is_finite_and_trains_the_student_only():
     assert all(p.grad is None for p in teacher.parameters())
 
 
+def test_a_consistency_students_grid_starts_at_grid_top_and_older_students_keep_the_teachers():
+    teacher = tiny("flow-matching")
+    lo, hi = teacher.sigma_range()
+    assert hi > 500  # a flow teacher's top level: t_max / (1 - t_max)
+
+    def student(**fields):
+        config = {**consistency.student_config(teacher, intervals=6), **fields}
+        return gv.create("flow-matching-consistency", parents={"teacher": teacher}, **config)
+
+    new = student()
+    assert new.config.grid_top == consistency.GRID_TOP and new.config.lr == consistency.STUDENT_LR
+    expected = samplers.karras_levels(lo, consistency.GRID_TOP, 6)
+    assert torch.equal(new.grid(), expected) and new.grid()[0] == consistency.GRID_TOP
+    # one-step sampling starts at the grid's top; the two-step middle level is a grid level
+    assert new.sampling_levels("consistency", 2).tolist() == [expected[0], expected[3], 0.0]
+    older = student(grid_top=0.0)  # a config saved before the field: the teacher's whole range
+    assert torch.equal(older.grid(), samplers.karras_levels(lo, hi, 6))
+    above = student(grid_top=10 * hi)  # never above the teacher's top
+    assert torch.equal(above.grid(), older.grid())
+    with pytest.raises(ValueError, match="grid_top must be above the lowest level"):
+        student(grid_top=lo / 2)
+
+
 def test_a_consistency_student_refuses_a_teacher_of_another_objective():
     flow, edm = tiny("flow-matching"), tiny("edm")
     with pytest.raises(ValueError, match="distils a FlowMatching"):
@@ -153,6 +176,7 @@ def test_bad_continuous_configs_are_one_line_errors():
         ("edm", "sigma_data", 0.0, "sigma_data must be > 0"),
         ("edm-consistency", "sampler", "heun", "samples with sampler=consistency"),
         ("edm-consistency", "steps", 30, "steps must be in 1..intervals"),
+        ("edm-consistency", "grid_top", -1.0, "grid_top must be >= 0"),
     ]:
         with pytest.raises(ValueError, match=match):
             config_for(name, **{field: value})
