@@ -12,7 +12,7 @@ from gvtest import TINY_DDPM
 import genvision as gv
 from genvision.training import trainer
 from genvision.training.config import TrainConfig
-from genvision.training.ema import EMA
+from genvision.training.ema import EMA, WARMUP_ONLY
 from genvision.training.order import BatchStream
 from genvision.training.trainer import TrainingError
 
@@ -61,6 +61,20 @@ def test_ema_half_life_is_in_images():
     for _ in range(4):
         ema2.update(images_per_step=16)  # four quarter-half-lives: the same decay
     assert torch.allclose(ema2.shadow[0], torch.full((3,), 0.5), atol=1e-6)
+
+
+@pytest.mark.parametrize("updates", [30, 150, 5000])
+def test_an_ema_with_a_half_life_beyond_the_run_averages_its_last_tenth(updates):
+    """With WARMUP_ONLY the warm-up bound alone sets the decay: for a weight that moves one unit
+    per update, the average sits where the weight was at 0.9 of the run, whatever its length; a
+    half-life of 2,000 images at batch 128 would sit 22 updates behind instead."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    ema = EMA([("p", p)], half_life=WARMUP_ONLY)
+    for k in range(1, updates + 1):
+        with torch.no_grad():
+            p.fill_(float(k))
+        ema.update(images_per_step=128)
+    assert ema.shadow[0].item() == pytest.approx(0.9 * updates, rel=1e-3)
 
 
 def test_batch_stream_visits_every_image_once_per_epoch():

@@ -3,7 +3,10 @@
 A half-life of H images means a weight's contribution halves every H images seen, whatever the
 batch size: per step, beta = 0.5 ** (images_per_step / H). Early in training the average also
 warms up (beta <= (1 + n) / (10 + n) for update n) so short runs are not dominated by the
-random initialisation.
+random initialisation. While that bound is the tighter one, the average's centre of mass stays a
+tenth of the run behind its end (for n updates of a steadily moving weight, the average is where the weight was at 0.9 n);
+with a half-life longer than the run (:data:`WARMUP_ONLY`) it alone sets the decay, so the
+average spans the same fraction of any run, short or long.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
+
+#: a half-life (images) beyond any run: the warm-up bound alone sets the decay
+WARMUP_ONLY = 1e12
 
 
 class EMA:
