@@ -21,7 +21,7 @@ BARS = {
     "edm": 37.0,
     "ldm": 77.0,
     "ldm_reconstruction": 25.0,
-    "consistency": 67.0,
+    "consistency": 59.0,
     "ldm_consistency": 85.0,
     "reflow": REFLOW_BAR,
 }
