@@ -67,7 +67,7 @@ def test_ema_half_life_is_in_images():
 def test_an_ema_with_a_half_life_beyond_the_run_averages_its_last_tenth(updates):
     """With WARMUP_ONLY the warm-up bound alone sets the decay: for a weight that moves one unit
     per update, the average sits where the weight was at 0.9 of the run, whatever its length; a
-    half-life of 2,000 images at batch 128 would sit 22 updates behind instead."""
+    half-life of 2,000 images at batch 128 sits 22 updates behind in a long run."""
     p = torch.nn.Parameter(torch.zeros(1))
     ema = EMA([("p", p)], half_life=WARMUP_ONLY)
     for k in range(1, updates + 1):
