@@ -10,6 +10,7 @@ import torch
 from gvtest import TINY_DDPM
 
 import genvision as gv
+from genvision.families.diffusion.consistency import CONSISTENCY_TRAIN_DEFAULTS
 from genvision.training import trainer
 from genvision.training.config import TrainConfig
 from genvision.training.ema import EMA, WARMUP_ONLY
@@ -75,6 +76,8 @@ def test_an_ema_with_a_half_life_beyond_the_run_averages_its_last_tenth(updates)
             p.fill_(float(k))
         ema.update(images_per_step=128)
     assert ema.shadow[0].item() == pytest.approx(0.9 * updates, rel=1e-3)
+    # the consistency students' default (a family may not import the fit loop, so it is a literal)
+    assert CONSISTENCY_TRAIN_DEFAULTS["ema_half_life"] == WARMUP_ONLY
 
 
 def test_batch_stream_visits_every_image_once_per_epoch():

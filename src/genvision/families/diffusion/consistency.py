@@ -33,7 +33,6 @@ from typing import ClassVar
 import torch
 
 from ... import seeding
-from ...training.ema import WARMUP_ONLY
 from ..base import GenerativeModel
 from . import samplers
 from .continuous import EDM, EDMConfig, FlowMatching, FlowMatchingConfig
@@ -50,9 +49,10 @@ from .latent import (
 )
 from .model import Diffusion, DiffusionConfig
 
-#: trainer settings consistency distillation trains with (docs/notes/diffusion.md): the EMA spans
-#: the last tenth of the run, whatever its length ("the consistency student's EMA")
-CONSISTENCY_TRAIN_DEFAULTS = {"batch_size": 128, "ema_half_life": WARMUP_ONLY, "warmup": 0}
+#: trainer settings consistency distillation trains with (docs/notes/diffusion.md): the EMA
+#: half-life is training.ema.WARMUP_ONLY (beyond any run), so the EMA's warm-up bound alone sets
+#: the decay and the average spans the last tenth of the run ("the consistency student's EMA")
+CONSISTENCY_TRAIN_DEFAULTS = {"batch_size": 128, "ema_half_life": 1e12, "warmup": 0}
 SIGMA_DATA = 0.5
 #: the top of a new student's grid: above it the noisy input is noise to within 1/GRID_TOP of the
 #: data's scale, and a flow teacher's top (999) would spend a third of the grid there
