@@ -76,7 +76,11 @@ def test_an_ema_with_a_half_life_beyond_the_run_averages_its_last_tenth(updates)
             p.fill_(float(k))
         ema.update(images_per_step=128)
     assert ema.shadow[0].item() == pytest.approx(0.9 * updates, rel=1e-3)
-    # the consistency students' default (a family may not import the fit loop, so it is a literal)
+
+
+def test_consistency_students_average_over_the_last_tenth_of_their_run():
+    """Their default half-life is WARMUP_ONLY, written as a literal: a family may not import the
+    fit loop."""
     assert CONSISTENCY_TRAIN_DEFAULTS["ema_half_life"] == WARMUP_ONLY
 
 
