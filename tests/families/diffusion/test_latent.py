@@ -27,6 +27,21 @@ def autoencoder_dir(tmp_path):
     return tmp_path / "ae"
 
 
+@pytest.mark.parametrize("name", ["ldm", "ldm-cond"])
+def test_a_latent_flow_models_learning_rate_follows_the_images_channels(name):
+    from genvision import registry
+
+    fields = {"num_classes": 10} if name == "ldm-cond" else {}
+    grey = registry.config_for(name, channels=1, image_size=28, **fields)
+    rgb = registry.config_for(name, channels=3, image_size=32, **fields)
+    assert (grey.lr, rgb.lr) == (1e-3, 2e-3)
+    assert registry.config_for(name, channels=3, image_size=32, lr="5e-4", **fields).lr == 5e-4
+    # the other latent objectives keep their family's rate (not measured at 2e-3)
+    assert registry.config_for("ldm-edm", channels=3, image_size=32).lr == 1e-3
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        registry.config_for(name, channels=3, image_size=32, lr=0.0, **fields)
+
+
 def test_latents_are_cached_scaled_to_unit_variance_and_decoded_back(autoencoder_dir, tmp_path, monkeypatch):
     model = gv.create("ldm", levels=17, autoencoder=str(autoencoder_dir), **TINY_LATENT)
     assert model.noise_shape == (2, 4, 4)
