@@ -36,8 +36,9 @@ def test_a_latent_flow_models_learning_rate_follows_the_images_channels(name):
     rgb = registry.config_for(name, channels=3, image_size=32, **fields)
     assert (grey.lr, rgb.lr) == (1e-3, 2e-3)
     assert registry.config_for(name, channels=3, image_size=32, lr="5e-4", **fields).lr == 5e-4
-    # the other latent objectives keep their family's rate (not measured at 2e-3)
+    # the other latent models keep their family's rate (not measured at 2e-3)
     assert registry.config_for("ldm-edm", channels=3, image_size=32).lr == 1e-3
+    assert registry.config_for("ldm-text", channels=3, image_size=32).lr == 1e-3
     with pytest.raises(ValueError, match="lr must be > 0"):
         registry.config_for(name, channels=3, image_size=32, lr=0.0, **fields)
 

@@ -94,6 +94,7 @@ class TextDiffusionConfig(TextFields, DiffusionConfig):
 @dataclass
 class LatentTextConfig(TextFields, LatentFlowConfig):
     caps: ClassVar[dict[str, int]] = {"max_tokens": gtext.MAX_TOKENS}
+    lr: float | None = 1e-3  # the family's rate: ldm's 2e-3 on colour was not measured with text
 
     def __post_init__(self):
         self.text_post_init(super().__post_init__)
