@@ -28,17 +28,23 @@ def autoencoder_dir(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["ldm", "ldm-cond"])
-def test_a_latent_flow_models_learning_rate_follows_the_images_channels(name):
+def test_a_latent_flow_models_learning_rate_and_sampler_follow_the_images_channels(name):
     from genvision import registry
 
     fields = {"num_classes": 10} if name == "ldm-cond" else {}
     grey = registry.config_for(name, channels=1, image_size=28, **fields)
     rgb = registry.config_for(name, channels=3, image_size=32, **fields)
     assert (grey.lr, rgb.lr) == (1e-3, 2e-3)
+    assert (grey.sampler, rgb.sampler, grey.steps, rgb.steps) == ("heun", "edm", 20, 20)
+    given = registry.config_for(name, channels=3, image_size=32, sampler="dpm++2m", **fields)
+    assert given.sampler == "dpm++2m"
     assert registry.config_for(name, channels=3, image_size=32, lr="5e-4", **fields).lr == 5e-4
     # the other latent models keep their family's rate (not measured at 2e-3)
     assert registry.config_for("ldm-edm", channels=3, image_size=32).lr == 1e-3
-    assert registry.config_for("ldm-text", channels=3, image_size=32).lr == 1e-3
+    text = registry.config_for("ldm-text", channels=3, image_size=32)
+    assert (text.lr, text.sampler) == (1e-3, "heun")
+    # a student samples with its own sampler whatever the teacher's
+    assert registry.config_for("ldm-consistency", channels=3, image_size=32).sampler == "consistency"
     with pytest.raises(ValueError, match="lr must be > 0"):
         registry.config_for(name, channels=3, image_size=32, lr=0.0, **fields)
 

@@ -75,14 +75,24 @@ def default_flow_lr(channels: int) -> float:
     return 1e-3 if channels == 1 else 2e-3
 
 
+def default_flow_sampler(channels: int) -> str:
+    """Default sampler of a latent flow model (``ldm``, ``ldm-cond``) by the image's channel count:
+    Heun on the flow grid grey, EDM's Heun on its rho-7 grid colour (measured on MNIST and emoji:
+    docs/notes/diffusion.md)."""
+    return "heun" if channels == 1 else "edm"
+
+
 @dataclass
 class LatentFlowConfig(LatentFields, FlowMatchingConfig):
     caps: ClassVar[dict[str, int]] = {"latent_channels": 64}
     lr: float | None = None  # None = by the image's channels: 1e-3 grey, 2e-3 RGB
+    sampler: str | None = None  # None = by the image's channels: heun grey, edm RGB (20 calls both)
 
     def __post_init__(self):
         if self.lr is None:
             self.lr = default_flow_lr(self.channels)
+        if self.sampler is None:
+            self.sampler = default_flow_sampler(self.channels)
         super().__post_init__()
         self.check_latent()
 

@@ -95,6 +95,7 @@ class TextDiffusionConfig(TextFields, DiffusionConfig):
 class LatentTextConfig(TextFields, LatentFlowConfig):
     caps: ClassVar[dict[str, int]] = {"max_tokens": gtext.MAX_TOKENS}
     lr: float | None = 1e-3  # the family's rate: ldm's 2e-3 on colour was not measured with text
+    sampler: str | None = "heun"  # the family's sampler: ldm's edm on colour was not measured with text
 
     def __post_init__(self):
         self.text_post_init(super().__post_init__)
